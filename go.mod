@@ -26,3 +26,5 @@ require (
 )
 
 tool github.com/a-h/templ/cmd/templ
+
+replace github.com/google/pprof => github.com/google/pprof v0.0.0-20250630185457-6e76a2b096b5
