@@ -1,0 +1,437 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kopia/kopia/fs"
+	"github.com/kopia/kopia/repo"
+	"github.com/kopia/kopia/repo/manifest"
+	"github.com/kopia/kopia/repo/object"
+	"github.com/kopia/kopia/snapshot"
+	"github.com/kopia/kopia/snapshot/snapshotfs"
+)
+
+// HoldFunc pauses the environment (the gate stops dispatching, or the pre_pause hook runs) and returns the
+// function that releases it. The engine calls release exactly once.
+type HoldFunc func(ctx context.Context) (release func(), err error)
+
+// Engine backs up and restores environments into one Repository. Its zero value is not usable: Repo and
+// Drivers are required. Methods are safe for concurrent use; the caller (the job runner) makes sure one
+// environment runs one backup or restore at a time.
+type Engine struct {
+	Repo    *Repository
+	Drivers map[string]Driver // service type → Driver
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// Parallel is the number of files read and uploaded at once; 0 means one per CPU.
+	Parallel int
+}
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Stager is optionally implemented by a Source that can do the slow part of a pin before the pause (the files
+// source copies the tree while the app runs, so that its Pin only catches up with what changed). The engine
+// calls Stage outside the pause and then, within it, Pin of the returned StagedSource.
+type Stager interface {
+	Stage(ctx context.Context, p Progress) (StagedSource, error)
+}
+
+// StagedSource is a Source's work done ahead of the pause.
+type StagedSource interface {
+	// Pin is Source.Pin, finishing from the staged state; the returned Capture owns the staged data.
+	Pin(ctx context.Context) (Capture, error)
+	// Close removes the staged data unless a successful Pin took it over. Safe to call more than once.
+	Close() error
+}
+
+// BackupRequest says what to back up.
+type BackupRequest struct {
+	ID          string // the backup id; NewID() when empty
+	Environment string // slug
+	Kind        string // KindManual, KindAutomated, KindPreRestore or KindDrill
+	Live        bool   // pin without pausing
+	Commit      string // the environment's code commit, when known
+	Services    []ServiceSpec
+	// Hold pauses the environment for the pins of a consistent backup; nil (or Live) pins without pausing.
+	Hold HoldFunc
+	// RestoredFrom is, for a pre-restore backup, the id of the backup being restored.
+	RestoredFrom string
+}
+
+// ServiceError is a failure of one service; the engine's errors wrap it so the runner can name the service.
+type ServiceError struct {
+	Op      string // "capture", "pin", "prepare", "switch", ...
+	Service string
+	Type    string
+	Err     error
+}
+
+func (e *ServiceError) Error() string {
+	return fmt.Sprintf("%s service %q (%s): %v", e.Op, e.Service, e.Type, e.Err)
+}
+
+func (e *ServiceError) Unwrap() error { return e.Err }
+
+// ErrNotFound is returned when a backup does not exist in the repository.
+var ErrNotFound = errors.New("backup not found")
+
+// pinner pins one service; stage (optional) runs before the pause.
+type pinner struct {
+	spec  ServiceSpec
+	src   Source
+	stage StagedSource
+	pin   func(ctx context.Context) (Capture, error)
+}
+
+type pinnedService struct {
+	spec ServiceSpec
+	capt Capture
+	info ServiceInfo
+}
+
+// Backup captures every service of req into one snapshot and returns its manifest. When any capture fails no
+// snapshot is saved and the error names the service (a *ServiceError).
+func (e *Engine) Backup(ctx context.Context, req BackupRequest, p Progress) (*Manifest, error) {
+	if p == nil {
+		p = NopProgress
+	}
+	if err := e.checkRequest(&req); err != nil {
+		return nil, err
+	}
+	pinners := make([]*pinner, 0, len(req.Services))
+	for _, spec := range req.Services {
+		src, err := e.source(spec)
+		if err != nil {
+			return nil, err
+		}
+		pn := &pinner{spec: spec, src: src, pin: src.Pin}
+		pinners = append(pinners, pn)
+	}
+	defer func() {
+		for _, pn := range pinners {
+			if pn.stage != nil {
+				pn.stage.Close() //nolint:errcheck
+			}
+		}
+	}()
+	for _, pn := range pinners {
+		st, ok := pn.src.(Stager)
+		if !ok {
+			continue
+		}
+		staged, err := st.Stage(ctx, NopProgress)
+		if err != nil {
+			return nil, &ServiceError{Op: "stage", Service: pn.spec.Name, Type: pn.spec.Type, Err: err}
+		}
+		pn.stage, pn.pin = staged, staged.Pin
+	}
+	hold := req.Hold
+	if req.Live {
+		hold = nil
+	}
+	return e.backup(ctx, req, pinners, hold, p)
+}
+
+// ReplacedService is one service's state moved aside by a restore.
+type ReplacedService struct {
+	Spec     ServiceSpec
+	Replaced Replaced
+}
+
+// BackupReplaced captures the states a restore moved aside (RestoreResult.Replaced) as one backup, normally of
+// kind KindPreRestore with RestoredFrom set. It does not pause: the moved-aside states are no longer live. The
+// caller Discards the Replaced states afterwards.
+func (e *Engine) BackupReplaced(ctx context.Context, req BackupRequest, replaced []ReplacedService, p Progress) (*Manifest, error) {
+	if p == nil {
+		p = NopProgress
+	}
+	req.Services = nil
+	for _, r := range replaced {
+		req.Services = append(req.Services, r.Spec)
+	}
+	if err := e.checkRequest(&req); err != nil {
+		return nil, err
+	}
+	pinners := make([]*pinner, 0, len(replaced))
+	for _, r := range replaced {
+		pinners = append(pinners, &pinner{spec: r.Spec, pin: r.Replaced.Pin})
+	}
+	return e.backup(ctx, req, pinners, nil, p)
+}
+
+func (e *Engine) checkRequest(req *BackupRequest) error {
+	if req.ID == "" {
+		req.ID = NewID()
+	}
+	if !ValidID(req.ID) {
+		return fmt.Errorf("backup id %q is not 20 lowercase hex characters", req.ID)
+	}
+	if !slugPattern.MatchString(req.Environment) {
+		return fmt.Errorf("environment name %q is not a slug", req.Environment)
+	}
+	switch req.Kind {
+	case KindManual, KindAutomated, KindPreRestore, KindDrill:
+	default:
+		return fmt.Errorf("unknown backup kind %q", req.Kind)
+	}
+	if len(req.Services) == 0 {
+		return errors.New("environment has no services to back up")
+	}
+	seen := map[string]bool{}
+	for _, s := range req.Services {
+		if !ValidServiceName(s.Name) {
+			return fmt.Errorf("service name %q is not a slug", s.Name)
+		}
+		if seen[s.Name] {
+			return fmt.Errorf("service %q listed twice", s.Name)
+		}
+		seen[s.Name] = true
+	}
+	return nil
+}
+
+func (e *Engine) source(spec ServiceSpec) (Source, error) {
+	d := e.Drivers[spec.Type]
+	if d == nil {
+		return nil, fmt.Errorf("service %q: no driver for type %q", spec.Name, spec.Type)
+	}
+	src, err := d(spec)
+	if err != nil {
+		return nil, &ServiceError{Op: "open", Service: spec.Name, Type: spec.Type, Err: err}
+	}
+	return src, nil
+}
+
+// backup pins (within hold, when given) and stores.
+func (e *Engine) backup(ctx context.Context, req BackupRequest, pinners []*pinner, hold HoldFunc, p Progress) (*Manifest, error) {
+	started := e.now()
+	pinned := make([]*pinnedService, 0, len(pinners))
+	defer func() {
+		for _, ps := range pinned {
+			ps.capt.Close() //nolint:errcheck
+		}
+	}()
+
+	var pause time.Duration
+	err := func() error {
+		if hold != nil {
+			release, err := hold(ctx)
+			if err != nil {
+				return fmt.Errorf("pause environment: %w", err)
+			}
+			holdStart := time.Now()
+			defer func() {
+				release()
+				pause = time.Since(holdStart)
+			}()
+		}
+		for _, pn := range pinners {
+			t0 := time.Now()
+			c, err := pn.pin(ctx)
+			if err != nil {
+				return &ServiceError{Op: "pin", Service: pn.spec.Name, Type: pn.spec.Type, Err: err}
+			}
+			if pn.stage != nil {
+				pn.stage = nil // the capture owns the staged data now
+			}
+			info := c.Info()
+			if info.PinDuration == 0 {
+				info.PinDuration = time.Since(t0)
+			}
+			if info.PinnedAt.IsZero() {
+				info.PinnedAt = e.now()
+			}
+			pinned = append(pinned, &pinnedService{spec: pn.spec, capt: c, info: info})
+		}
+		return nil
+	}()
+	if err != nil {
+		return nil, err
+	}
+
+	m := &Manifest{
+		Format:       ManifestFormat,
+		ID:           req.ID,
+		Environment:  req.Environment,
+		Kind:         req.Kind,
+		Live:         hold == nil,
+		Commit:       req.Commit,
+		RestoredFrom: req.RestoredFrom,
+		StartedAt:    started,
+		Pause:        pause,
+	}
+	if err := e.store(ctx, m, pinned, p); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// sumsProgress aggregates the per-service totals a Folder or Prepare reports; bytes are counted by the
+// hashing wrapper instead, so Add is ignored here.
+type totals struct {
+	p  Progress
+	mu sync.Mutex
+	m  map[string]int64
+}
+
+func (t *totals) forService(name string) Progress { return serviceTotal{t, name} }
+
+type serviceTotal struct {
+	t    *totals
+	name string
+}
+
+func (s serviceTotal) SetTotal(n int64) {
+	s.t.mu.Lock()
+	s.t.m[s.name] = n
+	var sum int64
+	for _, v := range s.t.m {
+		sum += v
+	}
+	s.t.mu.Unlock()
+	s.t.p.SetTotal(sum)
+}
+
+func (serviceTotal) Add(int64) {}
+
+// store streams every pinned service into one snapshot whose root holds rewind.json, SHA256SUMS and one folder
+// per service. Nothing is saved unless every service streamed completely.
+func (e *Engine) store(ctx context.Context, m *Manifest, pinned []*pinnedService, p Progress) error {
+	tot := &totals{p: p, m: map[string]int64{}}
+	for _, ps := range pinned {
+		tot.forService(ps.spec.Name).SetTotal(ps.info.EstimatedBytes)
+	}
+	rec := newHashRecorder(p)
+	folders := make([]fs.Entry, 0, len(pinned))
+	for _, ps := range pinned {
+		d, err := ps.capt.Folder(ctx, tot.forService(ps.spec.Name))
+		if err != nil {
+			return &ServiceError{Op: "capture", Service: ps.spec.Name, Type: ps.spec.Type, Err: err}
+		}
+		folders = append(folders, namedDir{Directory: wrapHashing(d, ps.spec.Name, rec), name: ps.spec.Name})
+	}
+
+	uploadSource := snapshot.SourceInfo{Host: kopiaHost, UserName: kopiaUser, Path: "/rewind-upload/" + m.ID}
+	err := repo.WriteSession(ctx, e.Repo.rep, repo.WriteSessionOptions{Purpose: "rewind backup " + m.ID},
+		func(ctx context.Context, w repo.RepositoryWriter) error {
+			return e.upload(ctx, w, m, pinned, folders, rec, uploadSource, p)
+		})
+	if err != nil {
+		// Checkpoints of a long failed upload were saved under the upload source: drop them (best effort).
+		_ = repo.WriteSession(context.WithoutCancel(ctx), e.Repo.rep, repo.WriteSessionOptions{Purpose: "rewind cleanup"},
+			func(ctx context.Context, w repo.RepositoryWriter) error { return deleteSource(ctx, w, uploadSource) })
+		return err
+	}
+	return nil
+}
+
+// namedDir gives a service's folder its service name.
+type namedDir struct {
+	fs.Directory
+	name string
+}
+
+func (d namedDir) Name() string { return d.name }
+
+func deleteSource(ctx context.Context, w repo.RepositoryWriter, src snapshot.SourceInfo) error {
+	mans, err := snapshot.ListSnapshots(ctx, w, src)
+	if err != nil {
+		return fmt.Errorf("list upload checkpoints: %w", err)
+	}
+	for _, man := range mans {
+		if err := w.DeleteManifest(ctx, man.ID); err != nil {
+			return fmt.Errorf("delete upload checkpoint: %w", err)
+		}
+	}
+	return nil
+}
+
+// envSource is the kopia snapshot source of an environment's backups.
+func envSource(env string) snapshot.SourceInfo {
+	return snapshot.SourceInfo{Host: kopiaHost, UserName: kopiaUser, Path: "/rewind/" + env}
+}
+
+// Labels (kopia manifest tags) on every Rewind snapshot.
+const (
+	tagID          = "tag:rewind-id"
+	tagEnvironment = "tag:rewind-environment"
+	tagKind        = "tag:rewind-kind"
+)
+
+// serviceOf returns the service (first path element) of a path relative to the backup root.
+func serviceOf(rel string) string {
+	s, _, _ := strings.Cut(rel, "/")
+	return s
+}
+
+// fileEntries walks a directory of the repository and calls fn for every regular file with its path relative
+// to the backup root.
+func fileEntries(ctx context.Context, d fs.Directory, rel string, fn func(rel string, f fs.File, de *snapshot.DirEntry) error) error {
+	return fs.IterateEntries(ctx, d, func(ctx context.Context, e fs.Entry) error {
+		p := rel + "/" + e.Name()
+		switch e := e.(type) {
+		case fs.Directory:
+			return fileEntries(ctx, e, p, fn)
+		case fs.File:
+			var de *snapshot.DirEntry
+			if h, ok := e.(snapshot.HasDirEntry); ok {
+				de = h.DirEntry()
+			}
+			return fn(p, e, de)
+		}
+		return nil
+	})
+}
+
+// sortManifests orders backups newest first.
+func sortManifests(ms []*Manifest) {
+	sort.Slice(ms, func(i, j int) bool {
+		if !ms[i].StartedAt.Equal(ms[j].StartedAt) {
+			return ms[i].StartedAt.After(ms[j].StartedAt)
+		}
+		return ms[i].ID > ms[j].ID
+	})
+}
+
+// findSnapshot returns the kopia snapshot of backup id.
+func (e *Engine) findSnapshot(ctx context.Context, r repo.Repository, id string) (*snapshot.Manifest, error) {
+	if !ValidID(id) {
+		return nil, fmt.Errorf("%w: %q is not a backup id", ErrNotFound, id)
+	}
+	ents, err := r.FindManifests(ctx, map[string]string{manifest.TypeLabelKey: snapshot.ManifestType, tagID: id})
+	if err != nil {
+		return nil, fmt.Errorf("find backup %s: %w", id, err)
+	}
+	if len(ents) == 0 {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	latest := manifest.PickLatestID(ents)
+	man, err := snapshot.LoadSnapshot(ctx, r, latest)
+	if err != nil {
+		return nil, fmt.Errorf("load backup %s: %w", id, err)
+	}
+	return man, nil
+}
+
+// rootOf returns the root directory of a snapshot.
+func rootOf(r repo.Repository, man *snapshot.Manifest) (fs.Directory, error) {
+	if man.RootObjectID() == object.EmptyID {
+		return nil, errors.New("snapshot has no root")
+	}
+	d, ok := snapshotfs.EntryFromDirEntry(r, man.RootEntry).(fs.Directory)
+	if !ok {
+		return nil, errors.New("snapshot root is not a directory")
+	}
+	return d, nil
+}

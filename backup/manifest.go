@@ -1,0 +1,156 @@
+package backup
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// ManifestFile is the name of the backup's manifest at the root of its snapshot.
+const ManifestFile = "rewind.json"
+
+// ManifestFormat is the version of rewind.json this code writes; it reads this one and older.
+const ManifestFormat = 1
+
+// Backup kinds.
+const (
+	KindManual     = "manual"
+	KindAutomated  = "automated"
+	KindPreRestore = "pre-restore"
+	KindDrill      = "drill"
+)
+
+// Manifest is rewind.json: everything needed to list a backup and rebuild the catalog from the repository.
+type Manifest struct {
+	Format      int    `json:"format"`
+	ID          string `json:"id"` // 20 lowercase hex characters
+	Environment string `json:"environment"`
+	Kind        string `json:"kind"`
+	Live        bool   `json:"live"`
+	Commit      string `json:"commit,omitempty"` // git commit of the environment's code, when known
+	// RestoredFrom is, for a pre-restore backup, the id of the backup whose restore replaced this state.
+	RestoredFrom string `json:"restored_from,omitempty"`
+
+	StartedAt  time.Time     `json:"started_at"`
+	FinishedAt time.Time     `json:"finished_at"`
+	Pause      time.Duration `json:"pause_ns"` // how long requests were held (0 for a live backup)
+
+	Services []ServiceManifest `json:"services"`
+	Bytes    int64             `json:"bytes"` // sum of the services' bytes
+
+	// Snapshot is the kopia snapshot manifest id; filled when read, never stored in rewind.json.
+	Snapshot string `json:"-"`
+}
+
+// ServiceManifest is one service of a backup.
+type ServiceManifest struct {
+	Name        string        `json:"name"`
+	Type        string        `json:"type"`
+	Version     string        `json:"version,omitempty"`
+	PinnedAt    time.Time     `json:"pinned_at"`
+	PinDuration time.Duration `json:"pin_ns"`
+	Bytes       int64         `json:"bytes"`
+	Files       int           `json:"files"`
+	SHA256      string        `json:"sha256"` // SHA-256 of the service's lines of SHA256SUMS
+}
+
+// Service returns the service named name, or nil.
+func (m *Manifest) Service(name string) *ServiceManifest {
+	for i := range m.Services {
+		if m.Services[i].Name == name {
+			return &m.Services[i]
+		}
+	}
+	return nil
+}
+
+var (
+	idPattern   = regexp.MustCompile(`^[0-9a-f]{20}$`)
+	slugPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	sumPattern  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+// NewID returns a fresh backup id: 20 random lowercase hex characters.
+func NewID() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux (it panics rather)
+	return hex.EncodeToString(b[:])
+}
+
+// ValidID reports whether id looks like a backup id.
+func ValidID(id string) bool { return idPattern.MatchString(id) }
+
+// ValidServiceName reports whether name can be a service (and thus a folder of a backup).
+func ValidServiceName(name string) bool { return slugPattern.MatchString(name) }
+
+// ErrInvalidManifest is wrapped by every ParseManifest error.
+var ErrInvalidManifest = errors.New("invalid backup manifest")
+
+// ParseManifest parses and validates rewind.json. Unknown fields are ignored (newer writers may add some).
+func ParseManifest(data []byte) (*Manifest, error) {
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidManifest, err)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Validate checks the fields the engine relies on.
+func (m *Manifest) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidManifest, fmt.Sprintf(format, a...))
+	}
+	switch {
+	case m.Format < 1 || m.Format > ManifestFormat:
+		return bad("unsupported format %d", m.Format)
+	case !ValidID(m.ID):
+		return bad("id %q is not 20 lowercase hex characters", m.ID)
+	case !slugPattern.MatchString(m.Environment):
+		return bad("environment %q is not a slug", m.Environment)
+	case m.RestoredFrom != "" && !ValidID(m.RestoredFrom):
+		return bad("restored_from %q is not a backup id", m.RestoredFrom)
+	case m.Pause < 0:
+		return bad("negative pause")
+	}
+	switch m.Kind {
+	case KindManual, KindAutomated, KindPreRestore, KindDrill:
+	default:
+		return bad("unknown kind %q", m.Kind)
+	}
+	seen := map[string]bool{}
+	for _, s := range m.Services {
+		switch {
+		case !ValidServiceName(s.Name):
+			return bad("service name %q is not a slug", s.Name)
+		case seen[s.Name]:
+			return bad("service %q listed twice", s.Name)
+		case !slugPattern.MatchString(s.Type):
+			return bad("service %q has type %q", s.Name, s.Type)
+		case !sumPattern.MatchString(s.SHA256):
+			return bad("service %q has no sha256", s.Name)
+		case s.Bytes < 0 || s.Files < 0 || s.PinDuration < 0:
+			return bad("service %q has negative sizes", s.Name)
+		}
+		seen[s.Name] = true
+	}
+	return nil
+}
+
+// Marshal returns rewind.json.
+func (m *Manifest) Marshal() ([]byte, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode manifest: %w", err)
+	}
+	return append(b, '\n'), nil
+}

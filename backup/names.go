@@ -1,0 +1,61 @@
+package backup
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"unicode/utf8"
+)
+
+// ErrUnsafeName is wrapped when a name read from a backup could escape the directory it is restored into.
+var ErrUnsafeName = errors.New("unsafe name in backup")
+
+// CheckEntryName checks one name of a directory entry read from a backup (a repository or tar entry): it must be
+// a single, non-empty path element that is not "." or "..", holds no slash and no NUL byte, and fits in a
+// Linux file name. Everything that writes a backup's tree to disk or to a tar checks every name with it.
+func CheckEntryName(name string) error {
+	switch {
+	case name == "" || name == "." || name == "..":
+		return fmt.Errorf("%w: %q", ErrUnsafeName, name)
+	case strings.ContainsAny(name, "/\x00"):
+		return fmt.Errorf("%w: %q holds a slash or NUL", ErrUnsafeName, name)
+	case len(name) > 255:
+		return fmt.Errorf("%w: name longer than 255 bytes", ErrUnsafeName)
+	}
+	return nil
+}
+
+// CheckSymlinkTarget checks that a symlink at linkPath (slash-separated, relative to the restored root) with
+// target stays inside the root: absolute targets are refused, and a relative one must not climb above the root.
+func CheckSymlinkTarget(linkPath, target string) error {
+	switch {
+	case target == "":
+		return fmt.Errorf("%w: empty symlink target at %q", ErrUnsafeName, linkPath)
+	case strings.ContainsRune(target, 0):
+		return fmt.Errorf("%w: symlink target with NUL at %q", ErrUnsafeName, linkPath)
+	case strings.HasPrefix(target, "/"):
+		return fmt.Errorf("%w: absolute symlink target %q at %q", ErrUnsafeName, target, linkPath)
+	}
+	// Resolve lexically from the link's directory; depth must never go below zero on the way.
+	depth := strings.Count(path.Dir(path.Clean("/"+linkPath)), "/")
+	if path.Dir(path.Clean("/"+linkPath)) == "/" {
+		depth = 0
+	}
+	for _, el := range strings.Split(target, "/") {
+		switch el {
+		case "", ".":
+		case "..":
+			depth--
+			if depth < 0 {
+				return fmt.Errorf("%w: symlink %q points outside (%q)", ErrUnsafeName, linkPath, target)
+			}
+		default:
+			depth++
+		}
+	}
+	return nil
+}
+
+// validUTF8Path reports whether p is valid UTF-8 (tar PAX records need it).
+func validUTF8Path(p string) bool { return utf8.ValidString(p) }

@@ -1,0 +1,214 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kopia/kopia/fs"
+)
+
+// RestoreRequest says which backup to restore into which services.
+type RestoreRequest struct {
+	ID string // the backup id
+	// Services are the target environment's services. Each is matched by name to a service of the backup and
+	// must have the same type; every service of the backup needs a target. Any mismatch is refused before
+	// anything is touched.
+	Services []ServiceSpec
+	// Hold pauses the target environment for the switches; nil switches without pausing.
+	Hold HoldFunc
+}
+
+// RestoreResult is a finished restore.
+type RestoreResult struct {
+	Backup *Manifest
+	// Replaced are the live states the switches moved aside, in the order of RestoreRequest.Services. The caller
+	// captures them with BackupReplaced (the pre-restore backup) and then Discards them.
+	Replaced []ReplacedService
+	Pause    time.Duration // how long requests were held
+}
+
+// ErrChecksum is wrapped when restored data does not match the checksums recorded at backup time.
+var ErrChecksum = errors.New("checksum mismatch")
+
+type preparedService struct {
+	spec ServiceSpec
+	prep Prepared
+}
+
+// Restore puts backup req.ID back: it prepares every service beside the live state, pauses, switches every
+// service, and releases. If a switch fails, the services already switched are reverted, so a restore is all or
+// nothing. Errors naming a service are *ServiceError.
+func (e *Engine) Restore(ctx context.Context, req RestoreRequest, p Progress) (*RestoreResult, error) {
+	if p == nil {
+		p = NopProgress
+	}
+	r := e.Repo.rep
+	snap, err := e.findSnapshot(ctx, r, req.ID)
+	if err != nil {
+		return nil, err
+	}
+	root, err := rootOf(r, snap)
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: %w", req.ID, err)
+	}
+	m, err := readManifest(ctx, root)
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: %w", req.ID, err)
+	}
+	m.Snapshot = string(snap.ID)
+
+	// Refuse mismatches before touching anything.
+	targets := map[string]bool{}
+	sources := make([]Source, 0, len(req.Services))
+	for _, spec := range req.Services {
+		sm := m.Service(spec.Name)
+		if sm == nil {
+			return nil, fmt.Errorf("service %q of the target is not in backup %s", spec.Name, m.ID)
+		}
+		if sm.Type != spec.Type {
+			return nil, fmt.Errorf("service %q is %s in backup %s but %s in the target", spec.Name, sm.Type, m.ID, spec.Type)
+		}
+		if targets[spec.Name] {
+			return nil, fmt.Errorf("service %q listed twice", spec.Name)
+		}
+		targets[spec.Name] = true
+	}
+	for _, sm := range m.Services {
+		if !targets[sm.Name] {
+			return nil, fmt.Errorf("service %q (%s) of backup %s has no service of that name in the target", sm.Name, sm.Type, m.ID)
+		}
+	}
+	for _, spec := range req.Services {
+		src, err := e.source(spec)
+		if err != nil {
+			return nil, err
+		}
+		sources = append(sources, src)
+	}
+	sumsData, err := readRootFile(ctx, root, SumsFile)
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: %w", req.ID, err)
+	}
+	sums, err := ParseSums(sumsData)
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: %w", req.ID, err)
+	}
+
+	tot := &totals{p: p, m: map[string]int64{}}
+	for _, spec := range req.Services {
+		tot.forService(spec.Name).SetTotal(m.Service(spec.Name).Bytes)
+	}
+
+	// Prepare.
+	var prepared []preparedService
+	discardAll := func() {
+		for _, ps := range prepared {
+			ps.prep.Discard(context.WithoutCancel(ctx)) //nolint:errcheck
+		}
+	}
+	for i, spec := range req.Services {
+		sm := m.Service(spec.Name)
+		ent, err := root.Child(ctx, spec.Name)
+		if err != nil {
+			discardAll()
+			return nil, &ServiceError{Op: "prepare", Service: spec.Name, Type: spec.Type, Err: fmt.Errorf("read backup folder: %w", err)}
+		}
+		dir, ok := ent.(fs.Directory)
+		if !ok {
+			discardAll()
+			return nil, &ServiceError{Op: "prepare", Service: spec.Name, Type: spec.Type, Err: errors.New("backup folder is not a directory")}
+		}
+		rec := newHashRecorder(p)
+		prep, err := sources[i].Prepare(ctx, wrapHashing(dir, spec.Name, rec), tot.forService(spec.Name))
+		if err == nil {
+			if ferr := rec.firstFailure(); ferr != nil {
+				// the source swallowed a read error: never switch in a partial state
+				prep.Discard(context.WithoutCancel(ctx)) //nolint:errcheck
+				err = ferr
+			}
+		}
+		if err == nil {
+			if verr := verifySums(spec.Name, sums, sm.SHA256, rec); verr != nil {
+				prep.Discard(context.WithoutCancel(ctx)) //nolint:errcheck
+				err = verr
+			}
+		}
+		if err != nil {
+			discardAll()
+			return nil, &ServiceError{Op: "prepare", Service: spec.Name, Type: spec.Type, Err: err}
+		}
+		prepared = append(prepared, preparedService{spec: spec, prep: prep})
+	}
+
+	// Pause and switch.
+	res := &RestoreResult{Backup: m}
+	var switchErr error
+	func() {
+		if req.Hold != nil {
+			release, err := req.Hold(ctx)
+			if err != nil {
+				switchErr = fmt.Errorf("pause environment: %w", err)
+				return
+			}
+			t0 := time.Now()
+			defer func() {
+				release()
+				res.Pause = time.Since(t0)
+			}()
+		}
+		for _, ps := range prepared {
+			rep, err := ps.prep.Switch(ctx)
+			if err != nil {
+				switchErr = &ServiceError{Op: "switch", Service: ps.spec.Name, Type: ps.spec.Type, Err: err}
+				// undo the switched ones, newest first
+				for i := len(res.Replaced) - 1; i >= 0; i-- {
+					rs := res.Replaced[i]
+					if rerr := rs.Replaced.Revert(context.WithoutCancel(ctx)); rerr != nil {
+						switchErr = errors.Join(switchErr, &ServiceError{Op: "revert", Service: rs.Spec.Name, Type: rs.Spec.Type, Err: rerr})
+					}
+				}
+				res.Replaced = nil
+				return
+			}
+			res.Replaced = append(res.Replaced, ReplacedService{Spec: ps.spec, Replaced: rep})
+		}
+	}()
+	if switchErr != nil {
+		discardAll()
+		return nil, switchErr
+	}
+	return res, nil
+}
+
+// verifySums compares what Prepare read with the backup's checksums. Files a source did not read to the end
+// are not verified here (kopia's authenticated encryption still guards them); any file read must match.
+func verifySums(service string, sums Sums, want string, rec *hashRecorder) error {
+	all := true
+	for p, s := range sums {
+		if serviceOf(p) != service {
+			continue
+		}
+		got, ok := rec.lookup(p)
+		if !ok {
+			all = false
+			continue
+		}
+		if got.sum != s {
+			return fmt.Errorf("%w: %s", ErrChecksum, p)
+		}
+	}
+	if all && sums.ServiceChecksum(service) != want {
+		return fmt.Errorf("%w: service listing of %s", ErrChecksum, service)
+	}
+	return nil
+}
+
+func readManifest(ctx context.Context, root fs.Directory) (*Manifest, error) {
+	js, err := readRootFile(ctx, root, ManifestFile)
+	if err != nil {
+		return nil, err
+	}
+	return ParseManifest(js)
+}

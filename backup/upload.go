@@ -1,0 +1,331 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/kopia/kopia/fs"
+	"github.com/kopia/kopia/fs/virtualfs"
+	"github.com/kopia/kopia/repo"
+	"github.com/kopia/kopia/repo/manifest"
+	"github.com/kopia/kopia/repo/object"
+	"github.com/kopia/kopia/snapshot"
+	"github.com/kopia/kopia/snapshot/policy"
+	"github.com/kopia/kopia/snapshot/snapshotfs"
+	"github.com/kopia/kopia/snapshot/upload"
+)
+
+// uploadProgress forwards kopia's cached-file events (files not read again because an earlier backup has them)
+// to the engine's Progress; bytes read are counted by the hashing wrapper.
+type uploadProgress struct {
+	upload.NullUploadProgress
+	p Progress
+}
+
+func (u *uploadProgress) CachedFile(_ string, size int64) { u.p.Add(size) }
+
+// upload runs in one write session: nothing it writes becomes visible unless it returns nil.
+//
+// Order: kopia uploads the service folders first (as the root of a scratch upload that is never saved as a
+// snapshot); the engine then walks the uploaded trees for the checksums (files kopia did not read again come
+// from the previous backup's SHA256SUMS), writes rewind.json and SHA256SUMS, and builds the final root
+// directory from the uploaded service folders plus those two files. Only then is the snapshot saved.
+func (e *Engine) upload(ctx context.Context, w repo.RepositoryWriter, m *Manifest, pinned []*pinnedService,
+	folders []fs.Entry, rec *hashRecorder, uploadSource snapshot.SourceInfo, p Progress,
+) error {
+	types := map[string]string{}
+	for _, ps := range pinned {
+		types[ps.spec.Name] = ps.spec.Type
+	}
+	prevMan, prevSums := e.previousForCache(ctx, w, m.Environment, types)
+
+	u := upload.NewUploader(w)
+	u.FailFast = true
+	u.DisableIgnoreRules = true // sources apply their own excludes; kopia's .kopiaignore must not drop data
+	u.ParallelUploads = e.Parallel
+	u.Progress = &uploadProgress{p: p}
+	u.CheckpointLabels = map[string]string{tagID + "-upload": m.ID}
+
+	polTree, err := policy.TreeForSource(ctx, w, uploadSource)
+	if err != nil {
+		return fmt.Errorf("read policy: %w", err)
+	}
+	var prev []*snapshot.Manifest
+	if prevMan != nil {
+		prev = append(prev, prevMan)
+	}
+	root := virtualfs.NewStaticDirectory("rewind", folders)
+	up, err := u.Upload(ctx, root, polTree, uploadSource, prev...)
+	if ferr := rec.firstFailure(); ferr != nil {
+		return captureError(types, ferr)
+	}
+	if err != nil {
+		return fmt.Errorf("upload: %w", err)
+	}
+	if up.IncompleteReason != "" || up.Stats.ErrorCount > 0 {
+		return fmt.Errorf("upload incomplete (%s): %w", up.IncompleteReason, summaryError(up.RootEntry.DirSummary, types))
+	}
+
+	// Manifest services in request order, with the uploaded sizes and checksums.
+	for _, ps := range pinned {
+		m.Services = append(m.Services, ServiceManifest{
+			Name: ps.spec.Name, Type: ps.spec.Type, Version: ps.info.Version,
+			PinnedAt: ps.info.PinnedAt, PinDuration: ps.info.PinDuration,
+		})
+	}
+	upRoot, err := rootOf(w, up)
+	if err != nil {
+		return err
+	}
+	sums := Sums{}
+	var builder snapshotfs.DirManifestBuilder
+	err = fs.IterateEntries(ctx, upRoot, func(ctx context.Context, ent fs.Entry) error {
+		svc := ent.Name()
+		d, ok := ent.(fs.Directory)
+		if !ok {
+			return fmt.Errorf("upload root holds %q, not a service folder", svc)
+		}
+		de := ent.(snapshot.HasDirEntry).DirEntry() //nolint:forcetypeassert
+		builder.AddEntry(de)
+		sm := m.Service(svc)
+		if sm == nil {
+			return fmt.Errorf("upload root holds unknown service %q", svc)
+		}
+		if de.DirSummary != nil {
+			sm.Bytes = de.DirSummary.TotalFileSize
+			sm.Files = int(de.DirSummary.TotalFileCount)
+		}
+		return fileEntries(ctx, d, svc, func(rel string, f fs.File, de *snapshot.DirEntry) error {
+			if s, ok := rec.lookup(rel); ok && (de == nil || s.size == de.FileSize) {
+				sums[rel] = s.sum
+				return nil
+			}
+			if s, ok := prevSums[rel]; ok {
+				sums[rel] = s
+				return nil
+			}
+			// neither read now nor known from the previous backup: hash it from the repository
+			s, err := hashEntry(ctx, f)
+			if err != nil {
+				return fmt.Errorf("checksum %s: %w", rel, err)
+			}
+			sums[rel] = s.sum
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	m.Bytes = 0
+	for i := range m.Services {
+		m.Services[i].SHA256 = sums.ServiceChecksum(m.Services[i].Name)
+		m.Bytes += m.Services[i].Bytes
+	}
+	m.FinishedAt = e.now()
+
+	js, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	pol := polTree.EffectivePolicy()
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{ManifestFile, js}, {SumsFile, sums.Marshal()}} {
+		de, err := writeSmallFile(ctx, w, pol, f.name, f.data, m.FinishedAt)
+		if err != nil {
+			return err
+		}
+		builder.AddEntry(de)
+	}
+	dm := builder.Build(fs.UTCTimestampFromTime(m.FinishedAt), "")
+	rootOID, err := snapshotfs.WriteDirManifest(ctx, w, ".", dm, pol.MetadataCompressionPolicy.MetadataCompressor())
+	if err != nil {
+		return fmt.Errorf("write backup root: %w", err)
+	}
+	sm := &snapshot.Manifest{
+		Source:      envSource(m.Environment),
+		Description: fmt.Sprintf("Rewind %s backup %s of %s", m.Kind, m.ID, m.Environment),
+		StartTime:   fs.UTCTimestampFromTime(m.StartedAt),
+		EndTime:     fs.UTCTimestampFromTime(m.FinishedAt),
+		Stats:       up.Stats,
+		RootEntry: &snapshot.DirEntry{
+			Name:        "rewind-" + m.ID,
+			Type:        snapshot.EntryTypeDirectory,
+			Permissions: 0o755,
+			ModTime:     fs.UTCTimestampFromTime(m.FinishedAt),
+			ObjectID:    rootOID,
+			DirSummary:  dm.Summary,
+		},
+		Tags: map[string]string{tagID: m.ID, tagEnvironment: m.Environment, tagKind: m.Kind},
+	}
+	if _, err := snapshot.SaveSnapshot(ctx, w, sm); err != nil {
+		return fmt.Errorf("save snapshot: %w", err)
+	}
+	m.Snapshot = string(sm.ID)
+	return deleteSource(ctx, w, uploadSource)
+}
+
+// captureError turns the first read failure of an upload into a ServiceError naming its service.
+func captureError(types map[string]string, err error) error {
+	svc := ""
+	msg := err.Error()
+	if rest, ok := cutPrefix(msg, "read "); ok {
+		svc = serviceOf(rest)
+	}
+	return &ServiceError{Op: "capture", Service: svc, Type: types[svc], Err: err}
+}
+
+func cutPrefix(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && s[:len(prefix)] == prefix {
+		return s[len(prefix):], true
+	}
+	return s, false
+}
+
+// summaryError describes the failed entries kopia recorded.
+func summaryError(s *fs.DirectorySummary, types map[string]string) error {
+	if s == nil || len(s.FailedEntries) == 0 {
+		return errors.New("unknown failure")
+	}
+	f := s.FailedEntries[0]
+	svc := serviceOf(f.EntryPath)
+	return &ServiceError{Op: "capture", Service: svc, Type: types[svc], Err: fmt.Errorf("%s: %s", f.EntryPath, f.Error)}
+}
+
+func writeSmallFile(ctx context.Context, w repo.RepositoryWriter, pol *policy.Policy, name string, data []byte, t interface {
+	UnixNano() int64
+},
+) (*snapshot.DirEntry, error) {
+	ow := w.NewObjectWriter(ctx, object.WriterOptions{
+		Description:        "FILE:" + name,
+		Compressor:         pol.CompressionPolicy.CompressorName,
+		MetadataCompressor: pol.MetadataCompressionPolicy.MetadataCompressor(),
+	})
+	defer ow.Close() //nolint:errcheck
+	if _, err := ow.Write(data); err != nil {
+		return nil, fmt.Errorf("write %s: %w", name, err)
+	}
+	oid, err := ow.Result()
+	if err != nil {
+		return nil, fmt.Errorf("write %s: %w", name, err)
+	}
+	return &snapshot.DirEntry{
+		Name:        name,
+		Type:        snapshot.EntryTypeFile,
+		Permissions: snapshot.Permissions(os.FileMode(0o644)),
+		FileSize:    int64(len(data)),
+		ModTime:     fs.UTCTimestamp(t.UnixNano()),
+		ObjectID:    oid,
+	}, nil
+}
+
+func hashEntry(ctx context.Context, f fs.File) (fileSum, error) {
+	r, err := f.Open(ctx)
+	if err != nil {
+		return fileSum{}, err //nolint:wrapcheck
+	}
+	defer r.Close() //nolint:errcheck
+	return hashReader(r)
+}
+
+// readRootFile reads a small file at the root of a backup.
+func readRootFile(ctx context.Context, root fs.Directory, name string) ([]byte, error) {
+	ent, err := root.Child(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("find %s: %w", name, err)
+	}
+	f, ok := ent.(fs.File)
+	if !ok {
+		return nil, fmt.Errorf("%s is not a file", name)
+	}
+	r, err := f.Open(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", name, err)
+	}
+	defer r.Close() //nolint:errcheck
+	var b bytes.Buffer
+	if _, err := io.Copy(&b, io.LimitReader(r, 1<<30)); err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return b.Bytes(), nil
+}
+
+// previousForCache finds the newest backup of env and returns a scratch snapshot manifest whose root holds only
+// its folders of "files" services that are still "files" services now, plus that backup's checksums. Kopia then
+// skips reading files whose metadata did not change. Database streams are never offered (a stream with the
+// same timestamp is not the same data). Errors only disable the cache.
+func (e *Engine) previousForCache(ctx context.Context, w repo.RepositoryWriter, env string, types map[string]string) (*snapshot.Manifest, Sums) {
+	ents, err := w.FindManifests(ctx, map[string]string{manifest.TypeLabelKey: snapshot.ManifestType, tagEnvironment: env})
+	if err != nil || len(ents) == 0 {
+		return nil, nil
+	}
+	latest := ents[0]
+	for _, en := range ents[1:] {
+		if en.ModTime.After(latest.ModTime) {
+			latest = en
+		}
+	}
+	man, err := snapshot.LoadSnapshot(ctx, w, latest.ID)
+	if err != nil {
+		return nil, nil
+	}
+	root, err := rootOf(w, man)
+	if err != nil {
+		return nil, nil
+	}
+	js, err := readRootFile(ctx, root, ManifestFile)
+	if err != nil {
+		return nil, nil
+	}
+	pm, err := ParseManifest(js)
+	if err != nil {
+		return nil, nil
+	}
+	sumsData, err := readRootFile(ctx, root, SumsFile)
+	if err != nil {
+		return nil, nil
+	}
+	allSums, err := ParseSums(sumsData)
+	if err != nil {
+		return nil, nil
+	}
+	var b snapshotfs.DirManifestBuilder
+	sums := Sums{}
+	n := 0
+	for _, s := range pm.Services {
+		if s.Type != TypeFiles || types[s.Name] != TypeFiles {
+			continue
+		}
+		ent, err := root.Child(ctx, s.Name)
+		if err != nil {
+			continue
+		}
+		h, ok := ent.(snapshot.HasDirEntry)
+		if !ok {
+			continue
+		}
+		b.AddEntry(h.DirEntry())
+		n++
+		for p, v := range allSums {
+			if serviceOf(p) == s.Name {
+				sums[p] = v
+			}
+		}
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	dm := b.Build(man.RootEntry.ModTime, "")
+	oid, err := snapshotfs.WriteDirManifest(ctx, w, ".", dm, "")
+	if err != nil {
+		return nil, nil
+	}
+	return &snapshot.Manifest{RootEntry: &snapshot.DirEntry{
+		Name: "previous", Type: snapshot.EntryTypeDirectory, Permissions: 0o755, ObjectID: oid, DirSummary: dm.Summary,
+	}}, sums
+}
