@@ -1,0 +1,305 @@
+// Package db is Rewind's catalog: users, API tokens, environments and their
+// services, and the activity feed, kept in one SQLite file (modernc.org/sqlite,
+// no cgo). The schema lives in embedded, numbered migrations applied at Open.
+//
+// Secrets never leave this package in clear text except where the caller asks
+// for them: passwords are stored as argon2id hashes, API tokens as SHA-256
+// digests, and service URLs (which carry database passwords) are encrypted
+// with AES-256-GCM under the catalog key.
+package db
+
+import (
+	"context"
+	"crypto/cipher"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Sentinel errors. Callers compare with errors.Is; the web layer maps them to
+// HTTP statuses in its single error handler.
+var (
+	// ErrNotFound reports that the requested record does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict reports that a record with the same unique name exists.
+	ErrConflict = errors.New("already exists")
+	// ErrBadCredentials is returned for a wrong email, password, token or
+	// setup link, and for disabled users; the same error for all of them so
+	// a caller cannot tell which part was wrong.
+	ErrBadCredentials = errors.New("bad credentials")
+	// ErrSchemaTooNew reports a catalog written by a newer rewind.
+	ErrSchemaTooNew = errors.New("catalog schema too new")
+)
+
+// SchemaTooNewError is returned by Open when the catalog was migrated by a
+// newer rewind. It matches ErrSchemaTooNew with errors.Is.
+type SchemaTooNewError struct {
+	Have, Know int
+}
+
+func (e *SchemaTooNewError) Error() string {
+	return fmt.Sprintf("catalog schema version %d is newer than this rewind (knows %d): upgrade rewind", e.Have, e.Know)
+}
+
+// Is makes errors.Is(err, ErrSchemaTooNew) true.
+func (e *SchemaTooNewError) Is(target error) bool { return target == ErrSchemaTooNew }
+
+// KeySize is the length of the catalog encryption key in bytes.
+const KeySize = 32
+
+// DB is an open catalog. It is safe for concurrent use.
+type DB struct {
+	// Now is the clock used for every timestamp the catalog writes.
+	// It defaults to time.Now; tests replace it.
+	Now func() time.Time
+
+	sql  *sql.DB
+	aead cipher.AEAD
+	path string
+}
+
+// Open opens (creating if needed) the catalog at path, applies pending
+// migrations and returns it. key is the 32-byte catalog encryption key that
+// protects service URLs; opening an existing catalog with another key works,
+// but its stored service URLs will fail to decrypt.
+func Open(ctx context.Context, path string, key []byte) (*DB, error) {
+	aead, err := newAEAD(key)
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open catalog: %w", err)
+	}
+	sqldb, err := sql.Open("sqlite", dsn(abs))
+	if err != nil {
+		return nil, fmt.Errorf("open catalog %s: %w", abs, err)
+	}
+	db := &DB{Now: time.Now, sql: sqldb, aead: aead, path: abs}
+	if err := sqldb.PingContext(ctx); err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("open catalog %s: %w", abs, err)
+	}
+	if err := db.migrate(ctx); err != nil {
+		sqldb.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// dsn builds the modernc DSN: a file: URI (so any path is safe) with the
+// pragmas every connection needs.
+func dsn(path string) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	// Every write transaction takes the write lock up front, so two
+	// processes (serve and an offline admin command) wait on busy_timeout
+	// instead of failing with SQLITE_BUSY when a read lock is upgraded.
+	q.Set("_txlock", "immediate")
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+}
+
+// Path returns the absolute path of the catalog file.
+func (db *DB) Path() string { return db.path }
+
+// Close closes the catalog.
+func (db *DB) Close() error {
+	if db == nil || db.sql == nil {
+		return nil
+	}
+	return db.sql.Close()
+}
+
+// migration is one embedded schema step.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations returns the embedded migrations sorted by version.
+func migrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFS, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("read migrations: %w", err)
+	}
+	var ms []migration
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || !strings.HasSuffix(e.Name(), ".sql") {
+			return nil, fmt.Errorf("migration %q: want NNN_name.sql", e.Name())
+		}
+		b, err := fs.ReadFile(migrationFS, "migrations/"+e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("read migration %s: %w", e.Name(), err)
+		}
+		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	for i := range ms {
+		if i > 0 && ms[i].version == ms[i-1].version {
+			return nil, fmt.Errorf("migrations %s and %s share version %d", ms[i-1].name, ms[i].name, ms[i].version)
+		}
+	}
+	return ms, nil
+}
+
+// SchemaVersion returns the highest migration version this binary knows.
+func SchemaVersion() int {
+	ms, err := migrations()
+	if err != nil || len(ms) == 0 {
+		return 0
+	}
+	return ms[len(ms)-1].version
+}
+
+// migrate applies every embedded migration not yet recorded, each in its own
+// transaction together with its record, and refuses a catalog whose schema is
+// newer than this binary knows.
+func (db *DB) migrate(ctx context.Context) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	if _, err := db.sql.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT NOT NULL,
+		applied_at TEXT NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("create migrations table: %w", err)
+	}
+	var have int
+	if err := db.sql.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	know := 0
+	if len(ms) > 0 {
+		know = ms[len(ms)-1].version
+	}
+	if have > know {
+		return &SchemaTooNewError{Have: have, Know: know}
+	}
+	for _, m := range ms {
+		if err := db.applyMigration(ctx, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (db *DB) applyMigration(ctx context.Context, m migration) error {
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migration %s: %w", m.name, err)
+	}
+	defer tx.Rollback()
+	// Checked inside the write transaction: another process may have
+	// applied it while we waited for the lock.
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
+		return fmt.Errorf("migration %s: %w", m.name, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		return fmt.Errorf("migration %s: %w", m.name, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+		m.version, m.name, formatTime(db.now())); err != nil {
+		return fmt.Errorf("record migration %s: %w", m.name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migration %s: %w", m.name, err)
+	}
+	return nil
+}
+
+func (db *DB) now() time.Time {
+	if db.Now == nil {
+		return time.Now().UTC()
+	}
+	return db.Now().UTC()
+}
+
+// timeLayout is fixed-width so timestamps sort as text.
+const timeLayout = "2006-01-02T15:04:05.000000000Z"
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+func parseTime(s string) (time.Time, error) {
+	t, err := time.Parse(timeLayout, s)
+	if err != nil {
+		t, err = time.Parse(time.RFC3339Nano, s)
+	}
+	return t.UTC(), err
+}
+
+// nullTime converts between *time.Time and a nullable TEXT column.
+type nullTime struct{ t **time.Time }
+
+func (n nullTime) Scan(v any) error {
+	if v == nil {
+		*n.t = nil
+		return nil
+	}
+	var s string
+	switch v := v.(type) {
+	case string:
+		s = v
+	case []byte:
+		s = string(v)
+	default:
+		return fmt.Errorf("time column: unexpected %T", v)
+	}
+	t, err := parseTime(s)
+	if err != nil {
+		return err
+	}
+	*n.t = &t
+	return nil
+}
+
+// timeCol scans a NOT NULL TEXT timestamp.
+type timeCol struct{ t *time.Time }
+
+func (c timeCol) Scan(v any) error {
+	var p *time.Time
+	if err := (nullTime{&p}).Scan(v); err != nil {
+		return err
+	}
+	if p == nil {
+		return errors.New("time column: NULL")
+	}
+	*c.t = *p
+	return nil
+}
+
+func timeArg(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return formatTime(*t)
+}
+
+// isUniqueViolation reports whether err is a SQLite UNIQUE constraint failure.
+func isUniqueViolation(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}

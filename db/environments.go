@@ -1,0 +1,715 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Environment types.
+const (
+	EnvProduction  = "production"
+	EnvStaging     = "staging"
+	EnvDevelopment = "development"
+)
+
+// Environment statuses.
+const (
+	StatusActive   = "active"
+	StatusInactive = "inactive"
+)
+
+// EnvironmentTypes lists the environment types.
+func EnvironmentTypes() []string { return []string{EnvProduction, EnvStaging, EnvDevelopment} }
+
+// ValidEnvironmentType reports whether t is an environment type.
+func ValidEnvironmentType(t string) bool { return contains(EnvironmentTypes(), t) }
+
+// Gate puts an environment's app behind Rewind's reverse proxy.
+type Gate struct {
+	Listen   string `json:"listen" yaml:"listen"`
+	Upstream string `json:"upstream" yaml:"upstream"`
+}
+
+// Hooks are shell commands run around pauses and restores.
+type Hooks struct {
+	PrePause    string `json:"pre_pause" yaml:"pre_pause"`
+	PostPause   string `json:"post_pause" yaml:"post_pause"`
+	PostRestore string `json:"post_restore" yaml:"post_restore"`
+}
+
+// Environment is one deployment of the project's app and its services.
+type Environment struct {
+	ID       int64     `json:"id" yaml:"-"`
+	Name     string    `json:"name" yaml:"name"`
+	Title    string    `json:"title" yaml:"title,omitempty"`
+	Type     string    `json:"type" yaml:"type"`
+	Parent   string    `json:"parent" yaml:"parent,omitempty"`
+	Status   string    `json:"status" yaml:"status,omitempty"`
+	GitDir   string    `json:"git_dir" yaml:"git_dir,omitempty"`
+	Gate     Gate      `json:"gate,omitzero" yaml:"gate,omitempty"`
+	Hooks    Hooks     `json:"hooks,omitzero" yaml:"hooks,omitempty"`
+	Services []Service `json:"services" yaml:"services,omitempty"`
+
+	CreatedAt time.Time `json:"created_at" yaml:"-"`
+	UpdatedAt time.Time `json:"updated_at" yaml:"-"`
+}
+
+// Service returns the service named name, or nil.
+func (e *Environment) Service(name string) *Service {
+	for i := range e.Services {
+		if e.Services[i].Name == name {
+			return &e.Services[i]
+		}
+	}
+	return nil
+}
+
+// Masked returns a copy of e whose service URLs are masked, fit to send to
+// a browser or API client.
+func (e *Environment) Masked() *Environment {
+	c := *e
+	c.Services = make([]Service, len(e.Services))
+	for i, s := range e.Services {
+		s.URL = s.MaskedURL()
+		s.Exclude = slices.Clone(s.Exclude)
+		c.Services[i] = s
+	}
+	return &c
+}
+
+// normalize fills defaults: status active, title = name.
+func (e *Environment) normalize() {
+	e.Name = strings.TrimSpace(e.Name)
+	e.Title = strings.TrimSpace(e.Title)
+	e.Parent = strings.TrimSpace(e.Parent)
+	if e.Status == "" {
+		e.Status = StatusActive
+	}
+	if e.Title == "" {
+		e.Title = e.Name
+	}
+	for i := range e.Services {
+		s := &e.Services[i]
+		s.Name = strings.TrimSpace(s.Name)
+		s.Type = strings.TrimSpace(s.Type)
+		s.URL = strings.TrimSpace(s.URL)
+		s.Path = strings.TrimSpace(s.Path)
+	}
+}
+
+// Validate checks every field that can be checked without the catalog and
+// returns a *ValidationError listing all problems, or nil. Whether the parent
+// exists and would not make a cycle is checked when saving.
+func (e *Environment) Validate() error {
+	ve := &ValidationError{}
+	if !ValidSlug(e.Name) {
+		ve.add("name", slugMessage(e.Name, "environment name"))
+	}
+	if len(e.Title) > 200 || hasControl(e.Title) {
+		ve.add("title", "title must be at most 200 printable characters")
+	}
+	switch {
+	case e.Type == "":
+		ve.add("type", "type is required: one of production, staging, development")
+	case !ValidEnvironmentType(e.Type):
+		ve.add("type", fmt.Sprintf("unknown environment type %q: use production, staging or development", e.Type))
+	}
+	if e.Status != "" && e.Status != StatusActive && e.Status != StatusInactive {
+		ve.add("status", fmt.Sprintf("unknown status %q: use active or inactive", e.Status))
+	}
+	if e.Parent != "" {
+		switch {
+		case !ValidSlug(e.Parent):
+			ve.add("parent", slugMessage(e.Parent, "parent environment name"))
+		case e.Parent == e.Name:
+			ve.add("parent", "an environment cannot be its own parent: name another environment or leave parent empty")
+		}
+	}
+	if e.GitDir != "" {
+		if msg := validateAbsPath(e.GitDir, "git_dir"); msg != "" {
+			ve.add("git_dir", msg)
+		}
+	}
+	if e.Gate != (Gate{}) {
+		if e.Gate.Listen == "" {
+			ve.add("gate.listen", "gate needs a listen address for the proxy, e.g. 127.0.0.1:8081")
+		} else if msg := validateHostPort(e.Gate.Listen); msg != "" {
+			ve.add("gate.listen", msg)
+		}
+		if e.Gate.Upstream == "" {
+			ve.add("gate.upstream", "gate needs the upstream URL of your app, e.g. http://127.0.0.1:3000")
+		} else if msg := validateUpstream(e.Gate.Upstream); msg != "" {
+			ve.add("gate.upstream", msg)
+		}
+	}
+	for field, h := range map[string]string{"hooks.pre_pause": e.Hooks.PrePause, "hooks.post_pause": e.Hooks.PostPause, "hooks.post_restore": e.Hooks.PostRestore} {
+		if strings.ContainsRune(h, 0) || len(h) > 4096 {
+			ve.add(field, "hook must be a shell command of at most 4096 bytes without NUL characters")
+		}
+	}
+	validateServices(ve, e.Services)
+	sortFieldErrors(ve)
+	return ve.err()
+}
+
+// fieldOrder gives the position of a top-level field in messages, so problems
+// read in the order of a form or rewind.yaml.
+var fieldOrder = []string{"name", "title", "type", "parent", "status", "git_dir", "gate", "hooks", "services"}
+
+func sortFieldErrors(ve *ValidationError) {
+	rank := func(f string) int {
+		head, _, _ := strings.Cut(f, ".")
+		head, _, _ = strings.Cut(head, "[")
+		if i := slices.Index(fieldOrder, head); i >= 0 {
+			return i
+		}
+		return len(fieldOrder)
+	}
+	sort.SliceStable(ve.Errors, func(i, j int) bool {
+		ri, rj := rank(ve.Errors[i].Field), rank(ve.Errors[j].Field)
+		if ri != rj {
+			return ri < rj
+		}
+		if ri == slices.Index(fieldOrder, "hooks") {
+			return ve.Errors[i].Field < ve.Errors[j].Field
+		}
+		return false
+	})
+}
+
+// EnvironmentFilter selects environments; nil fields match all.
+type EnvironmentFilter struct {
+	Status *string
+	Type   *string
+}
+
+const envColumns = `e.id, e.name, e.title, e.type, COALESCE(p.name, ''), e.status, e.git_dir,
+	e.gate_listen, e.gate_upstream, e.hook_pre_pause, e.hook_post_pause, e.hook_post_restore, e.created_at, e.updated_at`
+
+func scanEnvironment(row interface{ Scan(...any) error }) (*Environment, error) {
+	e := &Environment{}
+	err := row.Scan(&e.ID, &e.Name, &e.Title, &e.Type, &e.Parent, &e.Status, &e.GitDir,
+		&e.Gate.Listen, &e.Gate.Upstream, &e.Hooks.PrePause, &e.Hooks.PostPause, &e.Hooks.PostRestore,
+		timeCol{&e.CreatedAt}, timeCol{&e.UpdatedAt})
+	return e, err
+}
+
+// FindEnvironmentByName returns the environment with its services, or ErrNotFound.
+func (db *DB) FindEnvironmentByName(ctx context.Context, name string) (*Environment, error) {
+	return db.findEnvironmentByName(ctx, db.sql, name)
+}
+
+func (db *DB) findEnvironmentByName(ctx context.Context, q execQuerier, name string) (*Environment, error) {
+	e, err := scanEnvironment(q.QueryRowContext(ctx, `SELECT `+envColumns+`
+		FROM environments e LEFT JOIN environments p ON p.id = e.parent_id WHERE e.name = ?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("environment %q: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find environment %q: %w", name, err)
+	}
+	if err := db.loadServices(ctx, q, []*Environment{e}); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// FindEnvironmentByID returns the environment with its services, or ErrNotFound.
+func (db *DB) FindEnvironmentByID(ctx context.Context, id int64) (*Environment, error) {
+	var name string
+	err := db.sql.QueryRowContext(ctx, `SELECT name FROM environments WHERE id = ?`, id).Scan(&name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("environment %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find environment %d: %w", id, err)
+	}
+	return db.FindEnvironmentByName(ctx, name)
+}
+
+// FindEnvironments returns the environments matching f with their services,
+// ordered so that parents precede their children (then by name).
+func (db *DB) FindEnvironments(ctx context.Context, f EnvironmentFilter) ([]*Environment, error) {
+	return db.findEnvironments(ctx, db.sql, f)
+}
+
+func (db *DB) findEnvironments(ctx context.Context, q execQuerier, f EnvironmentFilter) ([]*Environment, error) {
+	where, args := []string{"1 = 1"}, []any{}
+	if f.Status != nil {
+		where, args = append(where, "e.status = ?"), append(args, *f.Status)
+	}
+	if f.Type != nil {
+		where, args = append(where, "e.type = ?"), append(args, *f.Type)
+	}
+	rows, err := q.QueryContext(ctx, `SELECT `+envColumns+`
+		FROM environments e LEFT JOIN environments p ON p.id = e.parent_id
+		WHERE `+strings.Join(where, " AND ")+` ORDER BY e.name`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("find environments: %w", err)
+	}
+	defer rows.Close()
+	var envs []*Environment
+	for rows.Next() {
+		e, err := scanEnvironment(rows)
+		if err != nil {
+			return nil, fmt.Errorf("find environments: %w", err)
+		}
+		envs = append(envs, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find environments: %w", err)
+	}
+	rows.Close()
+	if err := db.loadServices(ctx, q, envs); err != nil {
+		return nil, err
+	}
+	return parentsFirst(envs), nil
+}
+
+// parentsFirst orders envs depth-first from the roots, children by name, so
+// every parent precedes its children and a tree reads naturally. envs must
+// be sorted by name. Environments whose parent is not in envs count as roots.
+func parentsFirst(envs []*Environment) []*Environment {
+	byName := map[string]bool{}
+	for _, e := range envs {
+		byName[e.Name] = true
+	}
+	children := map[string][]*Environment{}
+	var roots []*Environment
+	for _, e := range envs {
+		if e.Parent != "" && byName[e.Parent] {
+			children[e.Parent] = append(children[e.Parent], e)
+		} else {
+			roots = append(roots, e)
+		}
+	}
+	out := make([]*Environment, 0, len(envs))
+	var walk func(e *Environment)
+	walk = func(e *Environment) {
+		out = append(out, e)
+		for _, c := range children[e.Name] {
+			walk(c)
+		}
+	}
+	for _, r := range roots {
+		walk(r)
+	}
+	return out
+}
+
+// loadServices fills the Services of envs, decrypting URLs.
+func (db *DB) loadServices(ctx context.Context, q execQuerier, envs []*Environment) error {
+	if len(envs) == 0 {
+		return nil
+	}
+	byID := map[int64]*Environment{}
+	ids := make([]string, 0, len(envs))
+	for _, e := range envs {
+		byID[e.ID] = e
+		e.Services = []Service{}
+		ids = append(ids, fmt.Sprint(e.ID))
+	}
+	rows, err := q.QueryContext(ctx, `SELECT environment_id, name, type, url_enc, path, exclude FROM services
+		WHERE environment_id IN (`+strings.Join(ids, ",")+`) ORDER BY environment_id, position`)
+	if err != nil {
+		return fmt.Errorf("load services: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var envID int64
+		var s Service
+		var enc []byte
+		var exclude string
+		if err := rows.Scan(&envID, &s.Name, &s.Type, &enc, &s.Path, &exclude); err != nil {
+			return fmt.Errorf("load services: %w", err)
+		}
+		if enc != nil {
+			plain, err := db.open("service.url", enc)
+			if err != nil {
+				return fmt.Errorf("service %q of environment %q: %w", s.Name, byID[envID].Name, err)
+			}
+			s.URL = string(plain)
+		}
+		if err := json.Unmarshal([]byte(exclude), &s.Exclude); err != nil {
+			return fmt.Errorf("service %q excludes: %w", s.Name, err)
+		}
+		if len(s.Exclude) == 0 {
+			s.Exclude = nil
+		}
+		byID[envID].Services = append(byID[envID].Services, s)
+	}
+	return rows.Err()
+}
+
+// CreateEnvironment validates e and saves it with its services, setting
+// ID, CreatedAt and UpdatedAt. Bad input returns a *ValidationError (an
+// unknown parent is one); an existing name returns ErrConflict.
+func (db *DB) CreateEnvironment(ctx context.Context, e *Environment) error {
+	return db.inTx(ctx, func(tx *sql.Tx) error { return db.createEnvironment(ctx, tx, e) })
+}
+
+// UpdateEnvironment validates e and replaces the stored environment's fields
+// and services (matched by name; missing ones are removed). The environment
+// is found by e.ID when set, else by e.Name; it cannot be renamed. A service
+// URL equal to the stored URL's masked form keeps the stored secret. When
+// nothing changes, nothing is written and UpdatedAt stays as it was.
+func (db *DB) UpdateEnvironment(ctx context.Context, e *Environment) error {
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := db.updateEnvironment(ctx, tx, e)
+		return err
+	})
+}
+
+// Change says what PutEnvironmentChange did.
+type Change string
+
+// Changes reported by PutEnvironmentChange.
+const (
+	Created   Change = "created"
+	Updated   Change = "updated"
+	Unchanged Change = "unchanged"
+)
+
+// PutEnvironment creates e, or updates the environment of the same name.
+func (db *DB) PutEnvironment(ctx context.Context, e *Environment) (created bool, err error) {
+	ch, err := db.PutEnvironmentChange(ctx, e)
+	return ch == Created, err
+}
+
+// PutEnvironmentChange is PutEnvironment reporting whether the environment
+// was created, updated or left unchanged.
+func (db *DB) PutEnvironmentChange(ctx context.Context, e *Environment) (Change, error) {
+	var ch Change
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var id int64
+		err := tx.QueryRowContext(ctx, `SELECT id FROM environments WHERE name = ?`, strings.TrimSpace(e.Name)).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			ch = Created
+			return db.createEnvironment(ctx, tx, e)
+		}
+		if err != nil {
+			return fmt.Errorf("put environment %q: %w", e.Name, err)
+		}
+		e.ID = id
+		changed, err := db.updateEnvironment(ctx, tx, e)
+		ch = Unchanged
+		if changed {
+			ch = Updated
+		}
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	return ch, nil
+}
+
+func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// resolveParent returns the parent's id (0 for none) or records why it is
+// not acceptable: unknown, or (for an existing environment selfID) a
+// descendant of the environment, which would make a cycle.
+func resolveParent(ctx context.Context, tx *sql.Tx, ve *ValidationError, name, parent string, selfID int64) (int64, error) {
+	if parent == "" {
+		return 0, nil
+	}
+	var pid int64
+	err := tx.QueryRowContext(ctx, `SELECT id FROM environments WHERE name = ?`, parent).Scan(&pid)
+	if errors.Is(err, sql.ErrNoRows) {
+		ve.add("parent", fmt.Sprintf("unknown parent %q: create environment %q first, or leave parent empty", parent, parent))
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("find parent %q: %w", parent, err)
+	}
+	if selfID == 0 {
+		return pid, nil
+	}
+	// Walk up from the parent; meeting ourselves means a cycle.
+	chain := []string{parent}
+	for cur, depth := pid, 0; cur != 0 && depth < 1000; depth++ {
+		if cur == selfID {
+			ve.add("parent", fmt.Sprintf("parent %q would make a cycle (%s -> %s): %q descends from %q, pick an environment outside its subtree",
+				parent, name, strings.Join(chain, " -> "), parent, name))
+			return 0, nil
+		}
+		var next sql.NullInt64
+		var nextName sql.NullString
+		if err := tx.QueryRowContext(ctx, `SELECT e.parent_id, p.name FROM environments e LEFT JOIN environments p ON p.id = e.parent_id WHERE e.id = ?`, cur).
+			Scan(&next, &nextName); err != nil {
+			return 0, fmt.Errorf("walk parents of %q: %w", parent, err)
+		}
+		cur = next.Int64
+		if nextName.Valid {
+			chain = append(chain, nextName.String)
+		}
+	}
+	return pid, nil
+}
+
+func (db *DB) createEnvironment(ctx context.Context, tx *sql.Tx, e *Environment) error {
+	e.normalize()
+	ve := &ValidationError{}
+	if err := e.Validate(); err != nil {
+		ve = err.(*ValidationError)
+	}
+	var pid int64
+	if ve.For("parent") == "" {
+		var err error
+		if pid, err = resolveParent(ctx, tx, ve, e.Name, e.Parent, 0); err != nil {
+			return err
+		}
+	}
+	sortFieldErrors(ve)
+	if err := ve.err(); err != nil {
+		return err
+	}
+	var exists int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM environments WHERE name = ?`, e.Name).Scan(&exists); err != nil {
+		return fmt.Errorf("create environment %q: %w", e.Name, err)
+	}
+	if exists > 0 {
+		return fmt.Errorf("environment %q: %w", e.Name, ErrConflict)
+	}
+	now := db.now()
+	res, err := tx.ExecContext(ctx, `INSERT INTO environments (name, title, type, parent_id, status, git_dir,
+		gate_listen, gate_upstream, hook_pre_pause, hook_post_pause, hook_post_restore, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Name, e.Title, e.Type, nullID(pid), e.Status, e.GitDir, e.Gate.Listen, e.Gate.Upstream,
+		e.Hooks.PrePause, e.Hooks.PostPause, e.Hooks.PostRestore, formatTime(now), formatTime(now))
+	if isUniqueViolation(err) {
+		return fmt.Errorf("environment %q: %w", e.Name, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create environment %q: %w", e.Name, err)
+	}
+	if e.ID, err = res.LastInsertId(); err != nil {
+		return fmt.Errorf("create environment %q: %w", e.Name, err)
+	}
+	if err := db.insertServices(ctx, tx, e.ID, e.Services); err != nil {
+		return err
+	}
+	e.CreatedAt, e.UpdatedAt = now, now
+	return nil
+}
+
+func nullID(id int64) any {
+	if id == 0 {
+		return nil
+	}
+	return id
+}
+
+func (db *DB) insertServices(ctx context.Context, tx *sql.Tx, envID int64, services []Service) error {
+	for i, s := range services {
+		var enc []byte
+		if s.URL != "" {
+			var err error
+			if enc, err = db.seal("service.url", []byte(s.URL)); err != nil {
+				return err
+			}
+		}
+		exclude, err := json.Marshal(nonNil(s.Exclude))
+		if err != nil {
+			return fmt.Errorf("service %q: %w", s.Name, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO services (environment_id, position, name, type, url_enc, path, exclude)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, envID, i, s.Name, s.Type, enc, s.Path, string(exclude)); err != nil {
+			return fmt.Errorf("save service %q: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// updateEnvironment saves e over the stored environment and reports whether
+// anything changed.
+func (db *DB) updateEnvironment(ctx context.Context, tx *sql.Tx, e *Environment) (bool, error) {
+	e.normalize()
+	var old *Environment
+	var err error
+	if e.ID != 0 {
+		var name string
+		err = tx.QueryRowContext(ctx, `SELECT name FROM environments WHERE id = ?`, e.ID).Scan(&name)
+		if errors.Is(err, sql.ErrNoRows) {
+			return false, fmt.Errorf("environment %d: %w", e.ID, ErrNotFound)
+		}
+		if err != nil {
+			return false, fmt.Errorf("update environment %d: %w", e.ID, err)
+		}
+		if old, err = db.findEnvironmentByName(ctx, tx, name); err != nil {
+			return false, err
+		}
+	} else if old, err = db.findEnvironmentByName(ctx, tx, e.Name); err != nil {
+		return false, err
+	}
+
+	// A masked URL sent back unchanged keeps the stored secret.
+	for i := range e.Services {
+		s := &e.Services[i]
+		if prev := old.Service(s.Name); prev != nil && prev.URL != "" && s.URL != prev.URL && s.URL == prev.MaskedURL() {
+			s.URL = prev.URL
+		}
+	}
+
+	ve := &ValidationError{}
+	if err := e.Validate(); err != nil {
+		ve = err.(*ValidationError)
+	}
+	if e.Name != old.Name && ve.For("name") == "" {
+		ve.add("name", fmt.Sprintf("environments cannot be renamed (this one is %q): create a new environment instead", old.Name))
+	}
+	var pid int64
+	if ve.For("parent") == "" {
+		if pid, err = resolveParent(ctx, tx, ve, old.Name, e.Parent, old.ID); err != nil {
+			return false, err
+		}
+	}
+	sortFieldErrors(ve)
+	if err := ve.err(); err != nil {
+		return false, err
+	}
+	e.ID, e.CreatedAt = old.ID, old.CreatedAt
+	if sameEnvironment(old, e) {
+		e.UpdatedAt = old.UpdatedAt
+		return false, nil
+	}
+	now := db.now()
+	if _, err := tx.ExecContext(ctx, `UPDATE environments SET title = ?, type = ?, parent_id = ?, status = ?, git_dir = ?,
+		gate_listen = ?, gate_upstream = ?, hook_pre_pause = ?, hook_post_pause = ?, hook_post_restore = ?, updated_at = ?
+		WHERE id = ?`,
+		e.Title, e.Type, nullID(pid), e.Status, e.GitDir, e.Gate.Listen, e.Gate.Upstream,
+		e.Hooks.PrePause, e.Hooks.PostPause, e.Hooks.PostRestore, formatTime(now), old.ID); err != nil {
+		return false, fmt.Errorf("update environment %q: %w", old.Name, err)
+	}
+	if err := db.replaceServices(ctx, tx, old, e.Services); err != nil {
+		return false, err
+	}
+	e.UpdatedAt = now
+	return true, nil
+}
+
+// replaceServices makes the stored services of old equal to services,
+// updating rows in place by name so their ids stay stable.
+func (db *DB) replaceServices(ctx context.Context, tx *sql.Tx, old *Environment, services []Service) error {
+	keep := map[string]bool{}
+	for _, s := range services {
+		keep[s.Name] = true
+	}
+	for _, s := range old.Services {
+		if !keep[s.Name] {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM services WHERE environment_id = ? AND name = ?`, old.ID, s.Name); err != nil {
+				return fmt.Errorf("remove service %q: %w", s.Name, err)
+			}
+		}
+	}
+	for i, s := range services {
+		var enc []byte
+		if s.URL != "" {
+			var err error
+			if enc, err = db.seal("service.url", []byte(s.URL)); err != nil {
+				return err
+			}
+		}
+		exclude, err := json.Marshal(nonNil(s.Exclude))
+		if err != nil {
+			return fmt.Errorf("service %q: %w", s.Name, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO services (environment_id, position, name, type, url_enc, path, exclude)
+			VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (environment_id, name) DO UPDATE SET position = excluded.position, type = excluded.type,
+				url_enc = excluded.url_enc, path = excluded.path, exclude = excluded.exclude`,
+			old.ID, i, s.Name, s.Type, enc, s.Path, string(exclude)); err != nil {
+			return fmt.Errorf("save service %q: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
+func sameEnvironment(a, b *Environment) bool {
+	if a.Name != b.Name || a.Title != b.Title || a.Type != b.Type || a.Parent != b.Parent || a.Status != b.Status ||
+		a.GitDir != b.GitDir || a.Gate != b.Gate || a.Hooks != b.Hooks || len(a.Services) != len(b.Services) {
+		return false
+	}
+	for i := range a.Services {
+		x, y := a.Services[i], b.Services[i]
+		if x.Name != y.Name || x.Type != y.Type || x.URL != y.URL || x.Path != y.Path || !slices.Equal(x.Exclude, y.Exclude) {
+			return false
+		}
+	}
+	return true
+}
+
+// SetEnvironmentStatus activates or deactivates an environment.
+func (db *DB) SetEnvironmentStatus(ctx context.Context, name, status string) (*Environment, error) {
+	if status != StatusActive && status != StatusInactive {
+		return nil, &ValidationError{Errors: []FieldError{{Field: "status", Message: fmt.Sprintf("unknown status %q: use active or inactive", status)}}}
+	}
+	if _, err := db.sql.ExecContext(ctx, `UPDATE environments SET status = ?, updated_at = ? WHERE name = ? AND status <> ?`,
+		status, formatTime(db.now()), name, status); err != nil {
+		return nil, fmt.Errorf("set status of %q: %w", name, err)
+	}
+	return db.FindEnvironmentByName(ctx, name)
+}
+
+// DeleteEnvironment removes an environment and its services. It refuses
+// (ErrConflict) while the environment has children.
+func (db *DB) DeleteEnvironment(ctx context.Context, name string) error {
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		var id int64
+		err := tx.QueryRowContext(ctx, `SELECT id FROM environments WHERE name = ?`, name).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("environment %q: %w", name, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("delete environment %q: %w", name, err)
+		}
+		var children []string
+		rows, err := tx.QueryContext(ctx, `SELECT name FROM environments WHERE parent_id = ? ORDER BY name`, id)
+		if err != nil {
+			return fmt.Errorf("delete environment %q: %w", name, err)
+		}
+		for rows.Next() {
+			var c string
+			if err := rows.Scan(&c); err != nil {
+				rows.Close()
+				return fmt.Errorf("delete environment %q: %w", name, err)
+			}
+			children = append(children, c)
+		}
+		rows.Close()
+		if len(children) > 0 {
+			return fmt.Errorf("environment %q has children (%s): delete or re-parent them first: %w", name, strings.Join(children, ", "), ErrConflict)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM environments WHERE id = ?`, id); err != nil {
+			return fmt.Errorf("delete environment %q: %w", name, err)
+		}
+		return nil
+	})
+}
