@@ -96,4 +96,3 @@ func TestOpen_BadKey(t *testing.T) {
 		t.Fatal("Open() with a 5-byte key succeeded, want error")
 	}
 }
-
