@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -183,7 +184,7 @@ func (s *Postgres) CreateRole(t testing.TB, password, attrs string) string {
 	t.Helper()
 	name := UniqueName("r_")
 	s.Exec(t, "postgres", fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s' %s",
-		pgx.Identifier{name}.Sanitize(), password, attrs))
+		pgx.Identifier{name}.Sanitize(), strings.ReplaceAll(password, "'", "''"), attrs))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()

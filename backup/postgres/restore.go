@@ -1,0 +1,363 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/kopia/kopia/fs"
+
+	"github.com/rewind/rewind/backup"
+)
+
+// ErrNoCreateDB is returned by Prepare when the service's role may not create databases.
+var ErrNoCreateDB = errors.New("role may not create databases")
+
+// Prepare restores dir's dump into a new database beside the live one.
+func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progress) (backup.Prepared, error) {
+	entry, err := dir.Child(ctx, DumpFile)
+	if err != nil {
+		return nil, fmt.Errorf("restore postgresql database %q: backup has no %s: %w", s.database, DumpFile, err)
+	}
+	file, ok := entry.(fs.File)
+	if !ok {
+		return nil, fmt.Errorf("restore postgresql database %q: %s is not a file", s.database, DumpFile)
+	}
+
+	conn, err := s.connect(ctx, s.database)
+	if err != nil {
+		return nil, fmt.Errorf("restore postgresql database %q: %w", s.database, err)
+	}
+	defer conn.Close(context.Background())
+	var (
+		user                     string
+		super, createdb, owner   bool
+		encoding, collate, ctype string
+		major                    int
+	)
+	err = conn.QueryRow(ctx, `SELECT current_user, r.rolsuper, r.rolcreatedb,
+			pg_has_role(current_user, d.datdba, 'MEMBER'), pg_encoding_to_char(d.encoding), d.datcollate, d.datctype,
+			current_setting('server_version_num')::int / 10000
+		FROM pg_roles r, pg_database d WHERE r.rolname = current_user AND d.datname = current_database()`).
+		Scan(&user, &super, &createdb, &owner, &encoding, &collate, &ctype, &major)
+	if err != nil {
+		return nil, fmt.Errorf("restore postgresql database %q: read privileges: %w", s.database, s.redact(err))
+	}
+	if !super && !createdb {
+		return nil, fmt.Errorf("restore postgresql database %q: %w: role %q needs CREATEDB to build the restored copy beside the live database; grant it as a superuser with: ALTER ROLE %s CREATEDB",
+			s.database, ErrNoCreateDB, user, pgx.Identifier{user}.Sanitize())
+	}
+	if !super && !owner {
+		return nil, fmt.Errorf("restore postgresql database %q: role %q does not own it, so it cannot rename it; make it the owner with: ALTER DATABASE %s OWNER TO %s",
+			s.database, user, pgx.Identifier{s.database}.Sanitize(), pgx.Identifier{user}.Sanitize())
+	}
+	pgRestore, err := s.findTool("pg_restore", major)
+	if err != nil {
+		return nil, fmt.Errorf("restore postgresql database %q: %w", s.database, err)
+	}
+
+	id := randomID()
+	prep := &prepared{src: s, id: id, tmp: sibling(s.database, "", id)}
+	_, err = conn.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE template0 ENCODING %s LC_COLLATE %s LC_CTYPE %s",
+		pgx.Identifier{prep.tmp}.Sanitize(), quote(encoding), quote(collate), quote(ctype)))
+	if err != nil {
+		return nil, fmt.Errorf("restore postgresql database %q: create %q: %w", s.database, prep.tmp, s.redact(err))
+	}
+	if err := prep.restore(ctx, file, pgRestore, p); err != nil {
+		if derr := s.dropDatabase(context.Background(), prep.tmp); derr != nil {
+			err = fmt.Errorf("%w (and dropping it failed: %v)", err, derr)
+		}
+		return nil, fmt.Errorf("restore postgresql database %q into %q: %w", s.database, prep.tmp, err)
+	}
+	return prep, nil
+}
+
+func quote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// restore runs pg_restore from file into the prepared database.
+func (prep *prepared) restore(ctx context.Context, file fs.File, pgRestore string, p backup.Progress) error {
+	s := prep.src
+	p.SetTotal(file.Size())
+	path := file.LocalFilesystemPath()
+	if path == "" {
+		spool, err := spoolFile(ctx, file, s.opts.SpoolDir, p)
+		if err != nil {
+			return err
+		}
+		defer os.Remove(spool)
+		path = spool
+	}
+	stderr := &tail{}
+	cmd := s.cmd(ctx, pgRestore, "--jobs", fmt.Sprint(s.opts.Jobs), "--no-owner", "--exit-on-error",
+		"--no-password", "--dbname="+s.connURL(prep.tmp, false), path)
+	cmd.Stderr = stderr
+	cmd.Stdout = stderr
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Run(); err != nil {
+		return s.toolError("pg_restore", err, stderr)
+	}
+	if file.LocalFilesystemPath() != "" {
+		p.Add(file.Size())
+	}
+	return nil
+}
+
+// spoolFile copies file into a temporary file in dir (pg_restore --jobs needs to seek) and returns its path.
+func spoolFile(ctx context.Context, file fs.File, dir string, p backup.Progress) (string, error) {
+	r, err := file.Open(ctx)
+	if err != nil {
+		return "", fmt.Errorf("open %s: %w", DumpFile, err)
+	}
+	defer r.Close()
+	f, err := os.CreateTemp(dir, "rewind-pg-*.pgc")
+	if err != nil {
+		return "", fmt.Errorf("spool %s: %w", DumpFile, err)
+	}
+	_, err = io.Copy(f, progressReader{r: r, p: p})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("spool %s to %s: %w", DumpFile, f.Name(), err)
+	}
+	return f.Name(), nil
+}
+
+type progressReader struct {
+	r io.Reader
+	p backup.Progress
+}
+
+func (pr progressReader) Read(b []byte) (int, error) {
+	n, err := pr.r.Read(b)
+	pr.p.Add(int64(n))
+	return n, err
+}
+
+// dropDatabase drops db, ending the sessions still connected to it.
+func (s *Source) dropDatabase(ctx context.Context, db string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	conn, err := s.maintenance(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize()+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("drop postgresql database %q: %w", db, s.redact(err))
+	}
+	return nil
+}
+
+// maintenance connects to a database other than the ones Rewind renames: postgres, else template1.
+func (s *Source) maintenance(ctx context.Context) (*pgx.Conn, error) {
+	var first error
+	for _, db := range []string{"postgres", "template1"} {
+		if db == s.database {
+			continue
+		}
+		c, err := s.connect(ctx, db)
+		if err == nil {
+			return c, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return nil, first
+}
+
+// swap renames live → aside and incoming → live in one transaction, after closing live to new connections
+// and terminating the sessions connected to it. On failure nothing is renamed.
+func (s *Source) swap(ctx context.Context, live, aside, incoming string) error {
+	conn, err := s.maintenance(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	id := func(n string) string { return pgx.Identifier{n}.Sanitize() }
+
+	if _, err := conn.Exec(ctx, "ALTER DATABASE "+id(live)+" WITH ALLOW_CONNECTIONS false"); err != nil {
+		return fmt.Errorf("close postgresql database %q to new connections: %w", live, s.redact(err))
+	}
+	reopen := func() {
+		_, _ = conn.Exec(context.Background(), "ALTER DATABASE "+id(live)+" WITH ALLOW_CONNECTIONS true")
+	}
+	if err := s.terminate(ctx, conn, live); err != nil {
+		reopen()
+		return err
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		reopen()
+		return fmt.Errorf("rename postgresql databases: %w", s.redact(err))
+	}
+	for _, q := range []string{
+		"ALTER DATABASE " + id(live) + " RENAME TO " + id(aside),
+		"ALTER DATABASE " + id(incoming) + " RENAME TO " + id(live),
+		"ALTER DATABASE " + id(aside) + " WITH ALLOW_CONNECTIONS true",
+		"ALTER DATABASE " + id(live) + " WITH ALLOW_CONNECTIONS true",
+	} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			_ = tx.Rollback(context.Background())
+			reopen()
+			return fmt.Errorf("rename postgresql databases (%s): %w", q, s.redact(err))
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		reopen()
+		return fmt.Errorf("rename postgresql databases: %w", s.redact(err))
+	}
+	return nil
+}
+
+// terminate ends every other session connected to db and waits until they are gone.
+func (s *Source) terminate(ctx context.Context, conn *pgx.Conn, db string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rows, err := conn.Query(ctx, "SELECT pid, usename FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", db)
+		if err != nil {
+			return fmt.Errorf("list sessions of postgresql database %q: %w", db, s.redact(err))
+		}
+		type session struct {
+			pid  int32
+			user string
+		}
+		var sessions []session
+		for rows.Next() {
+			var ss session
+			var u *string
+			if err := rows.Scan(&ss.pid, &u); err != nil {
+				rows.Close()
+				return err
+			}
+			if u != nil {
+				ss.user = *u
+			}
+			sessions = append(sessions, ss)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("list sessions of postgresql database %q: %w", db, s.redact(err))
+		}
+		if len(sessions) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("postgresql database %q still has %d session(s) (first: pid %d of role %q) that could not be terminated: grant the service's role pg_signal_backend or stop them",
+				db, len(sessions), sessions[0].pid, sessions[0].user)
+		}
+		for _, ss := range sessions {
+			// A role may only terminate its own sessions unless it has pg_signal_backend: ignore refusals.
+			_, _ = conn.Exec(ctx, "SELECT pg_terminate_backend($1)", ss.pid)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// prepared is a restored database beside the live one.
+type prepared struct {
+	src *Source
+	id  string
+	tmp string
+
+	mu       sync.Mutex
+	switched bool
+	dropped  bool
+}
+
+var _ backup.Prepared = (*prepared)(nil)
+
+// Switch renames the live database aside and the prepared one to the live name.
+func (prep *prepared) Switch(ctx context.Context) (backup.Replaced, error) {
+	prep.mu.Lock()
+	defer prep.mu.Unlock()
+	s := prep.src
+	if prep.switched || prep.dropped {
+		return nil, fmt.Errorf("switch postgresql database %q: prepared state already used", s.database)
+	}
+	old := sibling(s.database, "old_", prep.id)
+	if err := s.swap(ctx, s.database, old, prep.tmp); err != nil {
+		return nil, fmt.Errorf("switch postgresql database %q: %w", s.database, err)
+	}
+	prep.switched = true
+	return &replaced{src: s, id: prep.id, old: old}, nil
+}
+
+// Discard drops the prepared database unless it was switched in.
+func (prep *prepared) Discard(ctx context.Context) error {
+	prep.mu.Lock()
+	defer prep.mu.Unlock()
+	if prep.switched || prep.dropped {
+		return nil
+	}
+	if err := prep.src.dropDatabase(ctx, prep.tmp); err != nil {
+		return err
+	}
+	prep.dropped = true
+	return nil
+}
+
+// replaced is the live database a Switch renamed aside.
+type replaced struct {
+	src *Source
+	id  string
+	old string
+
+	mu       sync.Mutex
+	reverted bool
+	dropped  bool
+}
+
+var _ backup.Replaced = (*replaced)(nil)
+
+// Pin captures the moved-aside database.
+func (r *replaced) Pin(ctx context.Context) (backup.Capture, error) {
+	return r.src.pin(ctx, r.old)
+}
+
+// Revert renames the restored database aside and the old one back, then drops the restored one.
+func (r *replaced) Revert(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.src
+	if r.reverted || r.dropped {
+		return fmt.Errorf("revert postgresql database %q: already reverted or discarded", s.database)
+	}
+	restored := sibling(s.database, "undone_", r.id)
+	if err := s.swap(ctx, s.database, restored, r.old); err != nil {
+		return fmt.Errorf("revert postgresql database %q: %w", s.database, err)
+	}
+	r.reverted = true
+	if err := s.dropDatabase(ctx, restored); err != nil {
+		return fmt.Errorf("revert postgresql database %q: reverted, but %w", s.database, err)
+	}
+	return nil
+}
+
+// Discard drops the moved-aside database (nothing after a Revert).
+func (r *replaced) Discard(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.reverted || r.dropped {
+		return nil
+	}
+	if err := r.src.dropDatabase(ctx, r.old); err != nil {
+		return err
+	}
+	r.dropped = true
+	return nil
+}
