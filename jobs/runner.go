@@ -1,0 +1,311 @@
+// Package jobs runs Rewind's long work — backups, restores, maintenance — as activities of the catalog: an
+// activity is the durable job record, so queued work survives a restart and running work that a crash cut off is
+// marked failed instead of being lost or reported as finished.
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/rewind/rewind/db"
+)
+
+// Job is one unit of work the runner executes for an activity. Run reports progress and log lines through p and
+// returns nil on success. A Job must return promptly once ctx is cancelled.
+type Job interface {
+	Run(ctx context.Context, p *Progress) error
+}
+
+// JobFunc adapts a function to a Job.
+type JobFunc func(ctx context.Context, p *Progress) error
+
+// Run calls f.
+func (f JobFunc) Run(ctx context.Context, p *Progress) error { return f(ctx, p) }
+
+// Builder turns a queued activity into its Job, from the activity's type and params. It is called when the
+// activity is dispatched, so work that waited in the queue sees the catalog as it is then.
+type Builder func(a *db.Activity) (Job, error)
+
+// Store is what the runner needs of the catalog.
+type Store interface {
+	FindActivityByID(ctx context.Context, id int64) (*db.Activity, error)
+	UpdateActivity(ctx context.Context, id int64, upd db.ActivityUpdate) (*db.Activity, error)
+	FindUnfinishedActivities(ctx context.Context) ([]*db.Activity, error)
+}
+
+// ErrInterrupted is the cause recorded on work that was running when Rewind stopped without finishing it.
+var ErrInterrupted = errors.New("interrupted: rewind stopped while this ran; nothing was switched after the " +
+	"interruption, start it again")
+
+// ErrNotRunning is returned by Cancel for an activity that is neither queued nor running.
+var ErrNotRunning = errors.New("activity is not queued or running")
+
+// Runner executes activities' jobs on a bounded pool of workers, at most one at a time per environment; work for a
+// busy environment waits in the queue, in order, and shows as queued.
+type Runner struct {
+	store   Store
+	build   Builder
+	workers int
+	log     *slog.Logger
+
+	// Now is the clock; ProgressInterval is how often progress is written (about once a second).
+	Now              func() time.Time
+	ProgressInterval time.Duration
+
+	mu      sync.Mutex
+	queue   []int64                      // activity ids waiting, oldest first
+	running map[int64]context.CancelFunc // by activity id
+	envBusy map[string]int64             // environment → running activity id
+	wake    chan struct{}
+	closed  bool
+	wg      sync.WaitGroup
+	ctx     context.Context
+	stop    context.CancelFunc
+}
+
+// NewRunner returns a runner with the given number of workers (at least one). Call Start before Enqueue.
+func NewRunner(store Store, build Builder, workers int, log *slog.Logger) *Runner {
+	if workers < 1 {
+		workers = 1
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Runner{
+		store:            store,
+		build:            build,
+		workers:          workers,
+		log:              log,
+		Now:              time.Now,
+		ProgressInterval: time.Second,
+		running:          map[int64]context.CancelFunc{},
+		envBusy:          map[string]int64{},
+		wake:             make(chan struct{}, 1),
+	}
+}
+
+// Start recovers the work a previous process left behind and starts dispatching. Activities that were running
+// are marked failed with ErrInterrupted; queued ones are queued again in their original order. (A job must never
+// leave anything that claims to be complete before it returns success, so an interrupted one left nothing usable
+// behind.)
+func (r *Runner) Start(ctx context.Context) error {
+	unfinished, err := r.store.FindUnfinishedActivities(ctx)
+	if err != nil {
+		return fmt.Errorf("recover jobs: %w", err)
+	}
+	r.mu.Lock()
+	r.ctx, r.stop = context.WithCancel(context.WithoutCancel(ctx))
+	r.mu.Unlock()
+	for _, a := range unfinished {
+		if a.State == db.ActivityRunning {
+			r.finish(a.ID, ErrInterrupted, false)
+			continue
+		}
+		r.mu.Lock()
+		r.queue = append(r.queue, a.ID)
+		r.mu.Unlock()
+	}
+	r.wg.Add(1)
+	go r.dispatch()
+	r.poke()
+	return nil
+}
+
+// Enqueue schedules a queued activity. The activity must have been created with state queued; its job is built
+// when it is dispatched.
+func (r *Runner) Enqueue(id int64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.ctx == nil {
+		return errors.New("job runner is not running")
+	}
+	r.queue = append(r.queue, id)
+	r.pokeLocked()
+	return nil
+}
+
+// Cancel stops a queued or running activity. A queued one is marked cancelled at once; a running one is
+// cancelled through its context and marked cancelled when its job returns.
+func (r *Runner) Cancel(ctx context.Context, id int64) error {
+	r.mu.Lock()
+	if cancel, ok := r.running[id]; ok {
+		cancel()
+		r.mu.Unlock()
+		return nil
+	}
+	for i, q := range r.queue {
+		if q == id {
+			r.queue = append(r.queue[:i:i], r.queue[i+1:]...)
+			r.mu.Unlock()
+			r.finish(id, context.Canceled, true)
+			return nil
+		}
+	}
+	r.mu.Unlock()
+	return ErrNotRunning
+}
+
+// Busy reports whether an activity is running or queued for env.
+func (r *Runner) Busy(env string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.envBusy[env]
+	return ok
+}
+
+// Close cancels the running jobs, waits for them to return and stops dispatching. Queued work stays queued in the
+// catalog and resumes on the next Start. Running jobs that return because of Close are marked failed with
+// ErrInterrupted.
+func (r *Runner) Close() {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.closed = true
+	stop := r.stop
+	r.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	r.poke()
+	r.wg.Wait()
+}
+
+func (r *Runner) poke() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pokeLocked()
+}
+
+func (r *Runner) pokeLocked() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// dispatch starts queued work whenever a worker and the work's environment are free.
+func (r *Runner) dispatch() {
+	defer r.wg.Done()
+	for {
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			return
+		}
+		r.startReadyLocked()
+		r.mu.Unlock()
+		<-r.wake
+	}
+}
+
+// startReadyLocked starts every queued activity that can run now, in queue order.
+func (r *Runner) startReadyLocked() {
+	for i := 0; i < len(r.queue) && len(r.running) < r.workers; {
+		id := r.queue[i]
+		a, err := r.store.FindActivityByID(r.ctx, id)
+		if err != nil || a.Done() {
+			if err != nil {
+				r.log.Error("load queued activity", "activity", id, "err", err)
+			}
+			r.queue = append(r.queue[:i:i], r.queue[i+1:]...)
+			continue
+		}
+		if a.Environment != "" {
+			if _, busy := r.envBusy[a.Environment]; busy {
+				i++
+				continue
+			}
+			r.envBusy[a.Environment] = id
+		}
+		r.queue = append(r.queue[:i:i], r.queue[i+1:]...)
+		ctx, cancel := context.WithCancel(r.ctx)
+		r.running[id] = cancel
+		r.wg.Add(1)
+		go r.run(ctx, cancel, a)
+	}
+}
+
+func (r *Runner) run(ctx context.Context, cancel context.CancelFunc, a *db.Activity) {
+	defer r.wg.Done()
+	defer func() {
+		cancel()
+		r.mu.Lock()
+		delete(r.running, a.ID)
+		if a.Environment != "" && r.envBusy[a.Environment] == a.ID {
+			delete(r.envBusy, a.Environment)
+		}
+		r.pokeLocked()
+		r.mu.Unlock()
+	}()
+
+	state, now := db.ActivityRunning, r.Now()
+	if _, err := r.store.UpdateActivity(ctx, a.ID, db.ActivityUpdate{State: &state, StartedAt: &now}); err != nil {
+		r.log.Error("start activity", "activity", a.ID, "err", err)
+		return
+	}
+	p := newProgress(r, a.ID)
+	err := r.execute(ctx, a, p)
+	p.stop()
+	closing := r.isClosed()
+	if closing && err != nil && ctx.Err() != nil {
+		err = ErrInterrupted
+	}
+	r.finish(a.ID, err, ctx.Err() != nil && !closing)
+}
+
+// execute builds and runs a's job, turning a panic into an error so one bad job cannot take the server down.
+func (r *Runner) execute(ctx context.Context, a *db.Activity, p *Progress) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			r.log.Error("job panicked", "activity", a.ID, "type", a.Type, "panic", v)
+			err = fmt.Errorf("internal error in %s job", a.Type)
+		}
+	}()
+	job, err := r.build(a)
+	if err != nil {
+		return err
+	}
+	return job.Run(ctx, p)
+}
+
+func (r *Runner) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
+}
+
+// finish records the final state of an activity: succeeded, cancelled, or failed with err's message in the
+// summary's place of honour: the log's last line.
+func (r *Runner) finish(id int64, err error, cancelled bool) {
+	state, progress := db.ActivitySucceeded, 100
+	var line *string
+	switch {
+	case err == nil:
+	case cancelled && errors.Is(err, context.Canceled):
+		state, progress = db.ActivityCancelled, -1
+		msg := "cancelled"
+		line = &msg
+	default:
+		state, progress = db.ActivityFailed, -1
+		msg := "error: " + err.Error()
+		line = &msg
+	}
+	upd := db.ActivityUpdate{State: &state, AppendLog: line}
+	if progress >= 0 {
+		upd.Progress = &progress
+	}
+	now := r.Now()
+	upd.FinishedAt = &now
+	// The job's own context may be gone; the final state must still be written.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, uerr := r.store.UpdateActivity(ctx, id, upd); uerr != nil {
+		r.log.Error("finish activity", "activity", id, "state", state, "err", uerr)
+	}
+}
