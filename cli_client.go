@@ -1,0 +1,159 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rewind/rewind/db"
+)
+
+func newEnvironmentsCommand() *cobra.Command {
+	var flags clientFlags
+	cmd := &cobra.Command{
+		Use:     "environments [--json]",
+		Aliases: []string{"environment:list", "envs"},
+		Short:   "List environments",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := flags.client()
+			if err != nil {
+				return err
+			}
+			var resp environmentsResponse
+			if _, err := c.do(cmd.Context(), http.MethodGet, "/api/v1/environments", nil, &resp); err != nil {
+				return fmt.Errorf("list environments: %w", err)
+			}
+			if flags.json {
+				return writeJSON(cmd.OutOrStdout(), resp)
+			}
+			return printEnvironments(cmd.OutOrStdout(), resp.Environments)
+		},
+	}
+	flags.register(cmd, true)
+	return withEnv(cmd)
+}
+
+// printEnvironments writes the environments table: children are indented
+// under their parent when the list is ordered parents first.
+func printEnvironments(w io.Writer, envs []db.Environment) error {
+	if len(envs) == 0 {
+		fmt.Fprintln(w, "No environments yet: describe them in rewind.yaml and run `rewind apply -f rewind.yaml`.")
+		return nil
+	}
+	depth := map[string]int{}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tTYPE\tPARENT\tSTATUS\tSERVICES")
+	for _, e := range envs {
+		d := 0
+		if pd, ok := depth[e.Parent]; ok && e.Parent != "" {
+			d = pd + 1
+		}
+		depth[e.Name] = d
+		services := make([]string, len(e.Services))
+		for i, s := range e.Services {
+			services[i] = s.Name + " (" + s.Type + ")"
+		}
+		parent := e.Parent
+		if parent == "" {
+			parent = "-"
+		}
+		list := strings.Join(services, ", ")
+		if list == "" {
+			list = "-"
+		}
+		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\n", strings.Repeat("  ", d), e.Name, e.Type, parent, e.Status, list)
+	}
+	return tw.Flush()
+}
+
+// activitiesResponse is GET /api/v1/activities.
+type activitiesResponse struct {
+	Activities []db.Activity `json:"activities"`
+	Total      int           `json:"total"`
+}
+
+func newActivitiesCommand() *cobra.Command {
+	var flags clientFlags
+	var env string
+	cmd := &cobra.Command{
+		Use:     "activities [-e ENV] [--json]",
+		Aliases: []string{"activity:list"},
+		Short:   "List recent activities, newest first",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := flags.client()
+			if err != nil {
+				return err
+			}
+			path := "/api/v1/activities"
+			if env != "" {
+				path += "?" + url.Values{"environment": {env}}.Encode()
+			}
+			var resp activitiesResponse
+			if _, err := c.do(cmd.Context(), http.MethodGet, path, nil, &resp); err != nil {
+				return fmt.Errorf("list activities: %w", err)
+			}
+			if flags.json {
+				return writeJSON(cmd.OutOrStdout(), resp)
+			}
+			return printActivities(cmd.OutOrStdout(), resp, time.Now())
+		},
+	}
+	flags.register(cmd, true)
+	cmd.Flags().StringVarP(&env, "environment", "e", "", "only activities of this environment")
+	return withEnv(cmd)
+}
+
+func printActivities(w io.Writer, resp activitiesResponse, now time.Time) error {
+	if len(resp.Activities) == 0 {
+		fmt.Fprintln(w, "No activities.")
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tCREATED\tTYPE\tENVIRONMENT\tSTATE\t% COMPLETE\tDURATION\tACTOR\tSUMMARY")
+	for _, a := range resp.Activities {
+		env := a.Environment
+		if env == "" {
+			env = "-"
+		}
+		dur := "-"
+		if d := a.Duration(now); d > 0 {
+			dur = d.Round(time.Second).String()
+			if d < time.Second {
+				dur = d.Round(time.Millisecond).String()
+			}
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", a.ID, a.CreatedAt.Local().Format("2006-01-02 15:04:05"),
+			a.Type, env, a.State, a.Progress, dur, a.Actor, oneLine(a.Summary))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if resp.Total > len(resp.Activities) {
+		fmt.Fprintln(w, "Showing "+strconv.Itoa(len(resp.Activities))+" of "+strconv.Itoa(resp.Total)+" activities.")
+	}
+	return nil
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(strings.ReplaceAll(s, "\r", " "), "\n", " ")
+	if r := []rune(s); len(r) > 80 {
+		s = string(r[:79]) + "…"
+	}
+	return s
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
