@@ -1,0 +1,276 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Backup kinds.
+const (
+	BackupManual     = "manual"
+	BackupAutomated  = "automated"
+	BackupPreRestore = "pre-restore"
+	BackupDrill      = "drill"
+)
+
+// Backup states.
+const (
+	BackupPending  = "pending"
+	BackupRunning  = "running"
+	BackupComplete = "complete"
+	BackupFailed   = "failed"
+	BackupExpired  = "expired"
+)
+
+// BackupService is what the catalog keeps of one service of a backup.
+type BackupService struct {
+	Name    string `json:"name"`
+	Type    string `json:"type"`
+	Version string `json:"version,omitempty"`
+	Size    int64  `json:"size"`
+}
+
+// Backup is one backup of an environment as the dashboard lists it. The repository holds its content and its
+// manifest; the catalog row carries its state.
+type Backup struct {
+	ID           string          `json:"id"`
+	Environment  string          `json:"environment"`
+	Kind         string          `json:"kind"`
+	Live         bool            `json:"live"`
+	Status       string          `json:"status"`
+	Progress     int             `json:"progress"`
+	ActivityID   int64           `json:"activity_id,omitempty"`
+	RestoredFrom string          `json:"restored_from,omitempty"`
+	Commit       string          `json:"commit,omitempty"`
+	SizeBytes    int64           `json:"size_bytes"`
+	NewBytes     int64           `json:"new_bytes"`
+	Pause        time.Duration   `json:"-"`
+	PauseMS      int64           `json:"pause_ms"`
+	Services     []BackupService `json:"services"`
+	Error        string          `json:"error,omitempty"`
+	CreatedAt    time.Time       `json:"created_at"`
+	CompletedAt  *time.Time      `json:"completed_at,omitempty"`
+}
+
+// Restorable reports whether the backup can be restored: only complete backups can.
+func (b *Backup) Restorable() bool { return b.Status == BackupComplete }
+
+// CreateBackup saves b, setting CreatedAt, and Status to pending when empty.
+func (db *DB) CreateBackup(ctx context.Context, b *Backup) error {
+	if b.Status == "" {
+		b.Status = BackupPending
+	}
+	ve := &ValidationError{}
+	if !backupIDPattern(b.ID) {
+		ve.add("id", "backup id must be 20 lowercase hexadecimal characters")
+	}
+	if b.Environment == "" {
+		ve.add("environment", "environment is required")
+	}
+	if !contains([]string{BackupManual, BackupAutomated, BackupPreRestore, BackupDrill}, b.Kind) {
+		ve.add("kind", fmt.Sprintf("unknown backup kind %q", b.Kind))
+	}
+	if err := ve.err(); err != nil {
+		return err
+	}
+	b.CreatedAt = db.now()
+	services, err := json.Marshal(nonNilServices(b.Services))
+	if err != nil {
+		return fmt.Errorf("create backup: %w", err)
+	}
+	_, err = db.sql.ExecContext(ctx, `INSERT INTO backups (id, environment, kind, live, status, progress, activity_id,
+		restored_from, code_commit, size_bytes, new_bytes, pause_ms, services, error, created_at, completed_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		b.ID, b.Environment, b.Kind, b.Live, b.Status, b.Progress, nullID(b.ActivityID), b.RestoredFrom, b.Commit,
+		b.SizeBytes, b.NewBytes, b.Pause.Milliseconds(), string(services), b.Error, formatTime(b.CreatedAt),
+		timeArg(b.CompletedAt))
+	if err != nil {
+		if isUniqueViolation(err) {
+			return fmt.Errorf("backup %s: %w", b.ID, ErrConflict)
+		}
+		return fmt.Errorf("create backup: %w", err)
+	}
+	b.PauseMS = b.Pause.Milliseconds()
+	return nil
+}
+
+// BackupUpdate holds the fields to change; nil fields are left alone. Moving to complete or failed sets
+// CompletedAt.
+type BackupUpdate struct {
+	Status    *string
+	Progress  *int
+	Commit    *string
+	SizeBytes *int64
+	NewBytes  *int64
+	Pause     *time.Duration
+	Services  *[]BackupService
+	Error     *string
+}
+
+// UpdateBackup applies upd and returns the updated backup.
+func (db *DB) UpdateBackup(ctx context.Context, id string, upd BackupUpdate) (*Backup, error) {
+	set, args := []string{}, []any{}
+	add := func(col string, v any) { set, args = append(set, col+" = ?"), append(args, v) }
+	if upd.Status != nil {
+		add("status", *upd.Status)
+		if *upd.Status == BackupComplete || *upd.Status == BackupFailed {
+			add("completed_at", formatTime(db.now()))
+		}
+	}
+	if upd.Progress != nil {
+		add("progress", min(max(*upd.Progress, 0), 100))
+	}
+	if upd.Commit != nil {
+		add("code_commit", *upd.Commit)
+	}
+	if upd.SizeBytes != nil {
+		add("size_bytes", *upd.SizeBytes)
+	}
+	if upd.NewBytes != nil {
+		add("new_bytes", *upd.NewBytes)
+	}
+	if upd.Pause != nil {
+		add("pause_ms", upd.Pause.Milliseconds())
+	}
+	if upd.Services != nil {
+		services, err := json.Marshal(nonNilServices(*upd.Services))
+		if err != nil {
+			return nil, fmt.Errorf("update backup %s: %w", id, err)
+		}
+		add("services", string(services))
+	}
+	if upd.Error != nil {
+		add("error", *upd.Error)
+	}
+	if len(set) > 0 {
+		res, err := db.sql.ExecContext(ctx, `UPDATE backups SET `+strings.Join(set, ", ")+` WHERE id = ?`,
+			append(args, id)...)
+		if err != nil {
+			return nil, fmt.Errorf("update backup %s: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil, fmt.Errorf("backup %s: %w", id, ErrNotFound)
+		}
+	}
+	return db.FindBackupByID(ctx, id)
+}
+
+// FindBackupByID returns one backup, or ErrNotFound.
+func (db *DB) FindBackupByID(ctx context.Context, id string) (*Backup, error) {
+	b, err := scanBackup(db.sql.QueryRowContext(ctx, `SELECT `+backupColumns+` FROM backups WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("backup %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find backup %s: %w", id, err)
+	}
+	return b, nil
+}
+
+// BackupFilter selects backups; nil fields match all. Limit 0 means DefaultBackupLimit.
+type BackupFilter struct {
+	Environment *string
+	Kind        *string
+	Status      *string
+	Offset      int
+	Limit       int
+}
+
+// DefaultBackupLimit is the page size when BackupFilter.Limit is 0.
+const DefaultBackupLimit = 50
+
+// FindBackups returns one page of matching backups, newest first, and the total number of matches.
+func (db *DB) FindBackups(ctx context.Context, f BackupFilter) ([]*Backup, int, error) {
+	where, args := []string{"1 = 1"}, []any{}
+	if f.Environment != nil {
+		where, args = append(where, "environment = ?"), append(args, *f.Environment)
+	}
+	if f.Kind != nil {
+		where, args = append(where, "kind = ?"), append(args, *f.Kind)
+	}
+	if f.Status != nil {
+		where, args = append(where, "status = ?"), append(args, *f.Status)
+	}
+	cond := strings.Join(where, " AND ")
+	var total int
+	if err := db.sql.QueryRowContext(ctx, `SELECT COUNT(*) FROM backups WHERE `+cond, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count backups: %w", err)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultBackupLimit
+	}
+	rows, err := db.sql.QueryContext(ctx, `SELECT `+backupColumns+` FROM backups WHERE `+cond+
+		` ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, append(args, limit, max(f.Offset, 0))...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("find backups: %w", err)
+	}
+	defer rows.Close()
+	backups := []*Backup{}
+	for rows.Next() {
+		b, err := scanBackup(rows)
+		if err != nil {
+			return nil, 0, fmt.Errorf("find backups: %w", err)
+		}
+		backups = append(backups, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("find backups: %w", err)
+	}
+	return backups, total, nil
+}
+
+// DeleteBackup removes a backup's row, or returns ErrNotFound.
+func (db *DB) DeleteBackup(ctx context.Context, id string) error {
+	res, err := db.sql.ExecContext(ctx, `DELETE FROM backups WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("delete backup %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("backup %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+const backupColumns = `id, environment, kind, live, status, progress, COALESCE(activity_id, 0), restored_from,
+	code_commit, size_bytes, new_bytes, pause_ms, services, error, created_at, completed_at`
+
+func scanBackup(row interface{ Scan(...any) error }) (*Backup, error) {
+	b := &Backup{}
+	var services string
+	err := row.Scan(&b.ID, &b.Environment, &b.Kind, &b.Live, &b.Status, &b.Progress, &b.ActivityID, &b.RestoredFrom,
+		&b.Commit, &b.SizeBytes, &b.NewBytes, &b.PauseMS, &services, &b.Error, timeCol{&b.CreatedAt},
+		nullTime{&b.CompletedAt})
+	if err != nil {
+		return nil, err
+	}
+	b.Pause = time.Duration(b.PauseMS) * time.Millisecond
+	if err := json.Unmarshal([]byte(services), &b.Services); err != nil {
+		return nil, fmt.Errorf("backup %s services: %w", b.ID, err)
+	}
+	return b, nil
+}
+
+func nonNilServices(s []BackupService) []BackupService {
+	if s == nil {
+		return []BackupService{}
+	}
+	return s
+}
+
+func backupIDPattern(id string) bool {
+	if len(id) != 20 {
+		return false
+	}
+	for _, c := range id {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
