@@ -270,6 +270,21 @@ func (db *DB) UpdateUser(ctx context.Context, id int64, upd UserUpdate) (*User, 
 // Authenticate checks an email and password and records the login. A wrong
 // email, a wrong password and a disabled user all return ErrBadCredentials.
 func (db *DB) Authenticate(ctx context.Context, email, password string) (*User, error) {
+	u, err := db.CheckUserPassword(ctx, email, password)
+	if err != nil {
+		return nil, err
+	}
+	now := db.now()
+	if _, err := db.sql.ExecContext(ctx, `UPDATE users SET last_login_at = ? WHERE id = ?`, formatTime(now), u.ID); err != nil {
+		return nil, fmt.Errorf("record login: %w", err)
+	}
+	u.LastLoginAt = &now
+	return u, nil
+}
+
+// CheckUserPassword is Authenticate without recording a login (for
+// re-confirming a password before a sensitive change).
+func (db *DB) CheckUserPassword(ctx context.Context, email, password string) (*User, error) {
 	email = NormalizeEmail(email)
 	var hash string
 	u, err := scanUser(db.sql.QueryRowContext(ctx, `SELECT `+userColumns+`, password_hash FROM users WHERE email = ?`, email), &hash)
@@ -283,10 +298,5 @@ func (db *DB) Authenticate(ctx context.Context, email, password string) (*User, 
 	if !CheckPassword(hash, password) || u.Disabled {
 		return nil, ErrBadCredentials
 	}
-	now := db.now()
-	if _, err := db.sql.ExecContext(ctx, `UPDATE users SET last_login_at = ? WHERE id = ?`, formatTime(now), u.ID); err != nil {
-		return nil, fmt.Errorf("record login: %w", err)
-	}
-	u.LastLoginAt = &now
 	return u, nil
 }
