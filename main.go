@@ -1,11 +1,195 @@
+// Command rewind is a self-hosted backup and restore system in one binary:
+// `rewind serve` runs the dashboard, the JSON API and the job runner; the
+// other subcommands are offline admin commands on the data directory or
+// clients of the JSON API.
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rewind/rewind/db"
+	"github.com/rewind/rewind/jobs"
+	"github.com/rewind/rewind/web"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "rewind: not built yet")
-	os.Exit(1)
+	if err := newRootCommand().ExecuteContext(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, "rewind:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "rewind",
+		Short:         "Rewind backs up and restores your environments' databases and files",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServeCommand())
+	root.AddCommand(adminCommands()...)
+	root.AddCommand(clientCommands()...)
+	return root
+}
+
+// setupLinkTTL is how long the one-time first-admin link printed at start works.
+const setupLinkTTL = 24 * time.Hour
+
+// Main is the running server: catalog, job runner and HTTP server. Set the
+// fields, call Run, then Close (tests boot it on 127.0.0.1:0 in a temp dir).
+type Main struct {
+	DataDir       string
+	Addr          string
+	Demo          bool
+	SecureCookies bool
+	// Console receives what the operator must read once: the setup link and
+	// the demo credentials. Logger receives the structured logs.
+	Console io.Writer
+	Logger  *slog.Logger
+	Getenv  func(string) string
+	Now     func() time.Time
+
+	Catalog *db.DB
+	Runner  *jobs.Runner
+	Server  *web.Server
+}
+
+// NewMain returns a Main with the defaults of `rewind serve`.
+func NewMain() *Main {
+	return &Main{
+		DataDir: defaultDataDir,
+		Addr:    "127.0.0.1:8080",
+		Console: os.Stdout,
+		Logger:  slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		Getenv:  os.Getenv,
+		Now:     time.Now,
+	}
+}
+
+// Run opens the catalog, prepares the first admin (or the setup link) and the
+// demo project, starts the job runner and serves HTTP in the background.
+func (m *Main) Run(ctx context.Context) error {
+	catalog, secrets, err := openCatalog(ctx, m.DataDir)
+	if err != nil {
+		return err
+	}
+	m.Catalog = catalog
+	catalog.Now = m.Now
+
+	var demoEmail, demoPassword string
+	if m.Demo {
+		if demoEmail, demoPassword, err = seedDemo(ctx, catalog, m.DataDir); err != nil {
+			return fmt.Errorf("seed demo project: %w", err)
+		}
+	}
+	if err := m.createAdminFromEnv(ctx); err != nil {
+		return err
+	}
+
+	m.Runner = jobs.NewRunner(catalog, buildJob, 2, m.Logger)
+	m.Runner.Now = m.Now
+	if err := m.Runner.Start(ctx); err != nil {
+		return fmt.Errorf("start job runner: %w", err)
+	}
+
+	m.Server, err = web.NewServer(web.Config{
+		Catalog: catalog, SessionKey: secrets.SessionKey, SecureCookies: m.SecureCookies,
+		Logger: m.Logger, Now: m.Now,
+	})
+	if err != nil {
+		return err
+	}
+	if err := m.Server.Open(m.Addr); err != nil {
+		return err
+	}
+	url := m.URL()
+	m.Logger.Info("rewind is serving", "url", url, "data", m.DataDir)
+
+	if m.Demo {
+		fmt.Fprintf(m.Console, "Demo project ready. Open %s/environments and sign in as %s with password %s\n", url, demoEmail, demoPassword)
+	}
+	n, err := catalog.CountUsers(ctx)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		secret, err := catalog.CreateSetupToken(ctx, setupLinkTTL)
+		if err != nil {
+			return fmt.Errorf("create setup link: %w", err)
+		}
+		fmt.Fprintf(m.Console, "No users yet. Create the first admin within %s at:\n\n    %s/setup?token=%s\n\n(or set REWIND_ADMIN_EMAIL and REWIND_ADMIN_PASSWORD, or run `rewind users:add`)\n",
+			setupLinkTTL, url, secret)
+	}
+	return nil
+}
+
+// createAdminFromEnv creates the first admin from REWIND_ADMIN_EMAIL and
+// REWIND_ADMIN_PASSWORD when there are no users yet.
+func (m *Main) createAdminFromEnv(ctx context.Context) error {
+	email, password := m.Getenv("REWIND_ADMIN_EMAIL"), m.Getenv("REWIND_ADMIN_PASSWORD")
+	if email == "" && password == "" {
+		return nil
+	}
+	if email == "" || password == "" {
+		return errors.New("set both REWIND_ADMIN_EMAIL and REWIND_ADMIN_PASSWORD to create the first admin, or neither")
+	}
+	n, err := m.Catalog.CountUsers(ctx)
+	if err != nil || n > 0 {
+		return err
+	}
+	u, err := m.Catalog.CreateUser(ctx, email, password, db.RoleAdmin)
+	if err != nil {
+		return fmt.Errorf("create the first admin from REWIND_ADMIN_EMAIL: %w", err)
+	}
+	m.Logger.Info("created the first admin from the environment", "email", u.Email)
+	return m.Catalog.CreateActivity(ctx, &db.Activity{Type: "user.create", Actor: "system",
+		Summary: "Created the first admin " + u.Email + " from REWIND_ADMIN_EMAIL"})
+}
+
+// URL is the address to open in a browser.
+func (m *Main) URL() string {
+	if m.Server == nil {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(m.Server.Addr())
+	if err != nil {
+		return m.Server.URL()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// Close shuts down in order: HTTP (waiting for requests in flight), then the
+// job runner, then the catalog.
+func (m *Main) Close() error {
+	var errs []error
+	if m.Server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		errs = append(errs, m.Server.Close(ctx))
+		cancel()
+	}
+	if m.Runner != nil {
+		m.Runner.Close()
+	}
+	if m.Catalog != nil {
+		errs = append(errs, m.Catalog.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// buildJob turns a queued activity into its job. No job types exist yet:
+// backups and restores arrive with the engine.
+func buildJob(a *db.Activity) (jobs.Job, error) {
+	return nil, fmt.Errorf("activity type %q has no job in this version of rewind", a.Type)
 }

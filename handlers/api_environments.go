@@ -1,0 +1,104 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/rewind/rewind/db"
+)
+
+type environmentAPIStore interface {
+	FindEnvironments(ctx context.Context, f db.EnvironmentFilter) ([]*db.Environment, error)
+	FindEnvironmentByName(ctx context.Context, name string) (*db.Environment, error)
+	PutEnvironmentChange(ctx context.Context, e *db.Environment) (db.Change, error)
+	CreateActivity(ctx context.Context, a *db.Activity) error
+}
+
+// EnvironmentsAPI is /api/v1/environments. URLs are always sent masked.
+type EnvironmentsAPI struct {
+	store environmentAPIStore
+}
+
+func NewEnvironmentsAPI(store environmentAPIStore) *EnvironmentsAPI {
+	return &EnvironmentsAPI{store: store}
+}
+
+// List is GET /api/v1/environments → {"environments":[...]}.
+func (h *EnvironmentsAPI) List(c echo.Context) error {
+	envs, err := h.store.FindEnvironments(c.Request().Context(), db.EnvironmentFilter{})
+	if err != nil {
+		return err
+	}
+	out := make([]*db.Environment, 0, len(envs))
+	for _, e := range envs {
+		out = append(out, e.Masked())
+	}
+	return c.JSON(http.StatusOK, map[string]any{"environments": out})
+}
+
+// Get is GET /api/v1/environments/:env → {"environment":{...}}.
+func (h *EnvironmentsAPI) Get(c echo.Context) error {
+	e, err := h.store.FindEnvironmentByName(c.Request().Context(), c.Param("env"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"environment": e.Masked()})
+}
+
+// Put is PUT /api/v1/environments/:env: create (201) or update (200) from
+// the JSON body; 422 with fields on invalid input, nothing saved.
+func (h *EnvironmentsAPI) Put(c echo.Context) error {
+	u, err := user(c)
+	if err != nil {
+		return err
+	}
+	name := c.Param("env")
+	var e db.Environment
+	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return badRequest("The body is not a valid environment: " + err.Error())
+	}
+	if e.Name != "" && e.Name != name {
+		return &db.ValidationError{Errors: []db.FieldError{{Field: "name",
+			Message: fmt.Sprintf("name %q in the body differs from %q in the URL", e.Name, name)}}}
+	}
+	e.Name = name
+	ctx := c.Request().Context()
+	types := []string{e.Type}
+	old, err := h.store.FindEnvironmentByName(ctx, name)
+	switch {
+	case err == nil:
+		types = append(types, old.Type)
+	case !errors.Is(err, db.ErrNotFound):
+		return err
+	}
+	if err := requireEnvAdmin(u, types...); err != nil {
+		return err
+	}
+	change, err := h.store.PutEnvironmentChange(ctx, &e)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if change != db.Unchanged {
+		typ, summary := "environment.update", fmt.Sprintf("Updated environment %s through the API", e.Name)
+		if change == db.Created {
+			status, typ = http.StatusCreated, "environment.create"
+			summary = fmt.Sprintf("Created %s environment %s with %s through the API", e.Type, e.Name, plural(len(e.Services), "service"))
+		}
+		if err := h.store.CreateActivity(ctx, &db.Activity{Type: typ, Environment: e.Name, Actor: actor(c), Summary: summary}); err != nil {
+			return err
+		}
+	}
+	saved, err := h.store.FindEnvironmentByName(ctx, name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(status, map[string]any{"environment": saved.Masked(), "change": change})
+}

@@ -1,0 +1,180 @@
+// Package web is Rewind's HTTP server: the echo router, request ids and
+// logging, sessions, CSRF, authentication (session cookie for pages, bearer
+// token for /api/), the central error handler and the embedded static files.
+// The pages and API themselves are in handlers.
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/rewind/rewind/db"
+	"github.com/rewind/rewind/handlers"
+	"github.com/rewind/rewind/static"
+)
+
+// Config is everything the server needs; Catalog and SessionKey are required.
+type Config struct {
+	Catalog    *db.DB
+	SessionKey []byte
+	// SecureCookies marks the session cookie Secure even when this process
+	// does not see TLS itself (behind a TLS-terminating proxy).
+	SecureCookies bool
+	Logger        *slog.Logger
+	Now           func() time.Time
+	LoginLimits   LoginLimits
+}
+
+// Server is the dashboard and JSON API.
+type Server struct {
+	echo   *echo.Echo
+	http   *http.Server
+	ln     net.Listener
+	log    *slog.Logger
+	served chan error
+}
+
+// NewServer builds the router.
+func NewServer(cfg Config) (*Server, error) {
+	if cfg.Catalog == nil || len(cfg.SessionKey) == 0 {
+		return nil, errors.New("web: catalog and session key are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.LoginLimits == (LoginLimits{}) {
+		cfg.LoginLimits = DefaultLoginLimits()
+	}
+	s := &Server{echo: echo.New(), log: cfg.Logger}
+	e := s.echo
+	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = echo.ExtractIPDirect() // X-Forwarded-For is not trusted: it would dodge the login limits
+	e.HTTPErrorHandler = s.errorHandler
+
+	e.Use(middleware.RequestID())
+	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogStatus: true, LogMethod: true, LogURIPath: true, LogLatency: true, LogRequestID: true, LogRemoteIP: true,
+		HandleError: true, LogValuesFunc: s.logRequest,
+	}))
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.log.Error("panic", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err, "stack", string(stack))
+			return err
+		},
+	}))
+	e.Use(middleware.SecureWithConfig(middleware.SecureConfig{
+		XSSProtection: "0", ContentTypeNosniff: "nosniff", XFrameOptions: "DENY", ReferrerPolicy: "same-origin",
+		ContentSecurityPolicy: "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; " +
+			"connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+	}))
+	e.Use(middleware.BodyLimit("4M"))
+
+	sm := newSessionManager(cfg.SessionKey, cfg.SecureCookies, cfg.Now)
+	cat := cfg.Catalog
+	limiter := newLoginLimiter(cfg.LoginLimits, cfg.Now)
+
+	auth := handlers.NewAuth(cat, sm, limiter)
+	setup := handlers.NewSetup(cat, sm)
+	envs := handlers.NewEnvironments(cat, sm, cfg.Now)
+	acts := handlers.NewActivities(cat, cfg.Now)
+	users := handlers.NewUsers(cat, sm)
+	tokens := handlers.NewTokens(cat, sm, cfg.Now)
+	envAPI := handlers.NewEnvironmentsAPI(cat)
+	actAPI := handlers.NewActivitiesAPI(cat)
+
+	e.GET("/healthz", func(c echo.Context) error {
+		if _, err := cat.CountUsers(c.Request().Context()); err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	})
+	e.Group("/static", staticCache).StaticFS("/", static.FS)
+
+	api := e.Group("/api/v1", bearerAuth(cat))
+	api.GET("/environments", envAPI.List)
+	api.GET("/environments/:env", envAPI.Get)
+	api.PUT("/environments/:env", envAPI.Put)
+	api.GET("/activities", actAPI.List)
+	api.GET("/activities/:id", actAPI.Get)
+
+	pages := e.Group("", sessionAuth(sm, cat))
+	pages.GET("/login", auth.LoginForm)
+	pages.POST("/login", auth.Login)
+	pages.POST("/logout", auth.Logout)
+	pages.GET("/setup", setup.Form)
+	pages.POST("/setup", setup.Create)
+
+	in := pages.Group("", requireUser)
+	in.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/environments") })
+	in.GET("/environments", envs.List)
+	in.GET("/environments/new", envs.New)
+	in.POST("/environments", envs.Create)
+	in.GET("/environments/service-row", envs.ServiceRow)
+	in.GET("/environments/:env", envs.Show("backups"))
+	in.GET("/environments/:env/activity", envs.Show("activity"))
+	in.GET("/environments/:env/settings", envs.Show("settings"))
+	in.POST("/environments/:env", envs.Update)
+	in.POST("/environments/:env/deactivate", envs.SetStatus(db.StatusInactive))
+	in.POST("/environments/:env/activate", envs.SetStatus(db.StatusActive))
+	in.GET("/activities", acts.Page)
+	in.GET("/users", users.List)
+	in.POST("/users", users.Create)
+	in.POST("/users/:id", users.Update)
+	in.GET("/tokens", tokens.List)
+	in.POST("/tokens", tokens.Create)
+	in.POST("/tokens/:id/revoke", tokens.Revoke)
+	return s, nil
+}
+
+// ServeHTTP serves a request through the router (tests use it directly).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// Open listens on addr ("127.0.0.1:0" picks a port) and serves in the
+// background.
+func (s *Server) Open(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	s.ln = ln
+	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	s.served = make(chan error, 1)
+	go func() { s.served <- s.http.Serve(ln) }()
+	return nil
+}
+
+// Addr is the address the server listens on, once open.
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// URL is the base URL of the open server.
+func (s *Server) URL() string { return "http://" + s.Addr() }
+
+// Close stops accepting connections and waits for requests in flight until
+// ctx ends.
+func (s *Server) Close(ctx context.Context) error {
+	if s.http == nil {
+		return nil
+	}
+	err := s.http.Shutdown(ctx)
+	if serr := <-s.served; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	return err
+}
