@@ -22,6 +22,7 @@ type Progress struct {
 	done    int64
 	written int      // percent last written
 	lines   []string // log lines not yet written
+	mirror  func(ctx context.Context, pct int)
 	quit    chan struct{}
 	flushed chan struct{}
 }
@@ -43,6 +44,14 @@ func (p *Progress) SetTotal(bytes int64) {
 func (p *Progress) Add(n int64) {
 	p.mu.Lock()
 	p.done += n
+	p.mu.Unlock()
+}
+
+// OnPercent calls fn with the percentage each time progress is written, so a job can mirror it on its own
+// record (a backup's row).
+func (p *Progress) OnPercent(fn func(ctx context.Context, pct int)) {
+	p.mu.Lock()
+	p.mirror = fn
 	p.mu.Unlock()
 }
 
@@ -103,6 +112,7 @@ func (p *Progress) flush() {
 	p.lines = nil
 	changed := pct != p.written
 	p.written = pct
+	mirror := p.mirror
 	p.mu.Unlock()
 	if !changed && len(lines) == 0 {
 		return
@@ -116,5 +126,8 @@ func (p *Progress) flush() {
 	defer cancel()
 	if _, err := p.r.store.UpdateActivity(ctx, p.id, upd); err != nil {
 		p.r.log.Error("write progress", "activity", p.id, "err", err)
+	}
+	if changed && mirror != nil {
+		mirror(ctx, pct)
 	}
 }

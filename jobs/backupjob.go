@@ -1,0 +1,251 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/rewind/rewind/backup"
+	"github.com/rewind/rewind/backup/hooks"
+	"github.com/rewind/rewind/db"
+)
+
+// backupJob takes one backup of an environment: the engine pins every service (inside the pause for a
+// consistent backup) and streams them into one snapshot; the catalog row follows the work and becomes
+// restorable only once the snapshot is saved.
+type backupJob struct {
+	o        *Operations
+	activity *db.Activity
+	params   backupParams
+}
+
+func (j *backupJob) Run(ctx context.Context, p *Progress) error {
+	o, id := j.o, j.activity.BackupID
+	env, err := o.Catalog.FindEnvironmentByName(ctx, j.activity.Environment)
+	if err != nil {
+		return j.fail(p, fmt.Errorf("environment %q: %w", j.activity.Environment, err))
+	}
+	running := db.BackupRunning
+	if _, err := o.Catalog.UpdateBackup(ctx, id, db.BackupUpdate{Status: &running}); err != nil {
+		return err
+	}
+	p.OnPercent(func(ctx context.Context, pct int) { o.Catalog.UpdateBackup(ctx, id, db.BackupUpdate{Progress: &pct}) }) //nolint:errcheck
+	commit := ""
+	if env.GitDir != "" {
+		if commit, err = headCommit(ctx, env.GitDir); err != nil {
+			p.Logf("warning: %v: the backup records no code commit", err)
+		}
+	}
+	req := backup.BackupRequest{
+		ID: id, Environment: env.Name, Kind: j.params.Kind, Live: j.params.Live, Commit: commit,
+		Services: specs(env),
+	}
+	if !j.params.Live {
+		req.Hold = o.hold(env, "backup", id, p)
+	}
+	p.Logf("backing up %d services of %s (%s)", len(req.Services), env.Name, liveWord(j.params.Live))
+	m, err := o.Engine.Backup(ctx, req, p)
+	if err != nil {
+		return j.fail(p, err)
+	}
+	return j.complete(ctx, p, m)
+}
+
+func (j *backupJob) fail(p *Progress, err error) error {
+	failed, msg := db.BackupFailed, err.Error()
+	if errors.Is(err, context.Canceled) {
+		msg = "cancelled"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, uerr := j.o.Catalog.UpdateBackup(ctx, j.activity.BackupID, db.BackupUpdate{Status: &failed, Error: &msg}); uerr != nil {
+		p.Logf("warning: could not mark backup failed: %v", uerr)
+	}
+	return err
+}
+
+func (j *backupJob) complete(ctx context.Context, p *Progress, m *backup.Manifest) error {
+	if err := recordComplete(ctx, j.o.Catalog, m); err != nil {
+		return err
+	}
+	p.Logf("backup %s complete: %s of data, paused %s", m.ID, humanBytes(m.Bytes), m.Pause.Round(time.Millisecond))
+	for _, s := range m.Services {
+		p.Logf("  %s (%s %s): %s, pinned in %s", s.Name, s.Type, s.Version, humanBytes(s.Bytes),
+			s.PinDuration.Round(time.Millisecond))
+	}
+	return nil
+}
+
+// recordComplete copies what the engine saved into the backup's catalog row and marks it complete.
+func recordComplete(ctx context.Context, c Catalog, m *backup.Manifest) error {
+	services := make([]db.BackupService, 0, len(m.Services))
+	for _, s := range m.Services {
+		services = append(services, db.BackupService{Name: s.Name, Type: s.Type, Version: s.Version, Size: s.Bytes})
+	}
+	complete, progress, size := db.BackupComplete, 100, m.Bytes
+	_, err := c.UpdateBackup(ctx, m.ID, db.BackupUpdate{Status: &complete, Progress: &progress, SizeBytes: &size,
+		Pause: &m.Pause, Services: &services, Commit: &m.Commit})
+	return err
+}
+
+func liveWord(live bool) string {
+	if live {
+		return "live, no pause"
+	}
+	return "consistent, requests held during the pins"
+}
+
+// restoreJob restores a backup into an environment: prepare beside the live data, pause, switch, release, then
+// capture what the switch replaced as the pre-restore backup (undo = restore it).
+type restoreJob struct {
+	o        *Operations
+	activity *db.Activity
+	params   restoreParams
+}
+
+func (j *restoreJob) Run(ctx context.Context, p *Progress) error {
+	o := j.o
+	b, err := o.Catalog.FindBackupByID(ctx, j.activity.BackupID)
+	if err != nil {
+		return err
+	}
+	if !b.Restorable() {
+		return fmt.Errorf("backup %s is %s: only complete backups can be restored", b.ID, b.Status)
+	}
+	env, err := o.Catalog.FindEnvironmentByName(ctx, j.params.Target)
+	if err != nil {
+		return fmt.Errorf("target environment %q: %w", j.params.Target, err)
+	}
+	// Map by name: the backup's services into the target's services of the same name (checked again here,
+	// since the target may have changed while the restore waited in the queue).
+	var targets []backup.ServiceSpec
+	for _, s := range b.Services {
+		ts := env.Service(s.Name)
+		if ts == nil || ts.Type != s.Type {
+			return fmt.Errorf("environment %q has no %s service %q to restore into: nothing was changed", env.Name,
+				s.Type, s.Name)
+		}
+		targets = append(targets, backup.ServiceSpec{Name: ts.Name, Type: ts.Type, URL: ts.URL, Path: ts.Path,
+			Exclude: ts.Exclude})
+	}
+	if b.Commit != "" && env.GitDir != "" {
+		if head, err := headCommit(ctx, env.GitDir); err == nil && head != b.Commit {
+			p.Logf("note: the backup was taken at commit %s; %s is at %s. Rewind does not change code: run "+
+				"`git -C %s checkout %s` to align it", short(b.Commit), env.Name, short(head), env.GitDir, short(b.Commit))
+		}
+	}
+	p.Logf("preparing %d services of backup %s beside the live data of %s", len(targets), b.ID, env.Name)
+	res, err := o.Engine.Restore(ctx, backup.RestoreRequest{ID: b.ID, Services: targets,
+		Hold: o.hold(env, "restore", b.ID, p)}, p)
+	if err != nil {
+		return fmt.Errorf("%w (the live data of %s was not changed)", err, env.Name)
+	}
+	p.Logf("switched %s to backup %s; requests were held %s", env.Name, b.ID, res.Pause.Round(time.Millisecond))
+	// From here on the restore has happened: what remains must not undo it.
+	ctx = context.WithoutCancel(ctx)
+	if err := o.runHook(ctx, hooks.PostRestore, env.Hooks.PostRestore, env.Name, "restore", b.ID, p); err != nil {
+		p.Logf("warning: %v", err)
+	}
+	return j.keepReplaced(ctx, p, env, b, res)
+}
+
+// keepReplaced captures the replaced states as the pre-restore backup, then drops them. If the capture fails
+// the replaced states are kept where the switch moved them, and the error says so.
+func (j *restoreJob) keepReplaced(ctx context.Context, p *Progress, env *db.Environment, b *db.Backup, res *backup.RestoreResult) error {
+	o, id := j.o, j.params.PreRestoreID
+	row := &db.Backup{ID: id, Environment: env.Name, Kind: db.BackupPreRestore, Live: true, RestoredFrom: b.ID,
+		ActivityID: j.activity.ID}
+	if err := o.Catalog.CreateBackup(ctx, row); err != nil {
+		return fmt.Errorf("record pre-restore backup: %w (the replaced data is kept beside the live data)", err)
+	}
+	p.Logf("saving the replaced state as pre-restore backup %s (undo restores it)", id)
+	m, err := o.Engine.BackupReplaced(ctx, backup.BackupRequest{ID: id, Environment: env.Name,
+		Kind: backup.KindPreRestore, RestoredFrom: b.ID}, res.Replaced, backup.NopProgress)
+	if err != nil {
+		failed, msg := db.BackupFailed, err.Error()
+		o.Catalog.UpdateBackup(ctx, id, db.BackupUpdate{Status: &failed, Error: &msg}) //nolint:errcheck
+		return fmt.Errorf("the restore switched, but saving the replaced state failed: %w; the replaced data "+
+			"is kept beside the live data", err)
+	}
+	if err := recordComplete(ctx, o.Catalog, m); err != nil {
+		return err
+	}
+	for _, r := range res.Replaced {
+		if err := r.Replaced.Discard(ctx); err != nil {
+			p.Logf("warning: could not remove the replaced state of %s: %v", r.Spec.Name, err)
+		}
+	}
+	return nil
+}
+
+func short(commit string) string {
+	if len(commit) > 12 {
+		return commit[:12]
+	}
+	return commit
+}
+
+var nonSlug = regexp.MustCompile(`[^a-z0-9_]+`)
+
+// branchEnvironment derives a new environment named name from parent: same services, each with its own
+// database, file or directory derived from the parent's by a suffix, so the branch never shares data with its
+// parent. Redis databases are numbered, not named, so a Redis service cannot be derived safely: that is
+// refused with what to do instead.
+func branchEnvironment(parent *db.Environment, name string) (*db.Environment, error) {
+	suffix := nonSlug.ReplaceAllString(strings.ToLower(name), "_")
+	env := &db.Environment{Name: name, Title: name, Type: db.EnvDevelopment, Parent: parent.Name,
+		Status: db.StatusActive}
+	for _, s := range parent.Services {
+		c := s
+		c.Exclude = append([]string(nil), s.Exclude...)
+		switch s.Type {
+		case db.ServicePostgreSQL, db.ServiceMySQL:
+			c.URL = withDatabaseSuffix(s.URL, "_"+suffix)
+		case db.ServiceSQLite:
+			ext := filepath.Ext(s.Path)
+			c.Path = strings.TrimSuffix(s.Path, ext) + "-" + suffix + ext
+		case db.ServiceFiles:
+			c.Path = strings.TrimRight(s.Path, "/") + "-" + suffix
+		case db.ServiceRedis:
+			return nil, fmt.Errorf("service %q of %q is Redis, whose databases are numbered: Rewind cannot pick "+
+				"one the branch would not share; create %q with its own Redis database first, then restore into "+
+				"it with --target %s", s.Name, parent.Name, name, name)
+		}
+		env.Services = append(env.Services, c)
+	}
+	return env, nil
+}
+
+// withDatabaseSuffix appends suffix to the database name (the URL path) of a database URL.
+func withDatabaseSuffix(raw, suffix string) string {
+	u, q, _ := strings.Cut(raw, "?")
+	i := strings.LastIndex(u, "/")
+	if i < 0 || i < strings.Index(u, "://")+3 {
+		return raw
+	}
+	out := u + suffix
+	if u[i+1:] == "" {
+		out = u + "rewind" + suffix
+	}
+	if q != "" {
+		out += "?" + q
+	}
+	return out
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

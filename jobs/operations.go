@@ -1,0 +1,447 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/rewind/rewind/backup"
+	"github.com/rewind/rewind/backup/hooks"
+	"github.com/rewind/rewind/db"
+)
+
+// Activity types of the work the operations start.
+const (
+	TypeBackup        = "backup.create"
+	TypeRestore       = "backup.restore"
+	TypeBackupDelete  = "backup.delete"
+	TypeEnvBranch     = "environment.branch"
+	TypeMaintenance   = "repository.maintenance"
+	ActorSchedule     = "schedule"
+	preRestoreKeepFor = 7 * 24 * time.Hour
+)
+
+// ErrRefused wraps the reason an operation cannot start now (an inactive environment, a backup that is not
+// complete, ...). The web layer maps it to 409 Conflict; its message says what to do.
+var ErrRefused = errors.New("refused")
+
+// Catalog is what the operations need of the catalog.
+type Catalog interface {
+	Store
+	CreateActivity(ctx context.Context, a *db.Activity) error
+	FindEnvironmentByName(ctx context.Context, name string) (*db.Environment, error)
+	CreateEnvironment(ctx context.Context, e *db.Environment) error
+	CreateBackup(ctx context.Context, b *db.Backup) error
+	UpdateBackup(ctx context.Context, id string, upd db.BackupUpdate) (*db.Backup, error)
+	FindBackupByID(ctx context.Context, id string) (*db.Backup, error)
+	FindBackups(ctx context.Context, f db.BackupFilter) ([]*db.Backup, int, error)
+	DeleteBackup(ctx context.Context, id string) error
+}
+
+// Pauser holds an environment's traffic: the request gates started by `rewind serve`. An environment without a
+// gate returns a nil release and no error (it pauses through its hooks alone).
+type Pauser interface {
+	Hold(ctx context.Context, env string) (release func(), err error)
+}
+
+// Operations start backups, restores and deletions as activities and build their jobs for the Runner.
+type Operations struct {
+	Catalog Catalog
+	Engine  *backup.Engine
+	Runner  *Runner
+	Pauser  Pauser        // nil: no environment has a gate
+	Hooks   *hooks.Runner // nil: hooks run with the defaults
+	Now     func() time.Time
+}
+
+func (o *Operations) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
+// backupParams are the params of a backup activity.
+type backupParams struct {
+	Live bool   `json:"live"`
+	Kind string `json:"kind"`
+}
+
+// restoreParams are the params of a restore activity.
+type restoreParams struct {
+	Target       string `json:"target"`
+	BranchFrom   string `json:"branch_from,omitempty"`
+	PreRestoreID string `json:"pre_restore_id"`
+}
+
+// BackupRequest asks for a backup of one environment.
+type BackupRequest struct {
+	Environment string
+	Live        bool
+	Kind        string // db.BackupManual (default) or db.BackupAutomated
+	Actor       string
+}
+
+// StartBackup queues a backup of an environment and returns its activity and backup. The backup is listed as
+// pending at once and becomes restorable only when it completes.
+func (o *Operations) StartBackup(ctx context.Context, req BackupRequest) (*db.Activity, *db.Backup, error) {
+	env, err := o.Catalog.FindEnvironmentByName(ctx, req.Environment)
+	if err != nil {
+		return nil, nil, err
+	}
+	if env.Status != db.StatusActive {
+		return nil, nil, fmt.Errorf("environment %q is inactive: activate it in its Settings tab before backing it up: %w",
+			env.Name, ErrRefused)
+	}
+	if len(env.Services) == 0 {
+		return nil, nil, fmt.Errorf("environment %q has no services to back up: add one in its Settings tab: %w",
+			env.Name, ErrRefused)
+	}
+	if req.Kind == "" {
+		req.Kind = db.BackupManual
+	}
+	params, _ := json.Marshal(backupParams{Live: req.Live, Kind: req.Kind})
+	mode := "consistent"
+	if req.Live {
+		mode = "live"
+	}
+	id := backup.NewID()
+	a := &db.Activity{
+		Type: TypeBackup, Environment: env.Name, Actor: req.Actor, State: db.ActivityQueued, BackupID: id,
+		Params: string(params), Summary: fmt.Sprintf("%s %s backup of %s", article(req.Kind), req.Kind+" "+mode, env.Name),
+	}
+	if err := o.Catalog.CreateActivity(ctx, a); err != nil {
+		return nil, nil, err
+	}
+	b := &db.Backup{ID: id, Environment: env.Name, Kind: req.Kind, Live: req.Live, ActivityID: a.ID}
+	if err := o.Catalog.CreateBackup(ctx, b); err != nil {
+		return nil, nil, err
+	}
+	if err := o.Runner.Enqueue(a.ID); err != nil {
+		return nil, nil, err
+	}
+	return a, b, nil
+}
+
+func article(word string) string {
+	if strings.ContainsAny(word[:1], "aeiou") {
+		return "An"
+	}
+	return "A"
+}
+
+// RestoreRequest asks for a restore of a backup.
+type RestoreRequest struct {
+	BackupID   string
+	Target     string // environment to restore into; the backup's environment when empty
+	BranchFrom string // create Target as a child of this environment when it does not exist yet
+	Confirm    string // must equal the target environment's name
+	Actor      string
+}
+
+// RestorePlan is what a restore will do, for the confirmation dialog: checked before anything is touched.
+type RestorePlan struct {
+	Backup  *db.Backup
+	Target  string
+	Create  bool                // the target environment is created (branched from BranchFrom)
+	Parent  string              // BranchFrom
+	Mapping []ServiceMapping    // backup service → target service
+	Problem *db.ValidationError // why the restore cannot run (nil when it can)
+	// Commit is the backup's code commit and TargetHead the target's current checkout HEAD ("" when unknown).
+	Commit, TargetHead string
+}
+
+// ServiceMapping maps one service of the backup to the target's service of the same name.
+type ServiceMapping struct {
+	Name, Type string
+	Target     string // masked URL or path of the target service
+}
+
+// PlanRestore checks a restore without starting it.
+func (o *Operations) PlanRestore(ctx context.Context, req RestoreRequest) (*RestorePlan, error) {
+	b, err := o.Catalog.FindBackupByID(ctx, req.BackupID)
+	if err != nil {
+		return nil, err
+	}
+	if !b.Restorable() {
+		return nil, fmt.Errorf("backup %s is %s, not complete: only complete backups can be restored: %w",
+			b.ID, b.Status, ErrRefused)
+	}
+	plan := &RestorePlan{Backup: b, Target: req.Target, Parent: req.BranchFrom, Commit: b.Commit}
+	if plan.Target == "" {
+		plan.Target = b.Environment
+		if req.BranchFrom != "" {
+			plan.Target = "restore-" + b.ID[:8]
+		}
+	}
+	ve := &db.ValidationError{}
+	target, err := o.Catalog.FindEnvironmentByName(ctx, plan.Target)
+	switch {
+	case errors.Is(err, db.ErrNotFound) && req.BranchFrom != "":
+		parent, err := o.Catalog.FindEnvironmentByName(ctx, req.BranchFrom)
+		if err != nil {
+			if errors.Is(err, db.ErrNotFound) {
+				return nil, &db.ValidationError{Errors: []db.FieldError{{Field: "branch_from",
+					Message: fmt.Sprintf("there is no environment %q to branch from", req.BranchFrom)}}}
+			}
+			return nil, err
+		}
+		plan.Create = true
+		if target, err = branchEnvironment(parent, plan.Target); err != nil {
+			return nil, &db.ValidationError{Errors: []db.FieldError{{Field: "branch_from", Message: err.Error()}}}
+		}
+	case errors.Is(err, db.ErrNotFound):
+		return nil, &db.ValidationError{Errors: []db.FieldError{{Field: "target", Message: fmt.Sprintf(
+			"there is no environment %q: pick an existing one, or branch a new one from a parent", plan.Target)}}}
+	case err != nil:
+		return nil, err
+	}
+	if target.Status != db.StatusActive {
+		ve.Errors = append(ve.Errors, db.FieldError{Field: "target", Message: fmt.Sprintf(
+			"environment %q is inactive: activate it before restoring into it", target.Name)})
+	}
+	for _, s := range b.Services {
+		ts := target.Service(s.Name)
+		switch {
+		case ts == nil:
+			ve.Errors = append(ve.Errors, db.FieldError{Field: "services", Message: fmt.Sprintf(
+				"environment %q has no service %q (%s) to restore the backup's %q into: add it first",
+				target.Name, s.Name, s.Type, s.Name)})
+		case ts.Type != s.Type:
+			ve.Errors = append(ve.Errors, db.FieldError{Field: "services", Message: fmt.Sprintf(
+				"service %q is %s in the backup but %s in %q: a restore cannot change a service's type",
+				s.Name, s.Type, ts.Type, target.Name)})
+		default:
+			where := ts.MaskedURL()
+			if where == "" {
+				where = ts.Path
+			}
+			plan.Mapping = append(plan.Mapping, ServiceMapping{Name: s.Name, Type: s.Type, Target: where})
+		}
+	}
+	if target.GitDir != "" {
+		plan.TargetHead, _ = headCommit(ctx, target.GitDir)
+	}
+	if len(ve.Errors) > 0 {
+		plan.Problem = ve
+	}
+	return plan, nil
+}
+
+// StartRestore checks and queues a restore. Nothing is touched when the plan has a problem or the confirmation
+// does not name the target environment.
+func (o *Operations) StartRestore(ctx context.Context, req RestoreRequest) (*db.Activity, *RestorePlan, error) {
+	plan, err := o.PlanRestore(ctx, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	if plan.Problem != nil {
+		return nil, plan, plan.Problem
+	}
+	if strings.TrimSpace(req.Confirm) != plan.Target {
+		return nil, plan, &db.ValidationError{Errors: []db.FieldError{{Field: "confirm", Message: fmt.Sprintf(
+			"type the target environment's name, %q, to confirm that its current state is replaced", plan.Target)}}}
+	}
+	if plan.Create {
+		parent, err := o.Catalog.FindEnvironmentByName(ctx, plan.Parent)
+		if err != nil {
+			return nil, plan, err
+		}
+		env, err := branchEnvironment(parent, plan.Target)
+		if err != nil {
+			return nil, plan, err
+		}
+		if err := o.Catalog.CreateEnvironment(ctx, env); err != nil {
+			return nil, plan, fmt.Errorf("branch %q from %q: %w", plan.Target, plan.Parent, err)
+		}
+		if err := o.Catalog.CreateActivity(ctx, &db.Activity{Type: TypeEnvBranch, Environment: env.Name,
+			Actor: req.Actor, Summary: fmt.Sprintf("Branched %s from %s to restore backup %s", env.Name, parent.Name,
+				plan.Backup.ID)}); err != nil {
+			return nil, plan, err
+		}
+	}
+	params, _ := json.Marshal(restoreParams{Target: plan.Target, BranchFrom: plan.Parent, PreRestoreID: backup.NewID()})
+	summary := fmt.Sprintf("Restore of backup %s into %s", plan.Backup.ID, plan.Target)
+	if plan.Target != plan.Backup.Environment {
+		summary = fmt.Sprintf("Restore of backup %s of %s into %s", plan.Backup.ID, plan.Backup.Environment, plan.Target)
+	}
+	a := &db.Activity{Type: TypeRestore, Environment: plan.Target, Actor: req.Actor, State: db.ActivityQueued,
+		BackupID: plan.Backup.ID, Params: string(params), Summary: summary}
+	if err := o.Catalog.CreateActivity(ctx, a); err != nil {
+		return nil, plan, err
+	}
+	if err := o.Runner.Enqueue(a.ID); err != nil {
+		return nil, plan, err
+	}
+	return a, plan, nil
+}
+
+// PreRestoreBackupID returns the id of the pre-restore backup a restore activity takes (the backup that undoes
+// it), or "" for other activities.
+func PreRestoreBackupID(a *db.Activity) string {
+	if a.Type != TypeRestore {
+		return ""
+	}
+	var p restoreParams
+	if json.Unmarshal([]byte(a.Params), &p) != nil {
+		return ""
+	}
+	return p.PreRestoreID
+}
+
+// DeleteBackup deletes a backup from the repository and the catalog, and records who did it.
+func (o *Operations) DeleteBackup(ctx context.Context, id, actor string) error {
+	b, err := o.Catalog.FindBackupByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	if b.Status == db.BackupPending || b.Status == db.BackupRunning {
+		return fmt.Errorf("backup %s is still %s: cancel its activity first: %w", id, b.Status, ErrRefused)
+	}
+	if b.Status == db.BackupComplete {
+		if err := o.Engine.DeleteBackup(ctx, id); err != nil && !errors.Is(err, backup.ErrNotFound) {
+			return fmt.Errorf("delete backup %s: %w", id, err)
+		}
+	}
+	if err := o.Catalog.DeleteBackup(ctx, id); err != nil {
+		return err
+	}
+	return o.Catalog.CreateActivity(ctx, &db.Activity{Type: TypeBackupDelete, Environment: b.Environment,
+		Actor: actor, BackupID: id, Summary: fmt.Sprintf("Deleted %s backup %s of %s", b.Kind, id, b.Environment)})
+}
+
+// WriteTar writes a complete backup as a tar stream: rewind.json and every service's files.
+func (o *Operations) WriteTar(ctx context.Context, id string, w io.Writer) error {
+	b, err := o.Catalog.FindBackupByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !b.Restorable() {
+		return fmt.Errorf("backup %s is %s: only complete backups can be downloaded: %w", id, b.Status, ErrRefused)
+	}
+	return o.Engine.WriteTar(ctx, id, w)
+}
+
+// Recover marks the backups a crash left pending or running as failed: their activity did not finish them, and
+// the engine saved no snapshot for them, so they must not be listed as restorable. Call it after Runner.Start.
+func (o *Operations) Recover(ctx context.Context) error {
+	for _, status := range []string{db.BackupPending, db.BackupRunning} {
+		st := status
+		backups, _, err := o.Catalog.FindBackups(ctx, db.BackupFilter{Status: &st, Limit: 1000})
+		if err != nil {
+			return fmt.Errorf("recover backups: %w", err)
+		}
+		for _, b := range backups {
+			if b.ActivityID != 0 {
+				a, err := o.Catalog.FindActivityByID(ctx, b.ActivityID)
+				if err == nil && !a.Done() {
+					continue // queued again: it will run
+				}
+			}
+			failed, msg := db.BackupFailed, "interrupted: rewind stopped before this backup completed"
+			if _, err := o.Catalog.UpdateBackup(ctx, b.ID, db.BackupUpdate{Status: &failed, Error: &msg}); err != nil {
+				return fmt.Errorf("recover backup %s: %w", b.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Build is the Runner's Builder for the activities the operations start.
+func (o *Operations) Build(a *db.Activity) (Job, error) {
+	switch a.Type {
+	case TypeBackup:
+		var p backupParams
+		if err := json.Unmarshal([]byte(a.Params), &p); err != nil {
+			return nil, fmt.Errorf("backup activity %d: bad params: %w", a.ID, err)
+		}
+		return &backupJob{o: o, activity: a, params: p}, nil
+	case TypeRestore:
+		var p restoreParams
+		if err := json.Unmarshal([]byte(a.Params), &p); err != nil {
+			return nil, fmt.Errorf("restore activity %d: bad params: %w", a.ID, err)
+		}
+		return &restoreJob{o: o, activity: a, params: p}, nil
+	case TypeMaintenance:
+		return JobFunc(func(ctx context.Context, p *Progress) error {
+			p.Logf("running repository maintenance")
+			return o.Engine.Maintenance(ctx, a.Params == "full")
+		}), nil
+	}
+	return nil, fmt.Errorf("no job for activity type %q", a.Type)
+}
+
+// specs turns an environment's services into the engine's specs.
+func specs(env *db.Environment) []backup.ServiceSpec {
+	out := make([]backup.ServiceSpec, 0, len(env.Services))
+	for _, s := range env.Services {
+		out = append(out, backup.ServiceSpec{Name: s.Name, Type: s.Type, URL: s.URL, Path: s.Path, Exclude: s.Exclude})
+	}
+	return out
+}
+
+// hold returns the engine's HoldFunc for env: the pre_pause hook, then the gate's hold; release lets the
+// requests go and runs the post_pause hook. Hook output goes to the activity's log.
+func (o *Operations) hold(env *db.Environment, op, backupID string, p *Progress) backup.HoldFunc {
+	return func(ctx context.Context) (func(), error) {
+		if err := o.runHook(ctx, hooks.PrePause, env.Hooks.PrePause, env.Name, op, backupID, p); err != nil {
+			return nil, err
+		}
+		postPause := func() {
+			// The pause is over whatever the hook does; a failing post_pause hook is logged, not fatal.
+			ctx := context.WithoutCancel(ctx)
+			if err := o.runHook(ctx, hooks.PostPause, env.Hooks.PostPause, env.Name, op, backupID, p); err != nil {
+				p.Logf("warning: %v", err)
+			}
+		}
+		var release func()
+		if o.Pauser != nil {
+			r, err := o.Pauser.Hold(ctx, env.Name)
+			if err != nil {
+				postPause()
+				return nil, fmt.Errorf("pause %s: %w", env.Name, err)
+			}
+			release = r
+		}
+		start := o.now()
+		p.Logf("requests held")
+		return func() {
+			if release != nil {
+				release()
+			}
+			p.Logf("requests released after %s", o.now().Sub(start).Round(time.Millisecond))
+			postPause()
+		}, nil
+	}
+}
+
+func (o *Operations) runHook(ctx context.Context, phase, command, env, op, backupID string, p *Progress) error {
+	if strings.TrimSpace(command) == "" {
+		return nil
+	}
+	runner := o.Hooks
+	if runner == nil {
+		runner = &hooks.Runner{}
+	}
+	p.Logf("running %s hook", phase)
+	_, err := runner.Run(ctx, hooks.Run{Phase: phase, Command: command, Environment: env, Operation: op,
+		BackupID: backupID}, p)
+	return err
+}
+
+// headCommit returns the HEAD commit of the git checkout in dir. Rewind only reads it; it never changes a
+// checkout.
+func headCommit(ctx context.Context, dir string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "HEAD").Output()
+	if err != nil {
+		return "", fmt.Errorf("read git HEAD of %s: %w", dir, err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
