@@ -40,18 +40,22 @@ func (e *Engine) now() time.Time {
 	return time.Now().UTC()
 }
 
-// Stager is optionally implemented by a Source that can do the slow part of a pin before the pause (the files
-// source copies the tree while the app runs, so that its Pin only catches up with what changed). The engine
-// calls Stage outside the pause and then, within it, Pin of the returned StagedSource.
+// Stager is optionally implemented by a Source whose pin cannot be instant (a files tree on a filesystem
+// without reflinks). Stage runs outside the pause; the engine uploads the StagedSource's Folder (the live
+// state, read while the app runs) ahead of the pin, and then, within the pause, calls its Pin, which re-reads
+// only what changed since. The final upload reuses what the first pass uploaded.
 type Stager interface {
 	Stage(ctx context.Context, p Progress) (StagedSource, error)
 }
 
 // StagedSource is a Source's work done ahead of the pause.
 type StagedSource interface {
-	// Pin is Source.Pin, finishing from the staged state; the returned Capture owns the staged data.
+	// Folder returns the live state for the first pass. A file that changes while it is read fails its read;
+	// the engine tolerates such failures in the first pass (Pin catches up on them).
+	Folder(ctx context.Context, p Progress) (fs.Directory, error)
+	// Pin is Source.Pin, finishing from the first pass; the returned Capture owns whatever it staged.
 	Pin(ctx context.Context) (Capture, error)
-	// Close removes the staged data unless a successful Pin took it over. Safe to call more than once.
+	// Close releases the staged state. Safe to call more than once.
 	Close() error
 }
 
@@ -136,11 +140,15 @@ func (e *Engine) Backup(ctx context.Context, req BackupRequest, p Progress) (*Ma
 		}
 		pn.stage, pn.pin = staged, staged.Pin
 	}
+	pre, err := e.prestage(ctx, req, pinners, p)
+	if err != nil {
+		return nil, err
+	}
 	hold := req.Hold
 	if req.Live {
 		hold = nil
 	}
-	return e.backup(ctx, req, pinners, hold, p)
+	return e.backup(ctx, req, pinners, hold, p, pre)
 }
 
 // ReplacedService is one service's state moved aside by a restore.
@@ -167,7 +175,7 @@ func (e *Engine) BackupReplaced(ctx context.Context, req BackupRequest, replaced
 	for _, r := range replaced {
 		pinners = append(pinners, &pinner{spec: r.Spec, pin: r.Replaced.Pin})
 	}
-	return e.backup(ctx, req, pinners, nil, p)
+	return e.backup(ctx, req, pinners, nil, p, nil)
 }
 
 func (e *Engine) checkRequest(req *BackupRequest) error {
@@ -214,7 +222,7 @@ func (e *Engine) source(spec ServiceSpec) (Source, error) {
 }
 
 // backup pins (within hold, when given) and stores.
-func (e *Engine) backup(ctx context.Context, req BackupRequest, pinners []*pinner, hold HoldFunc, p Progress) (*Manifest, error) {
+func (e *Engine) backup(ctx context.Context, req BackupRequest, pinners []*pinner, hold HoldFunc, p Progress, pre *firstPass) (*Manifest, error) {
 	started := e.now()
 	pinned := make([]*pinnedService, 0, len(pinners))
 	defer func() {
@@ -271,7 +279,7 @@ func (e *Engine) backup(ctx context.Context, req BackupRequest, pinners []*pinne
 		StartedAt:    started,
 		Pause:        pause,
 	}
-	if err := e.store(ctx, m, pinned, p); err != nil {
+	if err := e.store(ctx, m, pinned, p, pre); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -307,7 +315,7 @@ func (serviceTotal) Add(int64) {}
 
 // store streams every pinned service into one snapshot whose root holds rewind.json, SHA256SUMS and one folder
 // per service. Nothing is saved unless every service streamed completely.
-func (e *Engine) store(ctx context.Context, m *Manifest, pinned []*pinnedService, p Progress) error {
+func (e *Engine) store(ctx context.Context, m *Manifest, pinned []*pinnedService, p Progress, pre *firstPass) error {
 	tot := &totals{p: p, m: map[string]int64{}}
 	for _, ps := range pinned {
 		tot.forService(ps.spec.Name).SetTotal(ps.info.EstimatedBytes)
@@ -325,7 +333,7 @@ func (e *Engine) store(ctx context.Context, m *Manifest, pinned []*pinnedService
 	uploadSource := snapshot.SourceInfo{Host: kopiaHost, UserName: kopiaUser, Path: "/rewind-upload/" + m.ID}
 	err := repo.WriteSession(ctx, e.Repo.rep, repo.WriteSessionOptions{Purpose: "rewind backup " + m.ID},
 		func(ctx context.Context, w repo.RepositoryWriter) error {
-			return e.upload(ctx, w, m, pinned, folders, rec, uploadSource, p)
+			return e.upload(ctx, w, m, pinned, folders, rec, uploadSource, p, pre)
 		})
 	if err != nil {
 		// Checkpoints of a long failed upload were saved under the upload source: drop them (best effort).

@@ -185,8 +185,8 @@ func memSpecs(names ...string) []backup.ServiceSpec {
 }
 
 type countingProgress struct {
-	mu           sync.Mutex
-	total, done  int64
+	mu          sync.Mutex
+	total, done int64
 }
 
 func (p *countingProgress) SetTotal(n int64) { p.mu.Lock(); p.total = n; p.mu.Unlock() }

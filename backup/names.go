@@ -27,7 +27,10 @@ func CheckEntryName(name string) error {
 }
 
 // CheckSymlinkTarget checks that a symlink at linkPath (slash-separated, relative to the restored root) with
-// target stays inside the root: absolute targets are refused, and a relative one must not climb above the root.
+// target cannot lead outside the root, whatever other symlinks of the tree point to: the target must be
+// relative, and ".." may only appear as its leading elements, no more of them than the link's directory is
+// deep. (A ".." after another element could climb back out through a symlink, as in "a/a/../.." with a
+// pointing to ".", so it is refused.) The same rule applied to every symlink keeps every resolution inside.
 func CheckSymlinkTarget(linkPath, target string) error {
 	switch {
 	case target == "":
@@ -37,21 +40,26 @@ func CheckSymlinkTarget(linkPath, target string) error {
 	case strings.HasPrefix(target, "/"):
 		return fmt.Errorf("%w: absolute symlink target %q at %q", ErrUnsafeName, target, linkPath)
 	}
-	// Resolve lexically from the link's directory; depth must never go below zero on the way.
-	depth := strings.Count(path.Dir(path.Clean("/"+linkPath)), "/")
-	if path.Dir(path.Clean("/"+linkPath)) == "/" {
-		depth = 0
+	depth := 0
+	for _, el := range strings.Split(path.Dir(path.Clean("/"+linkPath)), "/") {
+		if el != "" {
+			depth++
+		}
 	}
+	leading := true
 	for _, el := range strings.Split(target, "/") {
 		switch el {
 		case "", ".":
 		case "..":
+			if !leading {
+				return fmt.Errorf("%w: symlink %q has \"..\" after a name (%q)", ErrUnsafeName, linkPath, target)
+			}
 			depth--
 			if depth < 0 {
 				return fmt.Errorf("%w: symlink %q points outside (%q)", ErrUnsafeName, linkPath, target)
 			}
 		default:
-			depth++
+			leading = false
 		}
 	}
 	return nil

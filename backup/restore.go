@@ -49,7 +49,7 @@ func (e *Engine) Restore(ctx context.Context, req RestoreRequest, p Progress) (*
 	if err != nil {
 		return nil, err
 	}
-	root, err := rootOf(r, snap)
+	root, err := backupRoot(r, snap)
 	if err != nil {
 		return nil, fmt.Errorf("backup %s: %w", req.ID, err)
 	}

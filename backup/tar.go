@@ -20,7 +20,7 @@ func (e *Engine) WriteTar(ctx context.Context, id string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	root, err := rootOf(r, snap)
+	root, err := backupRoot(r, snap)
 	if err != nil {
 		return fmt.Errorf("backup %s: %w", id, err)
 	}

@@ -35,20 +35,22 @@ func (u *uploadProgress) CachedFile(_ string, size int64) { u.p.Add(size) }
 // from the previous backup's SHA256SUMS), writes rewind.json and SHA256SUMS, and builds the final root
 // directory from the uploaded service folders plus those two files. Only then is the snapshot saved.
 func (e *Engine) upload(ctx context.Context, w repo.RepositoryWriter, m *Manifest, pinned []*pinnedService,
-	folders []fs.Entry, rec *hashRecorder, uploadSource snapshot.SourceInfo, p Progress,
+	folders []fs.Entry, rec *hashRecorder, uploadSource snapshot.SourceInfo, p Progress, pre *firstPass,
 ) error {
 	types := map[string]string{}
 	for _, ps := range pinned {
 		types[ps.spec.Name] = ps.spec.Type
 	}
-	prevMan, prevSums := e.previousForCache(ctx, w, m.Environment, types)
+	prevMan, prevSums := e.previousForCache(ctx, w, m.Environment, types, pre)
 
 	u := upload.NewUploader(w)
 	u.FailFast = true
 	u.DisableIgnoreRules = true // sources apply their own excludes; kopia's .kopiaignore must not drop data
 	u.ParallelUploads = e.Parallel
 	u.Progress = &uploadProgress{p: p}
-	u.CheckpointLabels = map[string]string{tagID + "-upload": m.ID}
+	if pre != nil {
+		u.Progress = &upload.NullUploadProgress{} // the first pass counted what this upload finds cached
+	}
 
 	polTree, err := policy.TreeForSource(ctx, w, uploadSource)
 	if err != nil {
@@ -103,6 +105,12 @@ func (e *Engine) upload(ctx context.Context, w repo.RepositoryWriter, m *Manifes
 			if s, ok := rec.lookup(rel); ok && (de == nil || s.size == de.FileSize) {
 				sums[rel] = s.sum
 				return nil
+			}
+			if pre != nil {
+				if s, ok := pre.rec.lookup(rel); ok && (de == nil || s.size == de.FileSize) {
+					sums[rel] = s.sum
+					return nil
+				}
 			}
 			if s, ok := prevSums[rel]; ok {
 				sums[rel] = s
@@ -259,10 +267,34 @@ func readRootFile(ctx context.Context, root fs.Directory, name string) ([]byte, 
 // its folders of "files" services that are still "files" services now, plus that backup's checksums. Kopia then
 // skips reading files whose metadata did not change. Database streams are never offered (a stream with the
 // same timestamp is not the same data). Errors only disable the cache.
-func (e *Engine) previousForCache(ctx context.Context, w repo.RepositoryWriter, env string, types map[string]string) (*snapshot.Manifest, Sums) {
+func (e *Engine) previousForCache(ctx context.Context, w repo.RepositoryWriter, env string, types map[string]string, pre *firstPass) (*snapshot.Manifest, Sums) {
+	var b snapshotfs.DirManifestBuilder
+	n := 0
+	taken := map[string]bool{}
+	if pre != nil {
+		// The first pass of this backup is the best cache for the services it read.
+		for _, de := range pre.folders {
+			b.AddEntry(de)
+			taken[de.Name] = true
+			n++
+		}
+	}
+	finish := func(sums Sums) (*snapshot.Manifest, Sums) {
+		if n == 0 {
+			return nil, nil
+		}
+		dm := b.Build(fs.UTCTimestampFromTime(e.now()), "")
+		oid, err := snapshotfs.WriteDirManifest(ctx, w, ".", dm, "")
+		if err != nil {
+			return nil, nil
+		}
+		return &snapshot.Manifest{RootEntry: &snapshot.DirEntry{
+			Name: "previous", Type: snapshot.EntryTypeDirectory, Permissions: 0o755, ObjectID: oid, DirSummary: dm.Summary,
+		}}, sums
+	}
 	ents, err := w.FindManifests(ctx, map[string]string{manifest.TypeLabelKey: snapshot.ManifestType, tagEnvironment: env})
 	if err != nil || len(ents) == 0 {
-		return nil, nil
+		return finish(nil)
 	}
 	latest := ents[0]
 	for _, en := range ents[1:] {
@@ -270,35 +302,13 @@ func (e *Engine) previousForCache(ctx context.Context, w repo.RepositoryWriter, 
 			latest = en
 		}
 	}
-	man, err := snapshot.LoadSnapshot(ctx, w, latest.ID)
+	root, pm, allSums, err := e.readBackup(ctx, w, latest.ID)
 	if err != nil {
-		return nil, nil
+		return finish(nil)
 	}
-	root, err := rootOf(w, man)
-	if err != nil {
-		return nil, nil
-	}
-	js, err := readRootFile(ctx, root, ManifestFile)
-	if err != nil {
-		return nil, nil
-	}
-	pm, err := ParseManifest(js)
-	if err != nil {
-		return nil, nil
-	}
-	sumsData, err := readRootFile(ctx, root, SumsFile)
-	if err != nil {
-		return nil, nil
-	}
-	allSums, err := ParseSums(sumsData)
-	if err != nil {
-		return nil, nil
-	}
-	var b snapshotfs.DirManifestBuilder
 	sums := Sums{}
-	n := 0
 	for _, s := range pm.Services {
-		if s.Type != TypeFiles || types[s.Name] != TypeFiles {
+		if s.Type != TypeFiles || types[s.Name] != TypeFiles || taken[s.Name] {
 			continue
 		}
 		ent, err := root.Child(ctx, s.Name)
@@ -317,15 +327,100 @@ func (e *Engine) previousForCache(ctx context.Context, w repo.RepositoryWriter, 
 			}
 		}
 	}
-	if n == 0 {
-		return nil, nil
-	}
-	dm := b.Build(man.RootEntry.ModTime, "")
-	oid, err := snapshotfs.WriteDirManifest(ctx, w, ".", dm, "")
+	return finish(sums)
+}
+
+// readBackup reads the root, manifest and checksums of the snapshot with kopia manifest id.
+func (e *Engine) readBackup(ctx context.Context, r repo.Repository, id manifest.ID) (fs.Directory, *Manifest, Sums, error) {
+	man, err := snapshot.LoadSnapshot(ctx, r, id)
 	if err != nil {
+		return nil, nil, nil, fmt.Errorf("load snapshot: %w", err)
+	}
+	root, err := rootOf(r, man)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	pm, err := readManifest(ctx, root)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	sumsData, err := readRootFile(ctx, root, SumsFile)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	sums, err := ParseSums(sumsData)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return root, pm, sums, nil
+}
+
+// firstPass is what the engine uploaded of the staged sources before the pause.
+type firstPass struct {
+	folders []*snapshot.DirEntry // one per staged service, named after it
+	rec     *hashRecorder        // checksums of the files it read
+}
+
+// prestage uploads the live state of every staged source (outside the pause), so that the pins only re-read
+// what changed since. Files that changed while being read are left out (their read fails); nothing here is
+// saved as a snapshot, and what it wrote is collected by maintenance if the backup fails.
+func (e *Engine) prestage(ctx context.Context, req BackupRequest, pinners []*pinner, p Progress) (*firstPass, error) {
+	types := map[string]string{}
+	var folders []fs.Entry
+	rec := newHashRecorder(p)
+	tot := &totals{p: p, m: map[string]int64{}}
+	for _, pn := range pinners {
+		types[pn.spec.Name] = pn.spec.Type
+		if pn.stage == nil {
+			continue
+		}
+		d, err := pn.stage.Folder(ctx, tot.forService(pn.spec.Name))
+		if err != nil {
+			return nil, &ServiceError{Op: "stage", Service: pn.spec.Name, Type: pn.spec.Type, Err: err}
+		}
+		folders = append(folders, namedDir{Directory: wrapHashing(d, pn.spec.Name, rec), name: pn.spec.Name})
+	}
+	if len(folders) == 0 {
 		return nil, nil
 	}
-	return &snapshot.Manifest{RootEntry: &snapshot.DirEntry{
-		Name: "previous", Type: snapshot.EntryTypeDirectory, Permissions: 0o755, ObjectID: oid, DirSummary: dm.Summary,
-	}}, sums
+	pre := &firstPass{rec: rec}
+	src := snapshot.SourceInfo{Host: kopiaHost, UserName: kopiaUser, Path: "/rewind-upload/" + req.ID + "-first"}
+	err := repo.WriteSession(ctx, e.Repo.rep, repo.WriteSessionOptions{Purpose: "rewind first pass " + req.ID},
+		func(ctx context.Context, w repo.RepositoryWriter) error {
+			prevMan, _ := e.previousForCache(ctx, w, req.Environment, types, nil)
+			u := upload.NewUploader(w)
+			u.FailFast = false
+			u.DisableIgnoreRules = true
+			u.ParallelUploads = e.Parallel
+			u.Progress = &uploadProgress{p: p}
+			polTree, err := policy.TreeForSource(ctx, w, src)
+			if err != nil {
+				return fmt.Errorf("read policy: %w", err)
+			}
+			var prev []*snapshot.Manifest
+			if prevMan != nil {
+				prev = append(prev, prevMan)
+			}
+			up, err := u.Upload(ctx, virtualfs.NewStaticDirectory("rewind", folders), polTree, src, prev...)
+			if err != nil {
+				return fmt.Errorf("first pass: %w", err)
+			}
+			root, err := rootOf(w, up)
+			if err != nil {
+				return err
+			}
+			if err := fs.IterateEntries(ctx, root, func(_ context.Context, ent fs.Entry) error {
+				if h, ok := ent.(snapshot.HasDirEntry); ok && ent.IsDir() {
+					pre.folders = append(pre.folders, h.DirEntry())
+				}
+				return nil
+			}); err != nil {
+				return fmt.Errorf("first pass: %w", err)
+			}
+			return deleteSource(ctx, w, src)
+		})
+	if err != nil {
+		return nil, err //nolint:wrapcheck
+	}
+	return pre, nil
 }
