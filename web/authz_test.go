@@ -1,0 +1,181 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/rewind/rewind/db"
+)
+
+// The whole authorization matrix: every mutating route of the pages and the
+// API × anonymous, admin, contributor, viewer, a viewer who is admin of
+// staging environments (per-type override) and an admin who is only a
+// viewer of production environments; API routes also with a token of each.
+func TestAuthorizationMatrix(t *testing.T) {
+	app := newTestApp(t)
+	ctx := context.Background()
+	principals := map[string]*db.User{
+		"admin":        app.user("admin@example.com", db.RoleAdmin, nil),
+		"contributor":  app.user("contributor@example.com", db.RoleContributor, nil),
+		"viewer":       app.user("viewer@example.com", db.RoleViewer, nil),
+		"stagingAdmin": app.user("staging-admin@example.com", db.RoleViewer, map[string]string{db.EnvStaging: db.RoleAdmin}),
+		"prodViewer":   app.user("prod-viewer@example.com", db.RoleAdmin, map[string]string{db.EnvProduction: db.RoleViewer}),
+	}
+	target := app.user("target@example.com", db.RoleViewer, nil)
+	app.env("prod", db.EnvProduction)
+	app.env("stage", db.EnvStaging)
+
+	const (
+		ok        = "ok"        // 303 to the resource (pages) or 2xx (API)
+		forbidden = "forbidden" // 403
+		login     = "login"     // 303 to /login (pages, anonymous)
+		unauth    = "unauth"    // 401 (API without a valid token)
+	)
+	// expect lists the outcome for anonymous, admin, contributor, viewer,
+	// stagingAdmin, prodViewer, in that order.
+	order := []string{"anonymous", "admin", "contributor", "viewer", "stagingAdmin", "prodViewer"}
+	n := 0
+	unique := func() string { n++; return "e" + strconv.Itoa(n) }
+
+	pageRoutes := []struct {
+		name   string
+		path   func() string
+		form   func() url.Values
+		expect []string
+	}{
+		{"create staging environment", static("/environments"), func() url.Values { return url.Values{"name": {unique()}, "type": {"staging"}} },
+			[]string{login, ok, forbidden, forbidden, ok, ok}},
+		{"create production environment", static("/environments"), func() url.Values { return url.Values{"name": {unique()}, "type": {"production"}} },
+			[]string{login, ok, forbidden, forbidden, forbidden, forbidden}},
+		{"update staging environment", static("/environments/stage"), func() url.Values { return url.Values{"type": {"staging"}, "title": {unique()}} },
+			[]string{login, ok, forbidden, forbidden, ok, ok}},
+		{"update production environment", static("/environments/prod"), func() url.Values { return url.Values{"type": {"production"}, "title": {unique()}} },
+			[]string{login, ok, forbidden, forbidden, forbidden, forbidden}},
+		{"move staging environment to production", func() string { return "/environments/" + app.env(unique(), db.EnvStaging).Name },
+			func() url.Values { return url.Values{"type": {"production"}} },
+			[]string{login, ok, forbidden, forbidden, forbidden, forbidden}},
+		{"deactivate staging environment", static("/environments/stage/deactivate"), none,
+			[]string{login, ok, forbidden, forbidden, ok, ok}},
+		{"activate staging environment", static("/environments/stage/activate"), none,
+			[]string{login, ok, forbidden, forbidden, ok, ok}},
+		{"deactivate production environment", static("/environments/prod/deactivate"), none,
+			[]string{login, ok, forbidden, forbidden, forbidden, forbidden}},
+		{"activate production environment", static("/environments/prod/activate"), none,
+			[]string{login, ok, forbidden, forbidden, forbidden, forbidden}},
+		{"add user", static("/users"), func() url.Values {
+			return url.Values{"email": {unique() + "@example.com"}, "password": {testPassword}, "role": {"viewer"}}
+		}, []string{login, ok, forbidden, forbidden, forbidden, ok}},
+		{"update user", static(fmt.Sprintf("/users/%d", target.ID)), func() url.Values { return url.Values{"role": {"viewer"}, "override_staging": {"contributor"}} },
+			[]string{login, ok, forbidden, forbidden, forbidden, ok}},
+		{"create own API token", static("/tokens"), func() url.Values { return url.Values{"name": {unique()}} },
+			[]string{login, ok, ok, ok, ok, ok}},
+		{"revoke another user's token", func() string {
+			_, tok, err := app.cat.CreateToken(ctx, target.ID, "victim")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fmt.Sprintf("/tokens/%d/revoke", tok.ID)
+		}, none, []string{login, ok, forbidden, forbidden, forbidden, ok}},
+	}
+
+	clients := map[string]*client{"anonymous": app.client()}
+	for _, who := range order[1:] {
+		clients[who] = app.client()
+		clients[who].login(principals[who].Email)
+	}
+	for _, rt := range pageRoutes {
+		for i, who := range order {
+			t.Run(rt.name+"/"+who, func(t *testing.T) {
+				path := rt.path()
+				r := clients[who].post(path, rt.form())
+				got := outcome(r)
+				if want := rt.expect[i]; got != want {
+					t.Fatalf("POST %s as %s: %s (status %d, Location %q), want %s\n%s", path, who, got, r.StatusCode, r.Header.Get("Location"), want, excerpt(r.body))
+				}
+			})
+		}
+	}
+
+	// The same rules through the API, with a token of each principal; the
+	// session cookie of a signed-in admin is never accepted there.
+	tokens := map[string]string{"anonymous": ""}
+	for _, who := range order[1:] {
+		tokens[who] = app.token(principals[who])
+	}
+	apiRoutes := []struct {
+		name   string
+		method string
+		path   func() string
+		body   func() string
+		expect []string
+	}{
+		{"list environments", http.MethodGet, static("/api/v1/environments"), noBody, []string{unauth, ok, ok, ok, ok, ok}},
+		{"list activities", http.MethodGet, static("/api/v1/activities"), noBody, []string{unauth, ok, ok, ok, ok, ok}},
+		{"create staging environment", http.MethodPut, func() string { return "/api/v1/environments/" + unique() },
+			jsonBody(`{"type":"staging"}`), []string{unauth, ok, forbidden, forbidden, ok, ok}},
+		{"create production environment", http.MethodPut, func() string { return "/api/v1/environments/" + unique() },
+			jsonBody(`{"type":"production"}`), []string{unauth, ok, forbidden, forbidden, forbidden, forbidden}},
+		{"update staging environment", http.MethodPut, static("/api/v1/environments/stage"),
+			func() string { return `{"type":"staging","title":"` + unique() + `"}` }, []string{unauth, ok, forbidden, forbidden, ok, ok}},
+		{"update production environment", http.MethodPut, static("/api/v1/environments/prod"),
+			func() string { return `{"type":"production","title":"` + unique() + `"}` }, []string{unauth, ok, forbidden, forbidden, forbidden, forbidden}},
+		{"move staging environment to production", http.MethodPut, func() string { return "/api/v1/environments/" + app.env(unique(), db.EnvStaging).Name },
+			jsonBody(`{"type":"production"}`), []string{unauth, ok, forbidden, forbidden, forbidden, forbidden}},
+	}
+	for _, rt := range apiRoutes {
+		for i, who := range order {
+			t.Run("api "+rt.name+"/"+who, func(t *testing.T) {
+				path := rt.path()
+				r := app.api(rt.method, path, tokens[who], rt.body())
+				if got, want := outcome(r), rt.expect[i]; got != want {
+					t.Fatalf("%s %s with %s's token: %s (status %d), want %s\n%s", rt.method, path, who, got, r.StatusCode, want, excerpt(r.body))
+				}
+				if r.StatusCode >= 400 && !strings.Contains(r.body, `"error":{"code":`) {
+					t.Fatalf("API error is not the JSON error shape: %s", r.body)
+				}
+			})
+		}
+	}
+
+	t.Run("api ignores session cookies", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodPut, app.srv.URL+"/api/v1/environments/cookie", strings.NewReader(`{"type":"staging"}`))
+		req.Header.Set("X-CSRF-Token", clients["admin"].csrf)
+		r := clients["admin"].do(req)
+		if got, want := r.StatusCode, http.StatusUnauthorized; got != want {
+			t.Fatalf("API request with the admin's session cookie and no token: %d, want %d", got, want)
+		}
+	})
+}
+
+func static(p string) func() string { return func() string { return p } }
+func none() url.Values               { return url.Values{} }
+func noBody() string                 { return "" }
+func jsonBody(s string) func() string {
+	return func() string { return s }
+}
+
+func outcome(r *response) string {
+	switch {
+	case r.StatusCode == http.StatusSeeOther && strings.HasPrefix(r.Header.Get("Location"), "/login"):
+		return "login"
+	case r.StatusCode == http.StatusSeeOther, r.StatusCode >= 200 && r.StatusCode < 300:
+		return "ok"
+	case r.StatusCode == http.StatusForbidden:
+		return "forbidden"
+	case r.StatusCode == http.StatusUnauthorized:
+		return "unauth"
+	}
+	return fmt.Sprintf("status %d", r.StatusCode)
+}
+
+func excerpt(s string) string {
+	if len(s) > 600 {
+		return s[:600] + "…"
+	}
+	return s
+}
