@@ -153,8 +153,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 }
 
 func static(p string) func() string { return func() string { return p } }
-func none() url.Values               { return url.Values{} }
-func noBody() string                 { return "" }
+func none() url.Values              { return url.Values{} }
+func noBody() string                { return "" }
 func jsonBody(s string) func() string {
 	return func() string { return s }
 }

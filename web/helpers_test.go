@@ -59,7 +59,10 @@ func newTestApp(t *testing.T, limits ...web.LoginLimits) *testApp {
 
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 // user creates a user with the role and per-type overrides.
 func (a *testApp) user(email, role string, overrides map[string]string) *db.User {
