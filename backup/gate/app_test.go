@@ -56,6 +56,14 @@ func newApp(t testing.TB) *app {
 		fmt.Fprintf(w, "host=%s xff=%s proto=%s xhost=%s", r.Host, r.Header.Get("X-Forwarded-For"),
 			r.Header.Get("X-Forwarded-Proto"), r.Header.Get("X-Forwarded-Host"))
 	})
+	mux.HandleFunc("POST /upload", func(w http.ResponseWriter, r *http.Request) {
+		n, err := io.Copy(io.Discard, r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprint(w, n)
+	})
 	mux.HandleFunc("GET /sse", sse)
 	mux.HandleFunc("GET /poll", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,6 +46,23 @@ func TestHoldUnderLoad(t *testing.T) {
 	stop := make(chan struct{})
 	samples := make([][]sample, clients)
 	var wg sync.WaitGroup
+	// The machine is shared: a probe measures how late a sleeping goroutine wakes, so a stall of the whole
+	// process is not blamed on the gate.
+	var stalls []stall
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			start := time.Now()
+			time.Sleep(time.Millisecond)
+			if late := time.Since(start) - time.Millisecond; late > time.Millisecond {
+				stalls = append(stalls, stall{start, late})
+			}
+		}
+	})
 	for c := range clients {
 		wg.Go(func() {
 			for n := 1; ; n++ {
@@ -120,6 +138,10 @@ func TestHoldUnderLoad(t *testing.T) {
 		}
 	}
 	const allowance = 10 * time.Millisecond // scheduling on a shared machine
+	var worstStall time.Duration
+	for _, st := range stalls {
+		worstStall = max(worstStall, st.late)
+	}
 	var worstExcess time.Duration
 	for _, s := range all {
 		var holds time.Duration
@@ -133,14 +155,20 @@ func TestHoldUnderLoad(t *testing.T) {
 		}
 		held++
 		lat := s.end.Sub(s.start)
+		var stalled time.Duration // process stalls seen by the probe during the request
+		for _, st := range stalls {
+			if st.start.Before(s.end) && st.start.Add(st.late).After(s.start) {
+				stalled += st.late
+			}
+		}
 		worstExcess = max(worstExcess, lat-holds)
-		if lat > holds+worstFree+allowance {
-			t.Errorf("request %s took %s, overlapping holds of %s (unheld requests take up to %s)", s.id, lat, holds, worstFree)
+		if lat > holds+worstFree+stalled+allowance {
+			t.Errorf("request %s took %s, overlapping holds of %s (unheld requests take up to %s, stalls %s)", s.id, lat, holds, worstFree, stalled)
 		}
 	}
 	st := g.Stats()
-	t.Logf("%d requests, %d overlapping a hold, %d held by the gate; holds %s max %s; worst unheld latency %s; worst latency beyond its holds %s",
-		len(all), held, st.HeldRequests, st.HoldTime, st.MaxHold, worstFree, worstExcess)
+	t.Logf("%d requests, %d overlapping a hold, %d held by the gate; holds %s max %s; worst unheld latency %s; worst latency beyond its holds %s; %d stalls, worst %s",
+		len(all), held, st.HeldRequests, st.HoldTime, st.MaxHold, worstFree, worstExcess, len(stalls), worstStall)
 	if st.HeldRequests == 0 {
 		t.Fatalf("no request was held: the load did not meet the holds")
 	}
@@ -157,6 +185,11 @@ func TestHoldUnderLoad(t *testing.T) {
 			t.Fatalf("observed hold %d = %s, Release said %s", i, got, want)
 		}
 	}
+}
+
+type stall struct {
+	start time.Time
+	late  time.Duration
 }
 
 func overlapped[P any](start, end time.Time, ps []P, span func(P) (time.Time, time.Time)) int {
@@ -614,5 +647,83 @@ func TestWritePrometheus(t *testing.T) {
 	}
 	if got, want := strings.Count(out, "# TYPE rewind_gate_holds_total"), 1; got != want {
 		t.Errorf("TYPE lines for holds_total = %d, want %d", got, want)
+	}
+}
+
+// countingReader is an endless-looking request body that counts what the client pulled from it.
+type countingReader struct {
+	left   int64
+	pulled atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if c.left == 0 {
+		return 0, io.EOF
+	}
+	n := int(min(int64(len(p)), c.left))
+	clear(p[:n])
+	c.left -= int64(n)
+	c.pulled.Add(int64(n))
+	return n, nil
+}
+
+// TestHeldBodyStaysWithClient: the gate does not read a waiting request's body: the client is held back by
+// the connection once its buffers are full, and the whole body arrives after the release.
+func TestHeldBodyStaysWithClient(t *testing.T) {
+	a := newApp(t)
+	g, base := startGate(t, gate.Config{Upstream: a.srv.URL})
+	client := newClient(t)
+	const size = 64 << 20
+	body := &countingReader{left: size}
+
+	h := hold(t, g)
+	done := make(chan string, 1)
+	go func() {
+		res, err := client.Post(base+"/upload", "application/octet-stream", body)
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		done <- string(b)
+	}()
+	waitFor(t, "request to wait", func() bool { return g.Stats().Waiting == 1 })
+	// Let the client push what the connection takes.
+	for last := int64(-1); last != body.pulled.Load(); {
+		last = body.pulled.Load()
+		time.Sleep(20 * time.Millisecond)
+	}
+	if pulled := body.pulled.Load(); pulled > size/2 {
+		t.Fatalf("client sent %d of %d bytes during the hold: the gate is reading held bodies", pulled, size)
+	}
+	t.Logf("client pushed %d KiB into the connection during the hold", body.pulled.Load()>>10)
+	if _, err := h.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := <-done, strconv.Itoa(size); got != want {
+		t.Fatalf("app received %s bytes, want %s", got, want)
+	}
+}
+
+// TestStreamingRequests: requests Config.Streaming marks (a long poll that answers late) are not waited for.
+func TestStreamingRequests(t *testing.T) {
+	a := newApp(t)
+	g, base := startGate(t, gate.Config{
+		Upstream:     a.srv.URL,
+		DrainTimeout: 5 * time.Second,
+		Streaming:    func(r *http.Request) bool { return r.URL.Path == "/slow" },
+	})
+	client := newClient(t)
+	slow := make(chan string, 1)
+	go func() { _, body := get(t, client, base+"/slow"); slow <- body }()
+	<-a.slowEntered
+	h := hold(t, g) // would fail with ErrDrainTimeout after 5s if it waited for /slow
+	close(a.slowRelease)
+	if got, want := <-slow, "slow done"; got != want {
+		t.Fatalf("slow body = %q, want %q", got, want)
+	}
+	if _, err := h.Release(); err != nil {
+		t.Fatal(err)
 	}
 }

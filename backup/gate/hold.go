@@ -140,8 +140,8 @@ func (h *Hold) end(reason endReason) (time.Duration, endReason) {
 	}
 	g.dispatchLocked(g.chain)
 	waiting := g.waitingLocked()
-	close(h.done)
 	g.mu.Unlock()
+	defer close(h.done) // after the log and the observer: whoever waits on Done sees them done
 
 	switch reason {
 	case endExpire:
