@@ -176,6 +176,9 @@ func (db *DB) UpdateActivity(ctx context.Context, id int64, upd ActivityUpdate) 
 			t := upd.FinishedAt.UTC()
 			a.FinishedAt = &t
 		}
+		if a.Done() && a.StartedAt == nil && a.FinishedAt != nil {
+			a.StartedAt = a.FinishedAt // ended before it ran: zero duration
+		}
 		if err := validateActivity(a); err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -96,3 +97,5 @@ func TestOpen_BadKey(t *testing.T) {
 		t.Fatal("Open() with a 5-byte key succeeded, want error")
 	}
 }
+
+func readFile(path string) ([]byte, error) { return os.ReadFile(path) }

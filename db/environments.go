@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -162,6 +163,20 @@ func (e *Environment) Validate() error {
 // fieldOrder gives the position of a top-level field in messages, so problems
 // read in the order of a form or rewind.yaml.
 var fieldOrder = []string{"name", "title", "type", "parent", "status", "git_dir", "gate", "hooks", "services"}
+
+// checkMasked reports URLs that still carry a masked password after the
+// stored secrets were restored: a copy of a masked URL for a new service.
+func checkMasked(ve *ValidationError, services []Service) {
+	for i, s := range services {
+		if usesURL(s.Type) && s.URL != "" && ve.For(fmt.Sprintf("services[%d].url", i)) == "" {
+			if u, err := url.Parse(s.URL); err == nil && u.User != nil {
+				if pw, _ := u.User.Password(); pw == MaskedPassword {
+					ve.add(fmt.Sprintf("services[%d].url", i), "url holds the masked password ****: type the real password (only an existing service keeps its stored one)")
+				}
+			}
+		}
+	}
+}
 
 func sortFieldErrors(ve *ValidationError) {
 	rank := func(f string) int {
@@ -473,6 +488,7 @@ func (db *DB) createEnvironment(ctx context.Context, tx *sql.Tx, e *Environment)
 	if err := e.Validate(); err != nil {
 		ve = err.(*ValidationError)
 	}
+	checkMasked(ve, e.Services)
 	var pid int64
 	if ve.For("parent") == "" {
 		var err error
@@ -570,11 +586,11 @@ func (db *DB) updateEnvironment(ctx context.Context, tx *sql.Tx, e *Environment)
 		return false, err
 	}
 
-	// A masked URL sent back unchanged keeps the stored secret.
+	// A masked password sent back keeps the stored secret.
 	for i := range e.Services {
 		s := &e.Services[i]
-		if prev := old.Service(s.Name); prev != nil && prev.URL != "" && s.URL != prev.URL && s.URL == prev.MaskedURL() {
-			s.URL = prev.URL
+		if prev := old.Service(s.Name); prev != nil && prev.URL != "" && s.URL != prev.URL {
+			s.URL = unmaskURL(s.URL, prev.URL)
 		}
 	}
 
@@ -585,6 +601,7 @@ func (db *DB) updateEnvironment(ctx context.Context, tx *sql.Tx, e *Environment)
 	if e.Name != old.Name && ve.For("name") == "" {
 		ve.add("name", fmt.Sprintf("environments cannot be renamed (this one is %q): create a new environment instead", old.Name))
 	}
+	checkMasked(ve, e.Services)
 	var pid int64
 	if ve.For("parent") == "" {
 		if pid, err = resolveParent(ctx, tx, ve, old.Name, e.Parent, old.ID); err != nil {

@@ -64,6 +64,10 @@ var secretQueryKeys = map[string]bool{"password": true, "pass": true, "pwd": tru
 // query parameters) replaced by "****". Unparsable URLs are masked entirely.
 func (s Service) MaskedURL() string { return MaskURL(s.URL) }
 
+// maskPlaceholder stands in for "****" while a URL is re-serialised, since
+// net/url would percent-encode the asterisks.
+const maskPlaceholder = "REWINDMASKEDSECRET0"
+
 // MaskURL masks the password of a URL; see Service.MaskedURL.
 func MaskURL(raw string) string {
 	if raw == "" {
@@ -73,31 +77,78 @@ func MaskURL(raw string) string {
 	if err != nil {
 		return MaskedPassword
 	}
+	masked := false
 	if u.User != nil {
 		if pw, ok := u.User.Password(); ok && pw != "" {
-			u.User = url.UserPassword(u.User.Username(), MaskedPassword)
+			u.User = url.UserPassword(u.User.Username(), maskPlaceholder)
+			masked = true
 		}
 	}
 	if u.RawQuery != "" {
 		q, err := url.ParseQuery(u.RawQuery)
 		if err != nil {
-			u.RawQuery = MaskedPassword
+			u.RawQuery = maskPlaceholder
+			masked = true
 		} else {
-			masked := false
 			for k, vs := range q {
 				if secretQueryKeys[strings.ToLower(k)] {
 					for i := range vs {
-						vs[i] = MaskedPassword
+						vs[i] = maskPlaceholder
 					}
+					u.RawQuery = q.Encode()
 					masked = true
 				}
 			}
-			if masked {
-				u.RawQuery = q.Encode()
+		}
+	}
+	if !masked {
+		return raw
+	}
+	return strings.ReplaceAll(u.String(), maskPlaceholder, MaskedPassword)
+}
+
+// unmaskURL returns next with every masked secret ("****" as password or as
+// a password-like query value) replaced by the secret of prev, the stored
+// URL, so a form or rewind.yaml can change a host without re-typing the
+// password. URLs without masked parts are returned unchanged.
+func unmaskURL(next, prev string) string {
+	if prev == "" || !strings.Contains(next, MaskedPassword) && !strings.Contains(next, "%2A%2A%2A%2A") {
+		return next
+	}
+	if next == MaskURL(prev) {
+		return prev
+	}
+	nu, err1 := url.Parse(next)
+	pu, err2 := url.Parse(prev)
+	if err1 != nil || err2 != nil {
+		return next
+	}
+	changed := false
+	if nu.User != nil && pu.User != nil {
+		npw, nok := nu.User.Password()
+		ppw, pok := pu.User.Password()
+		if nok && pok && npw == MaskedPassword {
+			nu.User = url.UserPassword(nu.User.Username(), ppw)
+			changed = true
+		}
+	}
+	if nu.RawQuery != "" && pu.RawQuery != "" {
+		nq, err1 := url.ParseQuery(nu.RawQuery)
+		pq, err2 := url.ParseQuery(pu.RawQuery)
+		if err1 == nil && err2 == nil {
+			for k, vs := range nq {
+				if secretQueryKeys[strings.ToLower(k)] && len(vs) == 1 && vs[0] == MaskedPassword && pq.Has(k) {
+					nq[k] = pq[k]
+					nu.RawQuery = nq.Encode()
+					changed = true
+				}
 			}
 		}
 	}
-	return u.String()
+	if !changed {
+		return next
+	}
+	return nu.String()
 }
 
 // ValidateServiceURL checks a service URL for a service of type typ and
@@ -117,9 +168,12 @@ func ValidateServiceURL(typ, raw string) string {
 	if strings.ContainsAny(raw, " \t\r\n") || hasControl(raw) {
 		return "url must not contain spaces or control characters: percent-encode them (space is %20)"
 	}
+	if strings.Contains(raw, "#") {
+		return "url must not contain #: percent-encode it in a password as %23"
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Sprintf("url cannot be parsed (%s): use the form %s", urlErrReason(err), example)
+		return fmt.Sprintf("url cannot be parsed (%s): use the form %s, and percent-encode special characters in the user or password (/ as %%2F, ? as %%3F, %% as %%25)", urlErrReason(err), example)
 	}
 	if u.Scheme == "" || u.Opaque != "" || !strings.HasPrefix(raw[len(u.Scheme):], "://") {
 		return fmt.Sprintf("url must start with %s://, e.g. %s", schemes[0], example)
@@ -136,9 +190,6 @@ func ValidateServiceURL(typ, raw string) string {
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 			return fmt.Sprintf("url port %q is not a port number: use 1-65535", port)
 		}
-	}
-	if u.Fragment != "" || strings.Contains(raw, "#") {
-		return "url must not contain a fragment (#...): percent-encode # in a password as %23"
 	}
 	dbName := strings.TrimPrefix(u.Path, "/")
 	switch typ {
