@@ -64,6 +64,11 @@ func newApp(t testing.TB) *app {
 		}
 		fmt.Fprint(w, n)
 	})
+	mux.HandleFunc("GET /big", func(w http.ResponseWriter, r *http.Request) {
+		const size = 16 << 20
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		w.Write(make([]byte, size))
+	})
 	mux.HandleFunc("GET /sse", sse)
 	mux.HandleFunc("GET /poll", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)

@@ -4,12 +4,20 @@
 //
 // A hold stops dispatching new requests: they wait in the gate, in arrival order, with their bodies still
 // unread in the client's connection; they are never dropped or answered with an error while the hold lasts.
-// Hold returns once the requests already in flight have finished (bounded by Config.DrainTimeout), and the
-// caller does its pause work (pin, switch) and calls Release, which dispatches the waiting requests in arrival
-// order. A hold that is not released within Config.HoldTimeout releases itself, so no request waits forever.
+// Hold returns once the requests already in flight have been answered by the app (bounded by
+// Config.DrainTimeout), and the caller does its pause work (pin, switch) and calls Release, which dispatches
+// the waiting requests in arrival order. A hold that is not released within Config.HoldTimeout releases
+// itself, so no request waits forever.
 //
-// WebSocket connections and streaming responses (server-sent events, chunked or close-delimited bodies) pass
-// through the gate and keep working during a hold; draining does not wait for them.
+// "In flight" means sent to the app and not answered yet: the drain ends when the app has sent the response
+// headers of every request it was given, and does not wait for bodies to reach slow clients (a large
+// download does not block a backup; an app that keeps working after sending its headers should mark such
+// requests with Config.Streaming). WebSocket connections and streaming responses (server-sent events, chunked
+// or close-delimited bodies) pass through the gate and keep working during a hold.
+//
+// Requests released together are sent upstream one after another in arrival order: each is written to the
+// app's connection before the next one goes (or after a few milliseconds, if writing it is slow). The app
+// then serves them concurrently, so the order its handlers start in is its own scheduler's.
 //
 // One hold at a time per gate: a second Hold while one is active fails with ErrHeld. The job runner's
 // per-environment lock already serializes backups and restores; the refusal makes a bug in that lock loud
@@ -107,7 +115,7 @@ type Stats struct {
 	MaxHold        time.Duration // longest hold
 	HeldRequests   uint64        // requests that waited for a release
 	UpstreamErrors uint64        // requests answered 502
-	InFlight       int           // requests being served now (streams excepted)
+	InFlight       int           // requests sent upstream and not answered yet (streams excepted): what Hold drains
 	Streams        int           // WebSocket connections and streaming responses open now
 	Waiting        int           // requests waiting for a release now
 	Holding        bool          // a hold is active
@@ -309,12 +317,13 @@ type waiter struct {
 	cancel context.CancelFunc
 }
 
-// flight is a dispatched request.
+// flight is a dispatched request. Its counted and stream fields are guarded by Gate.mu.
 type flight struct {
-	stream bool // counted in Gate.streams, not in Gate.inFlight
-	cancel context.CancelFunc
-	next   func() // dispatches the next waiter; set while a released queue is dispatched
-	once   sync.Once
+	counted bool // counted in Gate.inFlight: sent upstream, response headers not in yet
+	stream  bool // in Gate.streams: an upgraded connection or a streaming response
+	cancel  context.CancelFunc
+	next    func() // dispatches the next waiter; set while a released queue is dispatched
+	once    sync.Once
 }
 
 type flightKey struct{}
@@ -361,7 +370,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // admitLocked counts a request being dispatched now.
 func (g *Gate) admitLocked(stream bool, cancel context.CancelFunc) *flight {
-	f := &flight{stream: stream, cancel: cancel}
+	f := &flight{stream: stream, counted: !stream, cancel: cancel}
 	if stream {
 		g.streams[f] = struct{}{}
 	} else {
@@ -370,33 +379,35 @@ func (g *Gate) admitLocked(stream bool, cancel context.CancelFunc) *flight {
 	return f
 }
 
-// finish uncounts f once its response is done.
+// finish uncounts f once its response is done (or failed).
 func (g *Gate) finish(f *flight) {
 	g.advance(f)()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if f.stream {
 		delete(g.streams, f)
-		return
 	}
-	g.inFlight--
-	g.checkDrainedLocked()
+	g.uncountLocked(f)
 }
 
-// becomeStream moves f from in-flight to streams: its response headers are in and its body is a stream.
-func (g *Gate) becomeStream(f *flight) {
+// responded notes that f's response headers are in: the app has answered, so draining no longer waits for
+// it, however long its body takes to reach the client; a streaming response joins the streams.
+func (g *Gate) responded(f *flight, stream bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if f.stream {
-		return
+	if stream && !f.stream {
+		f.stream = true
+		g.streams[f] = struct{}{}
 	}
-	f.stream = true
-	g.streams[f] = struct{}{}
-	g.inFlight--
-	g.checkDrainedLocked()
+	g.uncountLocked(f)
 }
 
-func (g *Gate) checkDrainedLocked() {
+func (g *Gate) uncountLocked(f *flight) {
+	if !f.counted {
+		return
+	}
+	f.counted = false
+	g.inFlight--
 	if g.drained != nil && g.inFlight == 0 {
 		close(g.drained)
 		g.drained = nil
@@ -484,18 +495,16 @@ func (g *Gate) rewrite(pr *httputil.ProxyRequest) {
 	}
 }
 
-// modifyResponse runs once the upstream's response headers are in: a response that streams stops counting
-// as in flight.
+// modifyResponse runs once the upstream's response headers are in.
 func (g *Gate) modifyResponse(res *http.Response) error {
-	f, _ := res.Request.Context().Value(flightKey{}).(*flight)
-	if f != nil && isStreamResponse(res) {
-		g.becomeStream(f)
+	if f, _ := res.Request.Context().Value(flightKey{}).(*flight); f != nil {
+		g.responded(f, isStreamResponse(res))
 	}
 	return nil
 }
 
 // isStreamResponse: server-sent events, protocol switches, and bodies of unknown length (chunked long polls,
-// close-delimited streams). A fixed-length body is waited for until it is copied to the client.
+// close-delimited streams). Close cuts them rather than waiting for their end.
 func isStreamResponse(res *http.Response) bool {
 	if res.StatusCode == http.StatusSwitchingProtocols {
 		return true

@@ -673,7 +673,7 @@ func TestHeldBodyStaysWithClient(t *testing.T) {
 	a := newApp(t)
 	g, base := startGate(t, gate.Config{Upstream: a.srv.URL})
 	client := newClient(t)
-	const size = 64 << 20
+	const size = 24 << 20
 	body := &countingReader{left: size}
 
 	h := hold(t, g)
@@ -722,6 +722,29 @@ func TestStreamingRequests(t *testing.T) {
 	close(a.slowRelease)
 	if got, want := <-slow, "slow done"; got != want {
 		t.Fatalf("slow body = %q, want %q", got, want)
+	}
+	if _, err := h.Release(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSlowDownloadDoesNotBlockHold: a large answer still being copied to a client that reads slowly is not
+// in flight any more: the app has answered.
+func TestSlowDownloadDoesNotBlockHold(t *testing.T) {
+	a := newApp(t)
+	g, base := startGate(t, gate.Config{Upstream: a.srv.URL, DrainTimeout: 5 * time.Second})
+	res, err := newClient(t).Get(base + "/big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	h := hold(t, g) // would fail with ErrDrainTimeout after 5s if it waited for the body to be read
+	n, err := io.Copy(io.Discard, res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := n, int64(16<<20); got != want {
+		t.Fatalf("downloaded %d bytes, want %d", got, want)
 	}
 	if _, err := h.Release(); err != nil {
 		t.Fatal(err)

@@ -34,8 +34,8 @@ const (
 )
 
 // Hold pauses the gate: new requests wait (in arrival order, their bodies unread) instead of being sent
-// upstream; then Hold waits until the requests already sent upstream have finished and returns the active
-// hold. WebSocket connections and streaming responses are not waited for (see the package doc).
+// upstream; then Hold waits until the app has answered every request already sent to it and returns the
+// active hold. WebSocket connections and streaming responses are not waited for (see the package doc).
 //
 // If requests are still in flight after Config.DrainTimeout, Hold releases the gate (the waiting requests are
 // dispatched) and returns an error wrapping ErrDrainTimeout: the caller decides whether to go on without a
