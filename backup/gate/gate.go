@@ -224,6 +224,9 @@ func (g *Gate) Serve(l net.Listener) error {
 		err := srv.Serve(l)
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
+		} else {
+			g.log.Error("gate stopped serving", "err", err)
+			err = fmt.Errorf("gate %q: serve: %w", g.cfg.Name, err)
 		}
 		errc <- err
 	}(g.srv, g.serveErr)

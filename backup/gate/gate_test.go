@@ -381,6 +381,36 @@ func TestDrainTimeout(t *testing.T) {
 	}
 }
 
+// TestHoldCanceled: a caller that gives up while Hold drains gets its context's error and the gate releases.
+func TestHoldCanceled(t *testing.T) {
+	a := newApp(t)
+	g, base := startGate(t, gate.Config{Upstream: a.srv.URL})
+	client := newClient(t)
+	slow := make(chan string, 1)
+	go func() { _, body := get(t, client, base+"/slow"); slow <- body }()
+	<-a.slowEntered
+
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { _, err := g.Hold(ctx); errc <- err }()
+	waitFor(t, "hold to start", func() bool { return g.Stats().Holding })
+	later := make(chan error, 1)
+	go func() { later <- incr(client, base, 1, "later", 1) }()
+	waitFor(t, "request to wait", func() bool { return g.Stats().Waiting == 1 })
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Hold = %v, want context.Canceled", err)
+	}
+	if err := <-later; err != nil {
+		t.Fatalf("request waiting when the hold was canceled: %v", err)
+	}
+	if g.Stats().Holding {
+		t.Fatal("still holding after a canceled Hold")
+	}
+	close(a.slowRelease)
+	<-slow
+}
+
 // TestHoldTimeoutReleases: a hold nobody releases ends by itself; waiting requests are then served, the
 // expiry is logged, and Release reports it.
 func TestHoldTimeoutReleases(t *testing.T) {
