@@ -61,9 +61,9 @@ func (s *Source) pin(ctx context.Context, db string) (*capture, error) {
 		return fail(err)
 	}
 	c.info = backup.ServiceInfo{
-		Version:        "PostgreSQL " + c.version,
-		PinnedAt:       time.Now(),
-		PinDuration:    time.Since(start),
+		Version:     "PostgreSQL " + c.version,
+		PinnedAt:    time.Now(),
+		PinDuration: time.Since(start),
 	}
 	// The estimate comes after the snapshot: it does not delay the point in time.
 	if err := conn.QueryRow(ctx, "SELECT pg_database_size(current_database())").Scan(&c.info.EstimatedBytes); err != nil {
