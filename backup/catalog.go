@@ -46,6 +46,11 @@ func (e *Engine) ListBackups(ctx context.Context, env string) ([]*Manifest, erro
 
 // FindBackup reads the manifest of backup id. A missing backup wraps ErrNotFound.
 func (e *Engine) FindBackup(ctx context.Context, id string) (*Manifest, error) {
+	m, err := e.findBackup(ctx, id)
+	return m, classify(err)
+}
+
+func (e *Engine) findBackup(ctx context.Context, id string) (*Manifest, error) {
 	r := e.Repo.rep
 	snap, err := e.findSnapshot(ctx, r, id)
 	if err != nil {

@@ -20,10 +20,11 @@ import (
 // memSource is a tiny real Source over an in-memory value: its folder holds one streaming file "data".
 // failAfter > 0 makes the stream fail after that many bytes.
 type memSource struct {
-	mu        *sync.Mutex
-	value     *[]byte
-	failAfter int
-	failPrep  bool
+	mu         *sync.Mutex
+	value      *[]byte
+	failAfter  int
+	failPrep   bool
+	failSwitch bool
 }
 
 var _ backup.Source = (*memSource)(nil)
@@ -51,7 +52,7 @@ func (s *memSource) Prepare(ctx context.Context, dir fs.Directory, _ backup.Prog
 	if err != nil {
 		return nil, err
 	}
-	return &memPrepared{s: s, data: b}, nil
+	return &memPrepared{s: s, data: b, fail: s.failSwitch}, nil
 }
 
 type memCapture struct {
@@ -82,9 +83,13 @@ func (errReader) Read([]byte) (int, error) { return 0, errors.New("dump process 
 type memPrepared struct {
 	s    *memSource
 	data []byte
+	fail bool
 }
 
 func (p *memPrepared) Switch(context.Context) (backup.Replaced, error) {
+	if p.fail {
+		return nil, errors.New("switch refused")
+	}
 	p.s.mu.Lock()
 	defer p.s.mu.Unlock()
 	old := *p.s.value
@@ -114,14 +119,15 @@ func (r *memReplaced) Discard(context.Context) error { return nil }
 
 // memEnv holds the values of a few mem services, keyed by name.
 type memEnv struct {
-	mu       sync.Mutex
-	values   map[string]*[]byte
-	failures map[string]int
-	failPrep map[string]bool
+	mu         sync.Mutex
+	values     map[string]*[]byte
+	failures   map[string]int
+	failPrep   map[string]bool
+	failSwitch map[string]bool
 }
 
 func newMemEnv() *memEnv {
-	return &memEnv{values: map[string]*[]byte{}, failures: map[string]int{}, failPrep: map[string]bool{}}
+	return &memEnv{values: map[string]*[]byte{}, failures: map[string]int{}, failPrep: map[string]bool{}, failSwitch: map[string]bool{}}
 }
 
 func (m *memEnv) set(name, v string) {
@@ -150,7 +156,7 @@ func (m *memEnv) driver(spec backup.ServiceSpec) (backup.Source, error) {
 		v = &b
 		m.values[spec.Name] = v
 	}
-	return &memSource{mu: &m.mu, value: v, failAfter: m.failures[spec.Name], failPrep: m.failPrep[spec.Name]}, nil
+	return &memSource{mu: &m.mu, value: v, failAfter: m.failures[spec.Name], failPrep: m.failPrep[spec.Name], failSwitch: m.failSwitch[spec.Name]}, nil
 }
 
 func openTestRepo(t testing.TB, dir string) *backup.Repository {
@@ -371,6 +377,49 @@ func TestFailedPrepareAndSwitchLeaveLiveData(t *testing.T) {
 	}
 	if got, want := env.get("a")+env.get("b"), "a2b2"; got != want {
 		t.Fatalf("live data = %q, want %q", got, want)
+	}
+}
+
+func TestFailedSwitchRevertsSwitched(t *testing.T) {
+	ctx := context.Background()
+	env := newMemEnv()
+	env.set("a", "a1")
+	env.set("b", "b1")
+	env.set("c", "c1")
+	e := newTestEngine(t, env)
+	m, err := e.Backup(ctx, backup.BackupRequest{Environment: "main", Kind: backup.KindManual, Services: memSpecs("a", "b", "c")}, nil)
+	if err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	env.set("a", "a2")
+	env.set("b", "b2")
+	env.set("c", "c2")
+	env.failSwitch["c"] = true
+	released := 0
+	hold := func(context.Context) (func(), error) { return func() { released++ }, nil }
+	_, err = e.Restore(ctx, backup.RestoreRequest{ID: m.ID, Services: memSpecs("a", "b", "c"), Hold: hold}, nil)
+	var se *backup.ServiceError
+	if !errors.As(err, &se) || se.Op != "switch" || se.Service != "c" {
+		t.Fatalf("Restore error = %v, want a switch failure of c", err)
+	}
+	if got, want := env.get("a")+env.get("b")+env.get("c"), "a2b2c2"; got != want {
+		t.Fatalf("live data after failed switch = %q, want %q (reverted)", got, want)
+	}
+	if got, want := released, 1; got != want {
+		t.Fatalf("released %d times, want %d", got, want)
+	}
+}
+
+func TestWrongPassword(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	r := openTestRepo(t, dir)
+	r.Close(ctx)
+	_, err := backup.OpenRepository(ctx, backup.RepositoryOptions{
+		Storage: backup.FileStorage(dir + "/repo"), Password: "wrong", ConfigDir: dir + "/kopia2",
+	})
+	if !errors.Is(err, backup.ErrWrongPassword) {
+		t.Fatalf("OpenRepository with a wrong password = %v, want ErrWrongPassword", err)
 	}
 }
 

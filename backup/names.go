@@ -2,7 +2,11 @@ package backup
 
 import (
 	"errors"
+
 	"fmt"
+	"github.com/kopia/kopia/repo/blob"
+	"github.com/kopia/kopia/repo/content"
+	"github.com/kopia/kopia/repo/object"
 	"path"
 	"strings"
 	"unicode/utf8"
@@ -67,3 +71,22 @@ func CheckSymlinkTarget(linkPath, target string) error {
 
 // validUTF8Path reports whether p is valid UTF-8 (tar PAX records need it).
 func validUTF8Path(p string) bool { return utf8.ValidString(p) }
+
+// ErrDamaged is wrapped when the repository lacks data a backup refers to, or the data fails its
+// authentication (a missing or corrupted blob). Running a full verification or restoring another backup are
+// the ways forward; the live services are never touched by a restore that hits it.
+var ErrDamaged = errors.New("repository data is missing or damaged")
+
+// classify wraps err with ErrDamaged when kopia reports missing or corrupt repository data.
+func classify(err error) error {
+	if err == nil || errors.Is(err, ErrDamaged) {
+		return err
+	}
+	msg := err.Error()
+	if errors.Is(err, blob.ErrBlobNotFound) || errors.Is(err, content.ErrContentNotFound) ||
+		errors.Is(err, object.ErrObjectNotFound) || strings.Contains(msg, "unexpected content error") ||
+		strings.Contains(msg, "message authentication failed") {
+		return fmt.Errorf("%w: %w", ErrDamaged, err)
+	}
+	return err
+}

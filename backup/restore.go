@@ -41,6 +41,11 @@ type preparedService struct {
 // service, and releases. If a switch fails, the services already switched are reverted, so a restore is all or
 // nothing. Errors naming a service are *ServiceError.
 func (e *Engine) Restore(ctx context.Context, req RestoreRequest, p Progress) (*RestoreResult, error) {
+	res, err := e.restore(ctx, req, p)
+	return res, classify(err)
+}
+
+func (e *Engine) restore(ctx context.Context, req RestoreRequest, p Progress) (*RestoreResult, error) {
 	if p == nil {
 		p = NopProgress
 	}

@@ -15,6 +15,10 @@ import (
 // CheckEntryName so the archive extracts safely. A missing backup wraps ErrNotFound before anything is
 // written.
 func (e *Engine) WriteTar(ctx context.Context, id string, w io.Writer) error {
+	return classify(e.writeTar(ctx, id, w))
+}
+
+func (e *Engine) writeTar(ctx context.Context, id string, w io.Writer) error {
 	r := e.Repo.rep
 	snap, err := e.findSnapshot(ctx, r, id)
 	if err != nil {

@@ -372,3 +372,69 @@ func TestContract(t *testing.T) {
 		},
 	})
 }
+
+// TestDamagedRepository corrupts (then removes) the repository's data blobs: the restore fails with a clear
+// error, and the mount is untouched with no sibling left behind.
+func TestDamagedRepository(t *testing.T) {
+	ctx := context.Background()
+	base := t.TempDir()
+	mount := filepath.Join(base, "srv", "uploads")
+	fill(t, mount, 1<<20)
+	data := filepath.Join(base, "data")
+	e := openEngine(t, data)
+	spec := backup.ServiceSpec{Name: "uploads", Type: backup.TypeFiles, Path: mount, Exclude: exclude}
+	m, err := e.Backup(ctx, backup.BackupRequest{Environment: "main", Kind: backup.KindManual, Live: true, Services: []backup.ServiceSpec{spec}}, nil)
+	if err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	write(t, filepath.Join(mount, "README.md"), []byte("live"), 0o644)
+	live := state(t, mount, false)
+
+	var packs []string
+	filepath.Walk(filepath.Join(data, "repo"), func(p string, fi os.FileInfo, err error) error {
+		rel, _ := filepath.Rel(filepath.Join(data, "repo"), p)
+		if err == nil && !fi.IsDir() && strings.HasPrefix(rel, "p") {
+			packs = append(packs, p)
+		}
+		return nil
+	})
+	if len(packs) == 0 {
+		t.Fatalf("no pack blobs found")
+	}
+	for _, step := range []string{"corrupt", "remove"} {
+		for _, p := range packs {
+			if step == "corrupt" {
+				b, err := os.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := len(b) / 3; i < len(b); i += 97 {
+					b[i] ^= 0x5a
+				}
+				os.WriteFile(p, b, 0o600)
+			} else {
+				os.Remove(p)
+			}
+		}
+		// a fresh connection: no cached contents to hide the damage
+		e2 := openEngine(t, filepath.Join(base, "data2-"+step))
+		e2.Repo.Close(ctx)
+		r, err := backup.OpenRepository(ctx, backup.RepositoryOptions{
+			Storage: backup.FileStorage(filepath.Join(data, "repo")), Password: "pw", ConfigDir: filepath.Join(base, "kopia-"+step),
+		})
+		if err != nil {
+			t.Fatalf("%s: OpenRepository: %v", step, err)
+		}
+		e2 = &backup.Engine{Repo: r, Drivers: e.Drivers}
+		_, err = e2.Restore(ctx, backup.RestoreRequest{ID: m.ID, Services: []backup.ServiceSpec{spec}}, nil)
+		r.Close(ctx)
+		if !errors.Is(err, backup.ErrDamaged) {
+			t.Fatalf("%s: Restore from a damaged repository = %v, want ErrDamaged", step, err)
+		}
+		t.Logf("%s: %v", step, err)
+		backuptest.MustEqual(t, step+": mount after failed restore", live, state(t, mount, false))
+		if left, _ := filepath.Glob(filepath.Join(filepath.Dir(mount), ".rewind-*")); len(left) != 0 {
+			t.Fatalf("%s: siblings left: %v", step, left)
+		}
+	}
+}
