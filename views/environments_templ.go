@@ -181,7 +181,7 @@ func EnvironmentsPage(p Page, d EnvironmentsData) templ.Component {
 						return templ_7745c5c3_Err
 					}
 				} else {
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 12, "<div class=\"table-wrap\"><table class=\"table\" data-testid=\"environments\"><thead><tr><th>Environment</th><th>Type</th><th>Status</th><th class=\"hide-sm\">Services</th><th>Last backup</th></tr></thead> <tbody>")
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 12, "<div class=\"table-wrap\"><table class=\"table stack\" data-testid=\"environments\"><thead><tr><th>Environment</th><th>Type</th><th>Status</th><th class=\"hide-sm\">Services</th><th>Last backup</th></tr></thead> <tbody>")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
