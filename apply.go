@@ -101,7 +101,7 @@ func parseConfig(file string, data []byte) (*applyConfig, error) {
 	cfg := &applyConfig{file: file, pos: map[string]yamlPos{}}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, cfg.yamlError(err)
+		return nil, cfg.syntaxError(data, err)
 	}
 	w := &configWalker{cfg: cfg}
 	if len(root.Content) == 0 {
@@ -143,6 +143,39 @@ func (cfg *applyConfig) yamlError(err error) error {
 		es = append(es, e)
 	}
 	return es.err()
+}
+
+// syntaxError locates a YAML syntax error. yaml.v3 reports the line where
+// the enclosing block starts; the line that breaks it is the first one whose
+// prefix of the file fails with the same message, so it is looked for from
+// the reported line on.
+func (cfg *applyConfig) syntaxError(data []byte, err error) error {
+	es, ok := cfg.yamlError(err).(configErrors)
+	if !ok || len(es) != 1 || es[0].line == 0 {
+		return cfg.yamlError(err)
+	}
+	e := es[0]
+	lines := strings.SplitAfter(string(data), "\n")
+	if len(lines) <= 2000 {
+		for n := e.line; n < len(lines); n++ {
+			var probe yaml.Node
+			perr := yaml.Unmarshal([]byte(strings.Join(lines[:n], "")), &probe)
+			if perr == nil {
+				continue
+			}
+			if pe, ok := cfg.yamlError(perr).(configErrors); ok && len(pe) == 1 && pe[0].message == e.message {
+				e.line = n
+			}
+			break
+		}
+	}
+	if e.line <= len(lines) {
+		line := lines[e.line-1]
+		if indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]; strings.Contains(indent, "\t") {
+			e.message += " (a tab in the indentation: YAML indents with spaces only)"
+		}
+	}
+	return es
 }
 
 // at returns an error located at field (or its nearest located ancestor).
