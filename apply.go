@@ -430,7 +430,16 @@ func validateConfig(cfg *applyConfig, existing []db.Environment) error {
 		}
 		field := fmt.Sprintf("environments[%d].parent", i)
 		if _, ok := parent[e.Parent]; !ok {
-			es = append(es, cfg.at(field, fmt.Sprintf("unknown parent %q: it is neither in this file nor on the server; add it to the file or leave parent empty", e.Parent)))
+			known := make([]string, 0, len(parent))
+			for name := range parent {
+				known = append(known, name)
+			}
+			sort.Strings(known)
+			hint := ""
+			if s := closestName(e.Parent, known); s != "" {
+				hint = fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			es = append(es, cfg.at(field, fmt.Sprintf("unknown parent %q%s: it is neither in this file nor on the server; add it to the file or leave parent empty", e.Parent, hint)))
 			continue
 		}
 		chain := []string{e.Name}

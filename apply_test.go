@@ -184,8 +184,13 @@ func TestValidateConfig(t *testing.T) {
 			}
 		})
 	}
+	typo := "environments:\n  - {name: dev, type: development, parent: prd}\n"
+	cfg, _ := parseConfig("rewind.yaml", []byte(typo))
+	if err := validateConfig(cfg, server); err == nil || !strings.Contains(err.Error(), `unknown parent "prd" (did you mean "prod"?)`) {
+		t.Fatalf("validateConfig(typo) = %v, want a suggestion", err)
+	}
 	ok := "environments:\n  - {name: dev, type: development, parent: qa}\n"
-	cfg, _ := parseConfig("rewind.yaml", []byte(ok))
+	cfg, _ = parseConfig("rewind.yaml", []byte(ok))
 	if err := validateConfig(cfg, server); err != nil {
 		t.Fatalf("validateConfig(parent on the server) = %v", err)
 	}

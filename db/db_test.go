@@ -99,3 +99,31 @@ func TestOpen_BadKey(t *testing.T) {
 }
 
 func readFile(path string) ([]byte, error) { return os.ReadFile(path) }
+
+// Two processes starting at once (serve and an admin command) both migrate
+// the same new catalog safely.
+func TestOpen_Concurrent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rewind.db")
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			c, err := db.Open(context.Background(), path, testKey)
+			if err == nil {
+				_, err = c.CountUsers(context.Background())
+				c.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent Open() = %v", err)
+		}
+	}
+	c := mustOpenAt(t, path)
+	var n int
+	rawDB(t, c).QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&n)
+	if got, want := n, db.SchemaVersion(); got != want {
+		t.Fatalf("recorded migrations = %d, want %d (each once)", got, want)
+	}
+}
