@@ -183,7 +183,7 @@ func New(cfg Config) (*Gate, error) {
 	}
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:        g.rewrite,
-		Transport:      cfg.Transport,
+		Transport:      &stepTransport{g: g, rt: cfg.Transport},
 		ModifyResponse: g.modifyResponse,
 		ErrorHandler:   g.errorHandler,
 		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
@@ -325,8 +325,9 @@ type flight struct {
 	counted bool // counted in Gate.inFlight: sent upstream, response headers not in yet
 	stream  bool // in Gate.streams: an upgraded connection or a streaming response
 	cancel  context.CancelFunc
-	next    func() // dispatches the next waiter; set while a released queue is dispatched
-	once    sync.Once
+	next    func()      // dispatches the next waiter; set while a released queue is dispatched
+	once    sync.Once   // guards next
+	step    *time.Timer // calls next after dispatchStep; guarded by Gate.mu
 }
 
 type flightKey struct{}
@@ -363,10 +364,12 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ctx = context.WithValue(ctx, flightKey{}, f)
 	if f.next != nil {
-		// Dispatch the next waiting request once this one is written upstream, so the upstream sees released
-		// requests in their arrival order.
+		// Dispatch the next waiting request once this one is written upstream (or dispatchStep after it started
+		// upstream), so the upstream gets released requests in their arrival order.
 		next := g.advance(f)
-		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { next() }})
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			WroteRequest: func(httptrace.WroteRequestInfo) { next() },
+		})
 	}
 	g.proxy.ServeHTTP(w, r.WithContext(ctx))
 }
@@ -428,8 +431,9 @@ func (g *Gate) advance(f *flight) func() {
 }
 
 // dispatchLocked dispatches the oldest waiting request, unless a hold is active. The dispatched request lets
-// the next one go when it is written upstream, when it ends, or after dispatchStep, whichever comes
-// first: arrival order is kept at the upstream while a slow dial cannot stall the queue.
+// the next one go when it is written upstream, when it ends, or dispatchStep after it started upstream,
+// whichever comes first: arrival order is kept at the upstream while a slow dial or a large body cannot stall
+// the queue.
 func (g *Gate) dispatchLocked(chain uint64) {
 	if chain != g.chain {
 		return // a hold interrupted this dispatching; its release started a new one
@@ -445,14 +449,14 @@ func (g *Gate) dispatchLocked(chain uint64) {
 			g.stats.HeldRequests++
 		}
 		f := g.admitLocked(wt.stream, wt.cancel)
-		var timer *time.Timer
 		f.next = func() {
 			g.mu.Lock()
 			defer g.mu.Unlock()
-			timer.Stop()
+			if f.step != nil {
+				f.step.Stop()
+			}
 			g.dispatchLocked(chain)
 		}
-		timer = time.AfterFunc(dispatchStep, g.advance(f))
 		wt.f = f
 		close(wt.ready)
 		g.dispatching = true
@@ -462,6 +466,23 @@ func (g *Gate) dispatchLocked(chain uint64) {
 		g.queue = nil
 	}
 	g.dispatching = false
+}
+
+// stepTransport starts the dispatchStep timer of a released request when it starts upstream.
+type stepTransport struct {
+	g  *Gate
+	rt http.RoundTripper
+}
+
+func (t *stepTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if f, _ := r.Context().Value(flightKey{}).(*flight); f != nil && f.next != nil {
+		t.g.mu.Lock()
+		if f.step == nil {
+			f.step = time.AfterFunc(dispatchStep, t.g.advance(f))
+		}
+		t.g.mu.Unlock()
+	}
+	return t.rt.RoundTrip(r)
 }
 
 func (g *Gate) isStreamRequest(r *http.Request) bool {
