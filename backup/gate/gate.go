@@ -48,7 +48,7 @@ const (
 )
 
 // dispatchStep bounds how long a released request may keep the next waiting one from being dispatched
-// while the gate sends waiting requests upstream one after another, in arrival order (see release).
+// while the gate sends waiting requests upstream one after another, in arrival order (see dispatchLocked).
 const dispatchStep = 5 * time.Millisecond
 
 // Errors returned by Hold and Release. They may be wrapped: test with errors.Is.
