@@ -198,10 +198,24 @@ func parentField(f string) string {
 	return ""
 }
 
+// maxConfigNodes bounds the walk, so aliases repeating aliases (a
+// "billion laughs" file) cannot make it run for ever.
+const maxConfigNodes = 200_000
+
 // configWalker checks the node tree of rewind.yaml and records positions.
 type configWalker struct {
-	cfg  *applyConfig
-	errs configErrors
+	cfg   *applyConfig
+	errs  configErrors
+	nodes int
+}
+
+// budget counts a visited node and reports whether the walk may go on.
+func (w *configWalker) budget(n *yaml.Node) bool {
+	w.nodes++
+	if w.nodes == maxConfigNodes {
+		w.fail(n, "", "the file expands to too many entries (aliases repeating aliases?): write the entries out")
+	}
+	return w.nodes < maxConfigNodes
 }
 
 func (w *configWalker) fail(n *yaml.Node, field, msg string) {
@@ -233,6 +247,9 @@ func kindName(n *yaml.Node) string {
 // and reporting unknown and repeated ones.
 func (w *configWalker) mapping(n *yaml.Node, field string, keys []string, fn func(key string, v *yaml.Node, field string)) {
 	n = yamlDeref(n)
+	if !w.budget(n) {
+		return
+	}
 	if n.Kind != yaml.MappingNode {
 		what := field
 		if what == "" {
@@ -287,6 +304,9 @@ func (w *configWalker) list(v *yaml.Node, field string, fn func(item *yaml.Node,
 		return
 	}
 	for i, item := range v.Content {
+		if !w.budget(item) {
+			return
+		}
 		sub := fmt.Sprintf("%s[%d]", field, i)
 		w.cfg.pos[sub] = yamlPos{item.Line, item.Column}
 		fn(yamlDeref(item), sub)

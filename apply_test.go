@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -115,6 +116,40 @@ func TestParseConfig_Aliases(t *testing.T) {
 	}
 	if got := cfg.Environments[1].Services[0].Path; got != "/srv/app.db" {
 		t.Fatalf("aliased service path = %q", got)
+	}
+}
+
+func TestParseConfig_AliasBomb(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("x: &x [")
+	for i := range 100 {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(`"*.tmp"`)
+	}
+	b.WriteString("]\ns: &s [")
+	for i := range 100 {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "{name: s%d, type: files, path: /x, exclude: *x}", i)
+	}
+	b.WriteString("]\ne: &e {name: e, type: staging, services: *s}\nenvironments: [")
+	for i := range 1000 {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("*e")
+	}
+	b.WriteString("]\n")
+	start := time.Now()
+	_, err := parseConfig("rewind.yaml", []byte(b.String()))
+	if err == nil {
+		t.Fatal("parseConfig(alias bomb) = nil, want an error")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("parseConfig(alias bomb) took %v", d)
 	}
 }
 

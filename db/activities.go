@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -75,6 +76,9 @@ func validateActivity(a *Activity) error {
 	}
 	if !contains(ActivityStates(), a.State) {
 		ve.add("state", fmt.Sprintf("unknown activity state %q: use one of %s", a.State, strings.Join(ActivityStates(), ", ")))
+	}
+	if a.Params != "" && !json.Valid([]byte(a.Params)) {
+		ve.add("params", "params must be a JSON document")
 	}
 	if a.Progress < 0 || a.Progress > 100 {
 		ve.add("progress", fmt.Sprintf("progress %d is out of range: use 0-100", a.Progress))

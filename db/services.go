@@ -40,25 +40,42 @@ func usesURL(t string) bool {
 	return t == ServicePostgreSQL || t == ServiceMySQL || t == ServiceRedis
 }
 
-// urlSchemes are the schemes accepted per URL service type; the first is
-// the one suggested in messages.
-var urlSchemes = map[string][]string{
-	ServicePostgreSQL: {"postgres", "postgresql"},
-	ServiceMySQL:      {"mysql", "mariadb"},
-	ServiceRedis:      {"redis", "rediss"},
+// urlSchemes returns the schemes accepted for a URL service type; the first
+// is the one suggested in messages. Nil for path services.
+func urlSchemes(typ string) []string {
+	switch typ {
+	case ServicePostgreSQL:
+		return []string{"postgres", "postgresql"}
+	case ServiceMySQL:
+		return []string{"mysql", "mariadb"}
+	case ServiceRedis:
+		return []string{"redis", "rediss"}
+	}
+	return nil
 }
 
-var urlExamples = map[string]string{
-	ServicePostgreSQL: "postgres://user:password@127.0.0.1:5432/app",
-	ServiceMySQL:      "mysql://user:password@127.0.0.1:3306/app",
-	ServiceRedis:      "redis://127.0.0.1:6379/0",
+// urlExample returns an example URL for a URL service type.
+func urlExample(typ string) string {
+	switch typ {
+	case ServicePostgreSQL:
+		return "postgres://user:password@127.0.0.1:5432/app"
+	case ServiceMySQL:
+		return "mysql://user:password@127.0.0.1:3306/app"
+	}
+	return "redis://127.0.0.1:6379/0"
 }
 
 // MaskedPassword replaces passwords in masked URLs.
 const MaskedPassword = "****"
 
-// secretQueryKeys are query parameters whose values are secrets.
-var secretQueryKeys = map[string]bool{"password": true, "pass": true, "pwd": true, "sslpassword": true, "secret": true}
+// isSecretQueryKey reports whether a URL query parameter holds a secret.
+func isSecretQueryKey(k string) bool {
+	switch strings.ToLower(k) {
+	case "password", "pass", "pwd", "sslpassword", "secret":
+		return true
+	}
+	return false
+}
 
 // MaskedURL returns the service URL with its password (and password-like
 // query parameters) replaced by "****". Unparsable URLs are masked entirely.
@@ -91,7 +108,7 @@ func MaskURL(raw string) string {
 			masked = true
 		} else {
 			for k, vs := range q {
-				if secretQueryKeys[strings.ToLower(k)] {
+				if isSecretQueryKey(k) {
 					for i := range vs {
 						vs[i] = maskPlaceholder
 					}
@@ -137,7 +154,7 @@ func unmaskURL(next, prev string) string {
 		pq, err2 := url.ParseQuery(pu.RawQuery)
 		if err1 == nil && err2 == nil {
 			for k, vs := range nq {
-				if secretQueryKeys[strings.ToLower(k)] && len(vs) == 1 && vs[0] == MaskedPassword && pq.Has(k) {
+				if isSecretQueryKey(k) && len(vs) == 1 && vs[0] == MaskedPassword && pq.Has(k) {
 					nq[k] = pq[k]
 					nu.RawQuery = nq.Encode()
 					changed = true
@@ -154,11 +171,11 @@ func unmaskURL(next, prev string) string {
 // ValidateServiceURL checks a service URL for a service of type typ and
 // returns what is wrong with it and how to fix it, or "" when it is valid.
 func ValidateServiceURL(typ, raw string) string {
-	schemes, ok := urlSchemes[typ]
-	if !ok {
+	schemes := urlSchemes(typ)
+	if schemes == nil {
 		return fmt.Sprintf("%s services take no url", typ)
 	}
-	example := urlExamples[typ]
+	example := urlExample(typ)
 	if raw == "" {
 		return fmt.Sprintf("url is required for a %s service, e.g. %s", typ, example)
 	}
