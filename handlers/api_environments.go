@@ -69,6 +69,9 @@ func (h *EnvironmentsAPI) Put(c echo.Context) error {
 			Message: fmt.Sprintf("name %q in the body differs from %q in the URL", e.Name, name)}}}
 	}
 	e.Name = name
+	if err := reservedName(name); err != nil {
+		return err
+	}
 	ctx := c.Request().Context()
 	types := []string{e.Type}
 	old, err := h.store.FindEnvironmentByName(ctx, name)

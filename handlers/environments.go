@@ -82,7 +82,10 @@ func (h *Environments) Create(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	err = h.store.CreateEnvironment(ctx, e)
+	err = reservedName(e.Name)
+	if err == nil {
+		err = h.store.CreateEnvironment(ctx, e)
+	}
 	if errs := formErrors(err, e.Name); errs != nil {
 		f, ferr := h.form(c, *e, errs, true)
 		if ferr != nil {
@@ -313,6 +316,17 @@ func parseEnvironmentForm(c echo.Context) (*db.Environment, error) {
 		e.Services = append(e.Services, s)
 	}
 	return e, nil
+}
+
+// reservedName refuses environment names that would hide a dashboard page
+// (/environments/new, /environments/service-row).
+func reservedName(name string) error {
+	switch name {
+	case "new", "service-row":
+		return &db.ValidationError{Errors: []db.FieldError{{Field: "name",
+			Message: fmt.Sprintf("%q is reserved by the dashboard: pick another name", name)}}}
+	}
+	return nil
 }
 
 func firstAdminType(u *db.User) string {

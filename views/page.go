@@ -154,10 +154,10 @@ func serviceTypes() []string { return []string{"postgresql", "mysql", "redis", "
 
 func roles() []string { return []string{db.RoleAdmin, db.RoleContributor, db.RoleViewer} }
 
-// errFor is the message for a field, or for its first element
-// ("services[0].exclude" also reports "services[0].exclude[2]").
+// errFor is the message for a field; a list field reports its first bad
+// element too ("services[0].exclude" shows "services[0].exclude[2]").
 func errFor(errs Errors, name string) string {
-	if m := errs[name]; m != "" {
+	if m := errs[name]; m != "" || !strings.HasSuffix(name, ".exclude") {
 		return m
 	}
 	keys := make([]string, 0, len(errs))

@@ -147,6 +147,12 @@ func TestEnvironmentValidationErrorsBesideFields(t *testing.T) {
 		t.Fatalf("an invalid form wrote %d activities", total)
 	}
 
+	// Names that would hide a dashboard page are refused.
+	r = c.post("/environments", url.Values{"name": {"new"}, "type": {"staging"}})
+	if got := r.doc(t).Find(testid("error-name")).Text(); r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(got, "reserved") {
+		t.Fatalf("environment named new: %d %q", r.StatusCode, got)
+	}
+
 	// A duplicate environment name is also shown beside the field.
 	app.env("taken", db.EnvStaging)
 	r = c.post("/environments", url.Values{"name": {"taken"}, "type": {"staging"}})

@@ -143,8 +143,14 @@ func (s *Server) logRequest(c echo.Context, v middleware.RequestLoggerValues) er
 	case v.Status >= 400:
 		level = slog.LevelWarn
 	}
-	s.log.LogAttrs(c.Request().Context(), level, "request",
-		slog.String("request_id", v.RequestID), slog.String("method", v.Method), slog.String("path", v.URIPath),
-		slog.Int("status", v.Status), slog.Duration("latency", v.Latency), slog.String("remote_ip", v.RemoteIP))
+	attrs := []slog.Attr{slog.String("request_id", v.RequestID), slog.String("method", v.Method), slog.String("path", v.URIPath),
+		slog.Int("status", v.Status), slog.Duration("latency", v.Latency), slog.String("remote_ip", v.RemoteIP)}
+	if p := handlers.PrincipalOf(c); p != nil && p.User != nil {
+		attrs = append(attrs, slog.String("user", p.User.Email))
+		if p.Token != nil {
+			attrs = append(attrs, slog.Int64("token_id", p.Token.ID))
+		}
+	}
+	s.log.LogAttrs(c.Request().Context(), level, "request", attrs...)
 	return nil
 }
