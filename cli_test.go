@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"io"
 	"os"
@@ -245,3 +246,21 @@ type iotestErrReader struct{}
 func (iotestErrReader) Read([]byte) (int, error) { return 0, errors.New("boom") }
 
 var _ io.Reader = iotestErrReader{}
+
+func TestAdminCommands_RefuseNewerCatalog(t *testing.T) {
+	dir := t.TempDir()
+	c := openTestCatalog(t, dir)
+	c.Close()
+	raw, err := sql.Open("sqlite", filepath.Join(dir, catalogFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, '9999_future.sql', '')`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	_, _, err = runCommand(t, newUsersAddCommand(), "long enough pw\n", "ana@example.com", "--role", "admin", "--password-stdin", "--data", dir)
+	if !errors.Is(err, db.ErrSchemaTooNew) || !strings.Contains(err.Error(), "catalog schema version 9999 is newer than this rewind") || !strings.Contains(err.Error(), "upgrade rewind") {
+		t.Fatalf("users:add on a newer catalog = %v, want the too-new message", err)
+	}
+}
