@@ -582,6 +582,12 @@ func (db *DB) updateEnvironment(ctx context.Context, tx *sql.Tx, e *Environment)
 		if old, err = db.findEnvironmentByName(ctx, tx, name); err != nil {
 			return false, err
 		}
+		if e.Name == "" {
+			e.Name = old.Name
+			if e.Title == "" {
+				e.Title = old.Name
+			}
+		}
 	} else if old, err = db.findEnvironmentByName(ctx, tx, e.Name); err != nil {
 		return false, err
 	}

@@ -155,6 +155,11 @@ func TestEnvironments_Update(t *testing.T) {
 	if err := c.UpdateEnvironment(ctx, rename); !errors.As(err, &ve) || !strings.Contains(ve.For("name"), "cannot be renamed") {
 		t.Fatalf("UpdateEnvironment(rename) = %v, want a name error", err)
 	}
+	// By ID without a name: the stored name is kept.
+	byID := &db.Environment{ID: got.ID, Type: db.EnvProduction, Parent: "other", Services: got.Masked().Services}
+	if err := c.UpdateEnvironment(ctx, byID); err != nil || byID.Name != "main" {
+		t.Fatalf("UpdateEnvironment(by ID, no name) = %v, name %q", err, byID.Name)
+	}
 	if err := c.UpdateEnvironment(ctx, &db.Environment{Name: "ghost", Type: db.EnvStaging}); !errors.Is(err, db.ErrNotFound) {
 		t.Fatalf("UpdateEnvironment(unknown) = %v, want ErrNotFound", err)
 	}
@@ -201,6 +206,16 @@ func TestEnvironments_ParentChecks(t *testing.T) {
 	}
 	if err := c.DeleteEnvironment(ctx, "c"); err != nil {
 		t.Fatalf("DeleteEnvironment(c) = %v", err)
+	}
+	withServices := mainEnv()
+	mustCreateEnv(t, c, withServices)
+	if err := c.DeleteEnvironment(ctx, "main"); err != nil {
+		t.Fatalf("DeleteEnvironment(main) = %v", err)
+	}
+	var services int
+	rawDB(t, c).QueryRow(`SELECT COUNT(*) FROM services`).Scan(&services)
+	if services != 0 {
+		t.Fatalf("%d services left after deleting their environment, want 0 (cascade)", services)
 	}
 	if err := c.DeleteEnvironment(ctx, "c"); !errors.Is(err, db.ErrNotFound) {
 		t.Fatalf("DeleteEnvironment(c) again = %v, want ErrNotFound", err)
