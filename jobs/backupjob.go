@@ -56,6 +56,7 @@ func (j *backupJob) Run(ctx context.Context, p *Progress) error {
 }
 
 func (j *backupJob) fail(p *Progress, err error) error {
+	p.OnPercent(nil)
 	failed, msg := db.BackupFailed, err.Error()
 	if errors.Is(err, context.Canceled) {
 		msg = "cancelled"
@@ -69,6 +70,7 @@ func (j *backupJob) fail(p *Progress, err error) error {
 }
 
 func (j *backupJob) complete(ctx context.Context, p *Progress, m *backup.Manifest) error {
+	p.OnPercent(nil) // from here on the row says 100
 	if err := recordComplete(ctx, j.o.Catalog, m); err != nil {
 		return err
 	}

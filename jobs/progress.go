@@ -17,6 +17,7 @@ type Progress struct {
 	r  *Runner
 	id int64
 
+	flushMu sync.Mutex // held through a flush, so OnPercent(nil) waits out one in flight
 	mu      sync.Mutex
 	total   int64
 	done    int64
@@ -48,8 +49,10 @@ func (p *Progress) Add(n int64) {
 }
 
 // OnPercent calls fn with the percentage each time progress is written, so a job can mirror it on its own
-// record (a backup's row).
+// record (a backup's row). OnPercent(nil) stops that; when it returns, fn is not running and won't run again.
 func (p *Progress) OnPercent(fn func(ctx context.Context, pct int)) {
+	p.flushMu.Lock()
+	defer p.flushMu.Unlock()
 	p.mu.Lock()
 	p.mirror = fn
 	p.mu.Unlock()
@@ -106,6 +109,8 @@ func (p *Progress) stop() {
 }
 
 func (p *Progress) flush() {
+	p.flushMu.Lock()
+	defer p.flushMu.Unlock()
 	p.mu.Lock()
 	pct := p.percentLocked()
 	lines := p.lines
