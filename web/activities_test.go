@@ -113,6 +113,13 @@ func TestActivityFeed(t *testing.T) {
 		}
 	})
 
+	// A poll after the session ended sends the browser to sign in.
+	anon := app.client()
+	r = anon.get("/activities", "HX-Request", "true", "HX-Target", "feed")
+	if got, want := r.StatusCode, http.StatusUnauthorized; got != want || !strings.HasPrefix(r.Header.Get("HX-Redirect"), "/login") {
+		t.Fatalf("anonymous poll: %d HX-Redirect %q", r.StatusCode, r.Header.Get("HX-Redirect"))
+	}
+
 	r = c.get("/activities", "HX-Request", "true")
 	if r.StatusCode != http.StatusOK || !strings.Contains(r.body, "<html") {
 		t.Fatalf("an HTMX request without a fragment target gets the whole page, got %d", r.StatusCode)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -224,6 +225,15 @@ func TestEnvironmentAPIValidation(t *testing.T) {
 	}
 	if a := acts.Activities[0]; a.Type != "environment.create" || !strings.Contains(a.Actor, "ada@example.com") {
 		t.Fatalf("activity = %+v", a)
+	}
+	r = app.api(http.MethodGet, "/api/v1/activities/"+strconv.FormatInt(acts.Activities[0].ID, 10), tok, "")
+	var one struct{ Activity db.Activity }
+	r.json(t, &one)
+	if r.StatusCode != http.StatusOK || one.Activity.ID != acts.Activities[0].ID {
+		t.Fatalf("GET one activity: %d %s", r.StatusCode, r.body)
+	}
+	if got, want := app.api(http.MethodGet, "/api/v1/activities/999999", tok, "").StatusCode, http.StatusNotFound; got != want {
+		t.Fatalf("unknown activity: %d, want %d", got, want)
 	}
 	r = app.api(http.MethodGet, "/api/v1/environments/nope", tok, "")
 	if got, want := r.StatusCode, http.StatusNotFound; got != want || !strings.Contains(r.body, `"code":"not_found"`) {
