@@ -118,6 +118,20 @@ func parseConfig(file string, data []byte) (*applyConfig, error) {
 	if err := dec.Decode(cfg); err != nil {
 		return nil, cfg.yamlError(err)
 	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		return nil, cfg.yamlError(err)
+	case len(extra.Content) == 0 || isNull(extra.Content[0]):
+		// an empty document after a trailing ---
+	default:
+		line := extra.Line
+		if len(extra.Content) > 0 {
+			line = extra.Content[0].Line
+		}
+		return nil, configErrors{{file: file, line: line, message: "a second YAML document (after ---) is not supported: list every environment under the one environments: key"}}
+	}
 	if len(cfg.Environments) == 0 {
 		return nil, configErrors{cfg.at("environments", "no environments: list at least one under environments:")}
 	}

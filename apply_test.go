@@ -82,6 +82,7 @@ func TestParseConfig_Errors(t *testing.T) {
 		{"name is a list", "environments:\n  - name: [a, b]\n    type: production\n", []string{"rewind.yaml:2:11: environments[0].name: must be a single value, not a list"}},
 		{"exclude not a list", "environments:\n  - name: m\n    type: production\n    services:\n      - {name: f, type: files, path: /x, exclude: \"*.tmp\"}\n", []string{"environments[0].services[0].exclude: must be a list"}},
 		{"repeated key", "environments:\n  - name: main\n    type: production\n    name: other\n", []string{"rewind.yaml:4:5: environments[0].name: field \"name\" is given twice (first on line 2)"}},
+		{"two documents", "environments:\n  - {name: a, type: staging}\n---\nenvironments:\n  - {name: b, type: staging}\n", []string{"rewind.yaml:4: a second YAML document"}},
 		{"two problems", "environments:\n  - nme: main\n  - name: b\n    tpye: staging\n", []string{"rewind.yaml:2:5: environments[0].nme", "rewind.yaml:4:5: environments[1].tpye"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,6 +96,12 @@ func TestParseConfig_Errors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestParseConfig_TrailingDocumentMarker(t *testing.T) {
+	if _, err := parseConfig("rewind.yaml", []byte("---\nenvironments:\n  - {name: a, type: staging}\n---\n")); err != nil {
+		t.Fatalf("parseConfig(trailing ---) = %v", err)
 	}
 }
 
