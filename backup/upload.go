@@ -308,7 +308,17 @@ func (e *Engine) previousForCache(ctx context.Context, w repo.RepositoryWriter, 
 	}
 	sums := Sums{}
 	for _, s := range pm.Services {
-		if s.Type != TypeFiles || types[s.Name] != TypeFiles || taken[s.Name] {
+		if s.Type != TypeFiles || types[s.Name] != TypeFiles {
+			continue
+		}
+		// Checksums of files the cache lets kopia skip: the same path in the previous backup (directly, or
+		// through the first pass, which used the previous backup as its cache).
+		for p, v := range allSums {
+			if serviceOf(p) == s.Name {
+				sums[p] = v
+			}
+		}
+		if taken[s.Name] {
 			continue
 		}
 		ent, err := root.Child(ctx, s.Name)
@@ -321,11 +331,6 @@ func (e *Engine) previousForCache(ctx context.Context, w repo.RepositoryWriter, 
 		}
 		b.AddEntry(h.DirEntry())
 		n++
-		for p, v := range allSums {
-			if serviceOf(p) == s.Name {
-				sums[p] = v
-			}
-		}
 	}
 	return finish(sums)
 }

@@ -5,10 +5,11 @@
 // # The pin
 //
 // ext4 cannot clone a tree instantly, so the capture works in two passes. Stage (outside the pause) walks the
-// tree and offers it to the repository, which reads every file; a file counts as read only if its size,
-// mtime, ctime and inode were the same before and after the read. Pin (inside the pause) walks the metadata
-// again and copies into a stage directory beside the mount only the files that are new or whose
-// size/mtime/ctime/inode changed since they were read, so the pause lasts a metadata walk plus the changed
+// tree and offers it to the repository, which reads every file that the previous backup does not already hold
+// unchanged; a read only counts if the file's size, mtime, ctime and inode were the same before and after it
+// (else the file is left out of the first pass). Pin (inside the pause) walks the metadata again and copies
+// into a stage directory beside the mount only the files that are new, were left out, or whose
+// size/mtime/ctime/inode changed since the first walk, so the pause lasts a metadata walk plus the changed
 // bytes. The capture then holds exactly the tree as it was at the pin: unchanged files are already in the
 // repository, changed ones come from the stage. Without Stage (Source.Pin alone) the pin copies every file.
 //
@@ -105,7 +106,7 @@ func (s *Source) Stage(ctx context.Context, _ backup.Progress) (backup.StagedSou
 	if err != nil {
 		return nil, err
 	}
-	return &staged{s: s, root: n, known: &knownSet{m: map[string]statKey{}}}, nil
+	return &staged{s: s, root: n, known: newKnownSet(n)}, nil
 }
 
 type staged struct {
@@ -117,7 +118,7 @@ type staged struct {
 // Folder is the live tree of the first pass.
 func (st *staged) Folder(_ context.Context, p backup.Progress) (fs.Directory, error) {
 	p.SetTotal(treeBytes(st.root))
-	t := &tree{p: p, onRead: st.known.add}
+	t := &tree{p: p, onDirty: st.known.dirty}
 	return t.entry(st.root).(fs.Directory), nil //nolint:forcetypeassert
 }
 

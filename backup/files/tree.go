@@ -205,8 +205,8 @@ func copyStable(src, dst string) (statKey, os.FileInfo, error) {
 
 // tree serves a pinned node tree to kopia as an fs.Directory.
 type tree struct {
-	p      backup.Progress
-	onRead func(rel string, st statKey) // called after a verified live file was read completely
+	p       backup.Progress
+	onDirty func(rel string) // called when a live file turns out to have changed since the walk
 }
 
 func (t *tree) entry(n *node) fs.Entry {
@@ -292,6 +292,9 @@ func (f *fileEntry) Open(context.Context) (fs.Reader, error) {
 		fi, err := file.Stat()
 		if err != nil || statOf(fi) != f.n.st {
 			file.Close() //nolint:errcheck
+			if f.t.onDirty != nil {
+				f.t.onDirty(f.n.rel)
+			}
 			return nil, fmt.Errorf("%s: %w after the pin; back up again", f.n.rel, errChanged)
 		}
 	}
@@ -313,10 +316,10 @@ func (r *fileReader) Read(b []byte) (int, error) {
 	if errors.Is(err, io.EOF) && r.e.n.verify {
 		fi, serr := r.f.Stat()
 		if serr != nil || statOf(fi) != r.e.n.st || r.pos != r.e.n.st.size {
+			if r.e.t.onDirty != nil {
+				r.e.t.onDirty(r.e.n.rel)
+			}
 			return n, fmt.Errorf("%s: %w", r.e.n.rel, errChanged)
-		}
-		if r.e.t.onRead != nil {
-			r.e.t.onRead(r.e.n.rel, r.e.n.st)
 		}
 	}
 	return n, err //nolint:wrapcheck
@@ -331,15 +334,30 @@ func (r *fileReader) Seek(off int64, whence int) (int64, error) {
 func (r *fileReader) Close() error             { return r.f.Close() } //nolint:wrapcheck
 func (r *fileReader) Entry() (fs.Entry, error) { return r.e, nil }
 
-// knownSet collects the files a first pass read and verified.
+// knownSet holds the files of a first pass that did not change while it read them.
 type knownSet struct {
 	mu sync.Mutex
 	m  map[string]statKey
 }
 
-func (k *knownSet) add(rel string, st statKey) {
+func newKnownSet(n *node) *knownSet {
+	k := &knownSet{m: map[string]statKey{}}
+	var walk func(n *node)
+	walk = func(n *node) {
+		if n.mode.IsRegular() {
+			k.m[n.rel] = n.st
+		}
+		for _, c := range n.kids {
+			walk(c)
+		}
+	}
+	walk(n)
+	return k
+}
+
+func (k *knownSet) dirty(rel string) {
 	k.mu.Lock()
-	k.m[rel] = st
+	delete(k.m, rel)
 	k.mu.Unlock()
 }
 
