@@ -16,6 +16,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rewind/rewind/backup"
+	"github.com/rewind/rewind/backup/gate"
 	"github.com/rewind/rewind/db"
 	"github.com/rewind/rewind/jobs"
 	"github.com/rewind/rewind/web"
@@ -49,6 +51,7 @@ const setupLinkTTL = 24 * time.Hour
 type Main struct {
 	DataDir       string
 	Addr          string
+	Storage       string // --storage: "" (<data>/repo), file:///path
 	Demo          bool
 	SecureCookies bool
 	// Console receives what the operator must read once: the setup link and
@@ -59,7 +62,10 @@ type Main struct {
 	Now     func() time.Time
 
 	Catalog *db.DB
+	Repo    *backup.Repository
+	Gates   *gate.Set
 	Runner  *jobs.Runner
+	Ops     *jobs.Operations
 	Server  *web.Server
 }
 
@@ -95,10 +101,26 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	m.Runner = jobs.NewRunner(catalog, buildJob, 2, m.Logger)
+	if m.Repo, _, err = openRepository(ctx, m.DataDir, m.Storage, m.Getenv, m.Console); err != nil {
+		return err
+	}
+	if err := m.startGates(ctx); err != nil {
+		return err
+	}
+	m.Ops = &jobs.Operations{
+		Catalog: catalog,
+		Engine:  &backup.Engine{Repo: m.Repo, Drivers: drivers(), Now: m.Now},
+		Pauser:  m.Gates,
+		Now:     m.Now,
+	}
+	m.Runner = jobs.NewRunner(catalog, m.Ops.Build, 2, m.Logger)
 	m.Runner.Now = m.Now
+	m.Ops.Runner = m.Runner
 	if err := m.Runner.Start(ctx); err != nil {
 		return fmt.Errorf("start job runner: %w", err)
+	}
+	if err := m.Ops.Recover(ctx); err != nil {
+		return err
 	}
 
 	m.Server, err = web.NewServer(web.Config{
@@ -170,8 +192,33 @@ func (m *Main) URL() string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
+// startGates starts the request gates of the environments that have one. A gate that cannot start (its address
+// is taken) is logged, not fatal: the dashboard must come up so the operator can fix it.
+func (m *Main) startGates(ctx context.Context) error {
+	m.Gates = gate.NewSet(gate.Config{}, m.Logger)
+	return m.SyncGates(ctx)
+}
+
+// SyncGates makes the running gates match the environments' gate settings.
+func (m *Main) SyncGates(ctx context.Context) error {
+	envs, err := m.Catalog.FindEnvironments(ctx, db.EnvironmentFilter{})
+	if err != nil {
+		return err
+	}
+	var eps []gate.Endpoint
+	for _, e := range envs {
+		if e.Status == db.StatusActive {
+			eps = append(eps, gate.Endpoint{Environment: e.Name, Listen: e.Gate.Listen, Upstream: e.Gate.Upstream})
+		}
+	}
+	if err := m.Gates.Sync(eps); err != nil {
+		m.Logger.Error("some request gates could not start", "err", err)
+	}
+	return nil
+}
+
 // Close shuts down in order: HTTP (waiting for requests in flight), then the
-// job runner, then the catalog.
+// job runner, then the gates, the repository and the catalog.
 func (m *Main) Close() error {
 	var errs []error
 	if m.Server != nil {
@@ -182,14 +229,14 @@ func (m *Main) Close() error {
 	if m.Runner != nil {
 		m.Runner.Close()
 	}
+	if m.Gates != nil {
+		errs = append(errs, m.Gates.Close())
+	}
+	if m.Repo != nil {
+		errs = append(errs, m.Repo.Close(context.Background()))
+	}
 	if m.Catalog != nil {
 		errs = append(errs, m.Catalog.Close())
 	}
 	return errors.Join(errs...)
-}
-
-// buildJob turns a queued activity into its job. No job types exist yet:
-// backups and restores arrive with the engine.
-func buildJob(a *db.Activity) (jobs.Job, error) {
-	return nil, fmt.Errorf("activity type %q has no job in this version of rewind", a.Type)
 }

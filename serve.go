@@ -13,7 +13,7 @@ func newServeCommand() *cobra.Command {
 	m := NewMain()
 	var logLevel string
 	cmd := &cobra.Command{
-		Use:   "serve [--addr 127.0.0.1:8080] [--data ./rewind-data] [--demo] [--secure-cookies]",
+		Use:   "serve [--addr 127.0.0.1:8080] [--data ./rewind-data] [--storage URL] [--demo] [--secure-cookies]",
 		Short: "Run the dashboard, the JSON API and the job runner",
 		Long: `Run the dashboard, the JSON API and the job runner until SIGINT or SIGTERM.
 
@@ -42,6 +42,7 @@ REWIND_ADMIN_PASSWORD, or a one-time setup link is printed.`,
 	f := cmd.Flags()
 	f.StringVar(&m.Addr, "addr", m.Addr, "address to listen on")
 	f.StringVar(&m.DataDir, "data", m.DataDir, "data directory (catalog, secret.key, repository)")
+	f.StringVar(&m.Storage, "storage", "", "where backups are stored: file:///path (default: <data>/repo)")
 	f.BoolVar(&m.Demo, "demo", false, "create a demo project (environments main and staging) and print its credentials")
 	f.BoolVar(&m.SecureCookies, "secure-cookies", false, "mark the session cookie Secure (behind a TLS-terminating proxy)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
