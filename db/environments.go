@@ -372,9 +372,10 @@ func (db *DB) CreateEnvironment(ctx context.Context, e *Environment) error {
 
 // UpdateEnvironment validates e and replaces the stored environment's fields
 // and services (matched by name; missing ones are removed). The environment
-// is found by e.ID when set, else by e.Name; it cannot be renamed. A service
-// URL equal to the stored URL's masked form keeps the stored secret. When
-// nothing changes, nothing is written and UpdatedAt stays as it was.
+// is found by e.ID when set, else by e.Name; it cannot be renamed. An empty
+// Status keeps the stored one. A masked password ("****", as MaskedURL shows
+// it) in a service URL keeps the stored secret. When nothing changes,
+// nothing is written and UpdatedAt stays as it was.
 func (db *DB) UpdateEnvironment(ctx context.Context, e *Environment) error {
 	return db.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := db.updateEnvironment(ctx, tx, e)
@@ -567,6 +568,7 @@ func nonNil(s []string) []string {
 // updateEnvironment saves e over the stored environment and reports whether
 // anything changed.
 func (db *DB) updateEnvironment(ctx context.Context, tx *sql.Tx, e *Environment) (bool, error) {
+	keepStatus := strings.TrimSpace(e.Status) == ""
 	e.normalize()
 	var old *Environment
 	var err error
@@ -592,6 +594,11 @@ func (db *DB) updateEnvironment(ctx context.Context, tx *sql.Tx, e *Environment)
 		return false, err
 	}
 
+	// Status is operational state: a rewind.yaml or API call that does not
+	// mention it leaves a deactivated environment deactivated.
+	if keepStatus {
+		e.Status = old.Status
+	}
 	// A masked password sent back keeps the stored secret.
 	for i := range e.Services {
 		s := &e.Services[i]

@@ -175,6 +175,17 @@ func TestEnvironments_Update(t *testing.T) {
 	if e, _ := c.FindEnvironmentByName(ctx, "fresh"); e.Type != db.EnvStaging {
 		t.Fatalf("Type = %q after put, want staging", e.Type)
 	}
+	// A put without status keeps a deactivated environment deactivated.
+	if _, err := c.SetEnvironmentStatus(ctx, "fresh", db.StatusInactive); err != nil {
+		t.Fatal(err)
+	}
+	ch, err = c.PutEnvironmentChange(ctx, &db.Environment{Name: "fresh", Type: db.EnvStaging, Parent: "main"})
+	if err != nil || ch != db.Unchanged {
+		t.Fatalf("PutEnvironmentChange(no status) = %q, %v, want unchanged", ch, err)
+	}
+	if e, _ := c.FindEnvironmentByName(ctx, "fresh"); e.Status != db.StatusInactive {
+		t.Fatalf("Status = %q after a put without status, want inactive", e.Status)
+	}
 }
 
 func TestEnvironments_ParentChecks(t *testing.T) {
