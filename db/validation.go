@@ -56,7 +56,7 @@ func (e *ValidationError) Prefix(prefix string) *ValidationError {
 	return out
 }
 
-// add records a problem; it is a no-op on a nil receiver's zero value.
+// add records a problem with field.
 func (e *ValidationError) add(field, msg string) {
 	e.Errors = append(e.Errors, FieldError{Field: field, Message: msg})
 }
