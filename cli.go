@@ -45,8 +45,14 @@ func applyEnv(cmd *cobra.Command, getenv func(string) string) error {
 	return errors.Join(errs...)
 }
 
-// withEnv makes cmd read unset flags from REWIND_<FLAG> before it runs.
+// withEnv makes cmd read unset flags from REWIND_<FLAG> before it runs, and
+// names the variable in each flag's help.
 func withEnv(cmd *cobra.Command) *cobra.Command {
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Name != "help" && !strings.Contains(f.Usage, "$"+envPrefix) {
+			f.Usage += " [$" + flagEnvName(f.Name) + "]"
+		}
+	})
 	cmd.PreRunE = chainPreRun(cmd.PreRunE, func(cmd *cobra.Command, _ []string) error {
 		return applyEnv(cmd, os.Getenv)
 	})
