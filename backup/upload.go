@@ -61,7 +61,12 @@ func (e *Engine) upload(ctx context.Context, w repo.RepositoryWriter, m *Manifes
 		prev = append(prev, prevMan)
 	}
 	root := virtualfs.NewStaticDirectory("rewind", folders)
+	stop := context.AfterFunc(ctx, u.Cancel)
 	up, err := u.Upload(ctx, root, polTree, uploadSource, prev...)
+	stop()
+	if ctx.Err() != nil {
+		return fmt.Errorf("upload: %w", ctx.Err())
+	}
 	if ferr := rec.firstFailure(); ferr != nil {
 		return captureError(types, ferr)
 	}
@@ -406,7 +411,12 @@ func (e *Engine) prestage(ctx context.Context, req BackupRequest, pinners []*pin
 			if prevMan != nil {
 				prev = append(prev, prevMan)
 			}
+			stop := context.AfterFunc(ctx, u.Cancel)
 			up, err := u.Upload(ctx, virtualfs.NewStaticDirectory("rewind", folders), polTree, src, prev...)
+			stop()
+			if ctx.Err() != nil {
+				return fmt.Errorf("first pass: %w", ctx.Err())
+			}
 			if err != nil {
 				return fmt.Errorf("first pass: %w", err)
 			}

@@ -71,6 +71,10 @@ func New(root string, exclude []string) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A mount configured through a symlink is the directory it points to (the exchange swaps directories).
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
 	return &Source{root: filepath.Clean(abs), match: m}, nil
 }
 

@@ -479,3 +479,40 @@ type progress struct{ total, done atomic.Int64 }
 
 func (p *progress) SetTotal(n int64) { p.total.Store(n) }
 func (p *progress) Add(n int64)      { p.done.Add(n) }
+
+// TestRestoreIntoNewMount restores into a mount that does not exist yet (a branch environment), then reverts.
+func TestRestoreIntoNewMount(t *testing.T) {
+	ctx := context.Background()
+	base := t.TempDir()
+	mount := filepath.Join(base, "main", "uploads")
+	fill(t, mount, 1<<20)
+	want := withoutExcluded(state(t, mount, false))
+	delete(want, "dir .")
+	e := openEngine(t, filepath.Join(base, "data"))
+	m, err := e.Backup(ctx, backup.BackupRequest{Environment: "main", Kind: backup.KindManual, Live: true,
+		Services: []backup.ServiceSpec{{Name: "uploads", Type: backup.TypeFiles, Path: mount, Exclude: exclude}}}, nil)
+	if err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	branch := filepath.Join(base, "branch", "uploads")
+	spec := backup.ServiceSpec{Name: "uploads", Type: backup.TypeFiles, Path: branch, Exclude: exclude}
+	res, err := e.Restore(ctx, backup.RestoreRequest{ID: m.ID, Services: []backup.ServiceSpec{spec}}, nil)
+	if err != nil {
+		t.Fatalf("Restore into a new mount: %v", err)
+	}
+	got := state(t, branch, false)
+	delete(got, "dir .")
+	backuptest.MustEqual(t, "new mount", want, got)
+	if err := res.Replaced[0].Replaced.Revert(ctx); err != nil {
+		t.Fatalf("Revert: %v", err)
+	}
+	if _, err := os.Lstat(branch); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("mount after Revert: %v, want it gone", err)
+	}
+	if err := res.Replaced[0].Replaced.Discard(ctx); err != nil {
+		t.Fatalf("Discard: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(base, "branch", ".rewind-*")); len(left) != 0 {
+		t.Fatalf("siblings left: %v", left)
+	}
+}

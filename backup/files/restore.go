@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"time"
 
 	"github.com/kopia/kopia/fs"
 	"golang.org/x/sys/unix"
@@ -19,6 +20,9 @@ import (
 // mount's excluded entries over into the restored tree, so a restore never drops what the backup did not cover.
 func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progress) (backup.Prepared, error) {
 	target := s.sibling("restore")
+	if err := os.MkdirAll(filepath.Dir(s.root), 0o755); err != nil {
+		return nil, fmt.Errorf("create parent of the mount: %w", err)
+	}
 	if err := os.Mkdir(target, 0o700); err != nil {
 		return nil, fmt.Errorf("create restore directory: %w", err)
 	}
@@ -197,6 +201,17 @@ func (p *prepared) Switch(context.Context) (backup.Replaced, error) {
 	if p.switched {
 		return nil, errors.New("already switched")
 	}
+	if _, err := os.Lstat(p.s.root); errors.Is(err, os.ErrNotExist) {
+		// No live tree (a new environment): the restored tree simply takes its place; nothing is replaced.
+		if err := os.Rename(p.dir, p.s.root); err != nil {
+			return nil, fmt.Errorf("move restored tree in place: %w", err)
+		}
+		if err := syncParent(p.s.root); err != nil {
+			return nil, err
+		}
+		p.switched = true
+		return &replaced{s: p.s, dir: p.dir, none: true}, nil
+	}
 	if err := moveExcluded(p.s.root, p.dir, p.s.match); err != nil {
 		return nil, err
 	}
@@ -220,12 +235,17 @@ func (p *prepared) Discard(context.Context) error {
 
 // replaced is the tree a Switch moved into the sibling directory.
 type replaced struct {
-	s   *Source
-	dir string
+	s    *Source
+	dir  string
+	none bool // there was no live tree: the capture is an empty directory, Revert removes the restored one
 }
 
 // Pin captures the moved-aside tree in place: nothing writes to it any more, and every read still checks it.
 func (r *replaced) Pin(ctx context.Context) (backup.Capture, error) {
+	if r.none {
+		n := &node{name: filepath.Base(r.s.root), mode: os.ModeDir | 0o755, mtime: time.Now()}
+		return &capture{root: n, info: backup.ServiceInfo{Version: "files"}}, nil
+	}
 	w := &walker{root: r.dir, match: r.s.match, mode: walkVerifyAll}
 	n, err := w.walk(ctx)
 	if err != nil {
@@ -236,6 +256,12 @@ func (r *replaced) Pin(ctx context.Context) (backup.Capture, error) {
 }
 
 func (r *replaced) Revert(context.Context) error {
+	if r.none {
+		if err := os.Rename(r.s.root, r.dir); err != nil {
+			return fmt.Errorf("revert: %w", err)
+		}
+		return syncParent(r.s.root)
+	}
 	if err := moveExcluded(r.s.root, r.dir, r.s.match); err != nil {
 		return err
 	}

@@ -306,6 +306,9 @@ func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progres
 		return nil, fmt.Errorf("read %s from backup: %w", FileName, err)
 	}
 	defer r.Close() //nolint:errcheck
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o755); err != nil {
+		return nil, fmt.Errorf("create database directory: %w", err)
+	}
 	staged := s.sibling("restore")
 	out, err := os.OpenFile(staged, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -372,6 +375,16 @@ func (p *prepared) Switch(ctx context.Context) (backup.Replaced, error) {
 	if p.done {
 		return nil, errors.New("prepared state already used")
 	}
+	if _, err := os.Stat(p.s.path); errors.Is(err, os.ErrNotExist) {
+		// No live database (a new environment): nothing is replaced.
+		if err := copyInto(ctx, p.s.path, p.staged, true); err != nil {
+			removeDB(p.s.path)
+			return nil, fmt.Errorf("restore into new database: %w", err)
+		}
+		p.done = true
+		removeDB(p.staged)
+		return &replaced{s: p.s}, nil
+	}
 	saved := p.s.sibling("replaced")
 	if err := copyInto(ctx, p.s.path, saved, false); err != nil {
 		removeDB(saved)
@@ -405,7 +418,7 @@ func (p *prepared) Discard(context.Context) error {
 	return nil
 }
 
-// replaced is a copy of the live database taken at the switch.
+// replaced is a copy of the live database taken at the switch; saved is "" when there was none.
 type replaced struct {
 	s     *Source
 	saved string
@@ -413,6 +426,10 @@ type replaced struct {
 }
 
 func (r *replaced) Pin(ctx context.Context) (backup.Capture, error) {
+	if r.saved == "" {
+		// There was no database: capture an empty one (a zero-length file is an empty SQLite database).
+		return emptyCapture{at: time.Now().UTC()}, nil
+	}
 	src := &Source{path: r.saved}
 	return src.Pin(ctx)
 }
@@ -420,6 +437,10 @@ func (r *replaced) Pin(ctx context.Context) (backup.Capture, error) {
 func (r *replaced) Revert(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.saved == "" {
+		removeDB(r.s.path)
+		return nil
+	}
 	if err := copyInto(ctx, r.s.path, r.saved, true); err != nil {
 		return fmt.Errorf("revert database: %w", err)
 	}
@@ -429,6 +450,22 @@ func (r *replaced) Revert(ctx context.Context) error {
 func (r *replaced) Discard(context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	removeDB(r.saved)
+	if r.saved != "" {
+		removeDB(r.saved)
+	}
 	return nil
 }
+
+type emptyCapture struct{ at time.Time }
+
+func (c emptyCapture) Info() backup.ServiceInfo {
+	return backup.ServiceInfo{Version: "SQLite (no database)", PinnedAt: c.at}
+}
+
+func (c emptyCapture) Folder(context.Context, backup.Progress) (fs.Directory, error) {
+	return virtualfs.NewStaticDirectory("sqlite", []fs.Entry{
+		virtualfs.StreamingFileWithModTimeFromReader(FileName, c.at, io.NopCloser(strings.NewReader(""))),
+	}), nil
+}
+
+func (emptyCapture) Close() error { return nil }

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -236,5 +237,47 @@ func TestEngineRoundTripWithWriter(t *testing.T) {
 	leftovers, _ := filepath.Glob(filepath.Join(base, ".rewind-*"))
 	if len(leftovers) != 0 {
 		t.Fatalf("files left beside the database: %v", leftovers)
+	}
+}
+
+// TestRestoreIntoNewDatabase restores into a path that does not exist yet (a branch environment); the replaced
+// state is an empty database, and Revert removes the new file.
+func TestRestoreIntoNewDatabase(t *testing.T) {
+	ctx := context.Background()
+	base := t.TempDir()
+	path := filepath.Join(base, "app.db")
+	db := openApp(t, path)
+	fill(t, db)
+	want := state(t, db)
+	src, _ := sqlite.New(path)
+	c, err := src.Pin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := backuptest.Stream(t, c, backup.NopProgress)
+	c.Close()
+
+	newPath := filepath.Join(base, "branch", "data", "app.db")
+	dst, _ := sqlite.New(newPath)
+	prep, err := dst.Prepare(ctx, backuptest.Dir(t, dir), backup.NopProgress)
+	if err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	rep, err := prep.Switch(ctx)
+	if err != nil {
+		t.Fatalf("Switch: %v", err)
+	}
+	backuptest.MustEqual(t, "new database", want, state(t, openApp(t, newPath)))
+	rc, err := rep.Pin(ctx)
+	if err != nil {
+		t.Fatalf("Replaced.Pin: %v", err)
+	}
+	backuptest.Stream(t, rc, backup.NopProgress)
+	rc.Close()
+	if err := rep.Revert(ctx); err != nil {
+		t.Fatalf("Revert: %v", err)
+	}
+	if _, err := os.Stat(newPath); !os.IsNotExist(err) {
+		t.Fatalf("database after Revert: %v, want it gone", err)
 	}
 }
