@@ -158,8 +158,8 @@ type ReplacedService struct {
 }
 
 // BackupReplaced captures the states a restore moved aside (RestoreResult.Replaced) as one backup, normally of
-// kind KindPreRestore with RestoredFrom set. It does not pause: the moved-aside states are no longer live. The
-// caller Discards the Replaced states afterwards.
+// kind KindPreRestore with RestoredFrom set. It does not pause (the moved-aside states are no longer live) and
+// records the backup as live. The caller Discards the Replaced states afterwards.
 func (e *Engine) BackupReplaced(ctx context.Context, req BackupRequest, replaced []ReplacedService, p Progress) (*Manifest, error) {
 	if p == nil {
 		p = NopProgress
@@ -168,6 +168,7 @@ func (e *Engine) BackupReplaced(ctx context.Context, req BackupRequest, replaced
 	for _, r := range replaced {
 		req.Services = append(req.Services, r.Spec)
 	}
+	req.Live = true // captured without a pause: the states are no longer live, nothing to hold
 	if err := e.checkRequest(&req); err != nil {
 		return nil, err
 	}
@@ -273,7 +274,7 @@ func (e *Engine) backup(ctx context.Context, req BackupRequest, pinners []*pinne
 		ID:           req.ID,
 		Environment:  req.Environment,
 		Kind:         req.Kind,
-		Live:         hold == nil,
+		Live:         req.Live,
 		Commit:       req.Commit,
 		RestoredFrom: req.RestoredFrom,
 		StartedAt:    started,
