@@ -57,6 +57,15 @@ type RepositoryOptions struct {
 }
 
 // Repository is an open kopia repository holding Rewind backups. It is safe for concurrent use.
+//
+// Every backup is one kopia snapshot of the source rewind@rewind:/rewind/<environment>, tagged
+// rewind-id, rewind-environment and rewind-kind; its root holds rewind.json, SHA256SUMS and one folder per
+// service. Without Rewind, with the stock kopia tool and the repository password:
+//
+//	kopia repository connect filesystem --path <data>/repo     (or: kopia repository connect s3 ...)
+//	kopia snapshot list --all --tags rewind-id:<backup id>
+//	kopia snapshot restore <snapshot id> /tmp/restored
+//	cd /tmp/restored && sha256sum -c SHA256SUMS
 type Repository struct {
 	rep        repo.Repository
 	configFile string

@@ -516,3 +516,34 @@ func TestRestoreIntoNewMount(t *testing.T) {
 		t.Fatalf("siblings left: %v", left)
 	}
 }
+
+// TestRestoreRefusesEscapingSymlink: a link leaving the mount is backed up as it is, but never restored; the
+// failed Prepare leaves the live mount untouched and removes its sibling.
+func TestRestoreRefusesEscapingSymlink(t *testing.T) {
+	ctx := context.Background()
+	base := t.TempDir()
+	mount := filepath.Join(base, "m")
+	write(t, filepath.Join(mount, "a/file"), []byte("x"), 0o644)
+	for _, target := range []string{"/etc/passwd", "../../outside", "a/../../x"} {
+		link := filepath.Join(mount, "a/evil")
+		os.Remove(link)
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+		e := openEngine(t, filepath.Join(base, "data"))
+		spec := backup.ServiceSpec{Name: "m", Type: backup.TypeFiles, Path: mount}
+		m, err := e.Backup(ctx, backup.BackupRequest{Environment: "main", Kind: backup.KindManual, Live: true, Services: []backup.ServiceSpec{spec}}, nil)
+		if err != nil {
+			t.Fatalf("Backup: %v", err)
+		}
+		before := state(t, mount, false)
+		_, err = e.Restore(ctx, backup.RestoreRequest{ID: m.ID, Services: []backup.ServiceSpec{spec}}, nil)
+		if !errors.Is(err, backup.ErrUnsafeName) {
+			t.Fatalf("Restore with link to %q = %v, want ErrUnsafeName", target, err)
+		}
+		backuptest.MustEqual(t, "mount after refused restore", before, state(t, mount, false))
+		if left, _ := filepath.Glob(filepath.Join(base, ".rewind-*")); len(left) != 0 {
+			t.Fatalf("siblings left: %v", left)
+		}
+	}
+}
