@@ -126,6 +126,12 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Server, err = web.NewServer(web.Config{
 		Catalog: catalog, SessionKey: secrets.SessionKey, SecureCookies: m.SecureCookies,
 		Logger: m.Logger, Now: m.Now,
+		Ops: m.Ops, Runner: m.Runner, Gates: m.Gates,
+		EnvironmentChanged: func(ctx context.Context) {
+			if err := m.SyncGates(ctx); err != nil {
+				m.Logger.Error("sync request gates", "err", err)
+			}
+		},
 	})
 	if err != nil {
 		return err

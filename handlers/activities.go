@@ -14,6 +14,7 @@ import (
 
 type activityFinder interface {
 	FindActivities(ctx context.Context, f db.ActivityFilter) ([]*db.Activity, int, error)
+	FindEnvironments(ctx context.Context, f db.EnvironmentFilter) ([]*db.Environment, error)
 }
 
 // Activities is the global activity feed. The live refresh of running
@@ -31,12 +32,19 @@ const feedPageSize = 20
 
 // Page is GET /activities[?type=&state=&offset=].
 func (h *Activities) Page(c echo.Context) error {
+	u, err := user(c)
+	if err != nil {
+		return err
+	}
 	f, feed := feedQuery(c, "", "/activities")
 	acts, total, err := h.store.FindActivities(c.Request().Context(), f)
 	if err != nil {
 		return err
 	}
 	feed.Activities, feed.Total, feed.Now, feed.ShowEnvironment = acts, total, h.now(), true
+	if feed.Actions, err = feedActions(c.Request().Context(), h.store, u, acts); err != nil {
+		return err
+	}
 	return render(c, http.StatusOK, views.ActivitiesPage(page(c, "Activity", "activities"), feed))
 }
 

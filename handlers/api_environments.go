@@ -22,6 +22,9 @@ type environmentAPIStore interface {
 // EnvironmentsAPI is /api/v1/environments. URLs are always sent masked.
 type EnvironmentsAPI struct {
 	store environmentAPIStore
+	// Changed is called after an environment is created or changed (the
+	// server syncs the request gates); nil does nothing.
+	Changed func(ctx context.Context)
 }
 
 func NewEnvironmentsAPI(store environmentAPIStore) *EnvironmentsAPI {
@@ -89,6 +92,9 @@ func (h *EnvironmentsAPI) Put(c echo.Context) error {
 		return err
 	}
 	status := http.StatusOK
+	if change != db.Unchanged && h.Changed != nil {
+		h.Changed(ctx)
+	}
 	if change != db.Unchanged {
 		typ, summary := "environment.update", fmt.Sprintf("Updated environment %s through the API", e.Name)
 		if change == db.Created {

@@ -23,6 +23,7 @@ type environmentStore interface {
 	SetEnvironmentStatus(ctx context.Context, name, status string) (*db.Environment, error)
 	FindActivities(ctx context.Context, f db.ActivityFilter) ([]*db.Activity, int, error)
 	CreateActivity(ctx context.Context, a *db.Activity) error
+	FindBackups(ctx context.Context, f db.BackupFilter) ([]*db.Backup, int, error)
 }
 
 // Environments are the environment list, the environment page with its tabs
@@ -31,6 +32,15 @@ type Environments struct {
 	store   environmentStore
 	session Session
 	now     func() time.Time
+	// Changed is called after an environment is created or changed (the
+	// server syncs the request gates); nil does nothing.
+	Changed func(ctx context.Context)
+}
+
+func (h *Environments) changed(ctx context.Context) {
+	if h.Changed != nil {
+		h.Changed(ctx)
+	}
 }
 
 func NewEnvironments(store environmentStore, session Session, now func() time.Time) *Environments {
@@ -48,6 +58,9 @@ func (h *Environments) List(c echo.Context) error {
 		return err
 	}
 	d := views.EnvironmentsData{Rows: views.EnvTree(envs), Create: anyEnvAdmin(u), Now: h.now()}
+	if d.LastBackup, d.Backups, err = lastBackups(c.Request().Context(), h.store, envs); err != nil {
+		return err
+	}
 	return render(c, http.StatusOK, views.EnvironmentsPage(page(c, "Environments", "environments"), d))
 }
 
@@ -96,6 +109,7 @@ func (h *Environments) Create(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	h.changed(ctx)
 	if err := h.store.CreateActivity(ctx, &db.Activity{Type: "environment.create", Environment: e.Name, Actor: actor(c),
 		Summary: fmt.Sprintf("Created %s environment %s with %s", e.Type, e.Name, plural(len(e.Services), "service"))}); err != nil {
 		return err
@@ -124,7 +138,14 @@ func (h *Environments) Show(tab string) echo.HandlerFunc {
 				return err
 			}
 			feed.Now = h.now()
+			if feed.Actions, err = feedActions(ctx, h.store, u, feed.Activities); err != nil {
+				return err
+			}
 			d.Feed = feed
+		case "backups":
+			if d.Backups, err = backupsTab(c, h.store, u, e, h.now()); err != nil {
+				return err
+			}
 		case "settings":
 			if d.Form, err = h.form(c, *d.Env, nil, false); err != nil {
 				return err
@@ -171,6 +192,7 @@ func (h *Environments) Update(c echo.Context) error {
 		_ = h.session.Flash(c, "info", "Nothing to save: the settings were already like this.")
 		return redirect(c, "/environments/"+url.PathEscape(e.Name)+"/settings")
 	}
+	h.changed(ctx)
 	if err := h.store.CreateActivity(ctx, &db.Activity{Type: "environment.update", Environment: e.Name, Actor: actor(c),
 		Summary: fmt.Sprintf("Updated environment %s (%s)", e.Name, plural(len(e.Services), "service"))}); err != nil {
 		return err
@@ -200,6 +222,7 @@ func (h *Environments) SetStatus(status string) echo.HandlerFunc {
 		}
 		verb := map[string]string{db.StatusActive: "activate", db.StatusInactive: "deactivate"}[status]
 		if old.Status != e.Status {
+			h.changed(ctx)
 			if err := h.store.CreateActivity(ctx, &db.Activity{Type: "environment." + verb, Environment: e.Name, Actor: actor(c),
 				Summary: fmt.Sprintf("%sd environment %s", strings.ToUpper(verb[:1])+verb[1:], e.Name)}); err != nil {
 				return err

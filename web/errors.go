@@ -11,8 +11,10 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/rewind/rewind/backup"
 	"github.com/rewind/rewind/db"
 	"github.com/rewind/rewind/handlers"
+	"github.com/rewind/rewind/jobs"
 	"github.com/rewind/rewind/views"
 )
 
@@ -39,7 +41,10 @@ func classify(err error) (status int, e apiError) {
 		}
 		return http.StatusUnprocessableEntity, apiError{Code: "invalid",
 			Message: "Nothing was saved: " + strings.Join(msgs, "; "), Fields: ve.Errors}
-	case errors.Is(err, db.ErrNotFound):
+	case errors.Is(err, jobs.ErrRefused):
+		return http.StatusConflict, apiError{Code: "refused",
+			Message: strings.TrimSuffix(err.Error(), ": "+jobs.ErrRefused.Error())}
+	case errors.Is(err, db.ErrNotFound), errors.Is(err, backup.ErrNotFound):
 		return http.StatusNotFound, apiError{Code: "not_found",
 			Message: "Not found: it does not exist or was removed. Check the name or go back to the list."}
 	case errors.Is(err, db.ErrConflict):

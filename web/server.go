@@ -31,6 +31,14 @@ type Config struct {
 	Logger        *slog.Logger
 	Now           func() time.Time
 	LoginLimits   LoginLimits
+	// Ops and Runner start and cancel backups and restores; without them the
+	// backup actions answer 503. Gates feeds /metrics. EnvironmentChanged is
+	// called after an environment is created or changed through the pages or
+	// the API (rewind serve syncs the request gates).
+	Ops                handlers.BackupOperations
+	Runner             handlers.Canceller
+	Gates              handlers.GateMetrics
+	EnvironmentChanged func(ctx context.Context)
 }
 
 // Server is the dashboard and JSON API.
@@ -92,6 +100,10 @@ func NewServer(cfg Config) (*Server, error) {
 	tokens := handlers.NewTokens(cat, sm, cfg.Now)
 	envAPI := handlers.NewEnvironmentsAPI(cat)
 	actAPI := handlers.NewActivitiesAPI(cat)
+	envs.Changed, envAPI.Changed = cfg.EnvironmentChanged, cfg.EnvironmentChanged
+	backups := handlers.NewBackups(cat, cfg.Ops, cfg.Runner, sm, cfg.Now)
+	backupAPI := handlers.NewBackupsAPI(backups)
+	metrics := handlers.NewMetrics(cat, cfg.Gates)
 
 	e.GET("/healthz", func(c echo.Context) error {
 		if _, err := cat.CountUsers(c.Request().Context()); err != nil {
@@ -100,6 +112,7 @@ func NewServer(cfg Config) (*Server, error) {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
 	e.Group("/static", staticCache).StaticFS("/", static.FS)
+	e.GET("/metrics", metrics.Get, bearerAuth(cat))
 
 	api := e.Group("/api/v1", bearerAuth(cat))
 	api.GET("/environments", envAPI.List)
@@ -107,6 +120,14 @@ func NewServer(cfg Config) (*Server, error) {
 	api.PUT("/environments/:env", envAPI.Put)
 	api.GET("/activities", actAPI.List)
 	api.GET("/activities/:id", actAPI.Get)
+	api.POST("/activities/:id/cancel", backupAPI.Cancel)
+	api.GET("/environments/:env/backups", backupAPI.List)
+	api.POST("/environments/:env/backups", backupAPI.Create)
+	api.GET("/backups/:id", backupAPI.Get)
+	api.DELETE("/backups/:id", backupAPI.Delete)
+	api.GET("/backups/:id/restore", backupAPI.Plan)
+	api.POST("/backups/:id/restore", backupAPI.Restore)
+	api.GET("/backups/:id/download", backups.Download)
 
 	pages := e.Group("", sessionAuth(sm, cat))
 	pages.GET("/login", auth.LoginForm)
@@ -127,7 +148,14 @@ func NewServer(cfg Config) (*Server, error) {
 	in.POST("/environments/:env", envs.Update)
 	in.POST("/environments/:env/deactivate", envs.SetStatus(db.StatusInactive))
 	in.POST("/environments/:env/activate", envs.SetStatus(db.StatusActive))
+	in.POST("/environments/:env/backups", backups.Create)
+	in.GET("/backups/:id", backups.Show)
+	in.GET("/backups/:id/restore", backups.RestoreForm)
+	in.POST("/backups/:id/restore", backups.Restore)
+	in.POST("/backups/:id/delete", backups.Delete)
+	in.GET("/backups/:id/download", backups.Download)
 	in.GET("/activities", acts.Page)
+	in.POST("/activities/:id/cancel", backups.Cancel)
 	in.GET("/users", users.List)
 	in.POST("/users", users.Create)
 	in.POST("/users/:id", users.Update)

@@ -1,0 +1,215 @@
+package handlers
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/rewind/rewind/db"
+	"github.com/rewind/rewind/jobs"
+)
+
+// BackupsAPI is /api/v1/environments/{env}/backups, /api/v1/backups/{id} and
+// /api/v1/activities/{id}/cancel. It shares the role rules of the pages
+// (Backups); a refused action is 403, a refusal of the operation 409.
+type BackupsAPI struct {
+	pages *Backups
+}
+
+// NewBackupsAPI returns the API over the same store and operations as the pages.
+func NewBackupsAPI(pages *Backups) *BackupsAPI { return &BackupsAPI{pages: pages} }
+
+// List is GET /api/v1/environments/:env/backups[?offset=&limit=&status=&kind=]
+// → {"backups":[...],"total":N}, newest first.
+func (h *BackupsAPI) List(c echo.Context) error {
+	ctx := c.Request().Context()
+	e, err := h.pages.store.FindEnvironmentByName(ctx, c.Param("env"))
+	if err != nil {
+		return err
+	}
+	f := db.BackupFilter{Environment: &e.Name, Limit: db.DefaultBackupLimit}
+	f.Offset, _ = strconv.Atoi(c.QueryParam("offset"))
+	if l, err := strconv.Atoi(c.QueryParam("limit")); err == nil && l > 0 {
+		f.Limit = min(l, 1000)
+	}
+	if s := c.QueryParam("status"); s != "" {
+		f.Status = &s
+	}
+	if k := c.QueryParam("kind"); k != "" {
+		f.Kind = &k
+	}
+	bs, total, err := h.pages.store.FindBackups(ctx, f)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"backups": bs, "total": total})
+}
+
+// Create is POST /api/v1/environments/:env/backups {"live": false} → 202
+// {"activity":{...},"backup":{...}}.
+func (h *BackupsAPI) Create(c echo.Context) error {
+	u, err := user(c)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Live bool `json:"live"`
+	}
+	if err := decodeJSON(c, &body); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	e, err := h.pages.store.FindEnvironmentByName(ctx, c.Param("env"))
+	if err != nil {
+		return err
+	}
+	if perm := backupAdmin(u, e.Type); !perm.Allowed {
+		return forbidden(perm.Reason)
+	}
+	if h.pages.ops == nil {
+		return errNoJobs
+	}
+	a, b, err := h.pages.ops.StartBackup(ctx, jobs.BackupRequest{Environment: e.Name, Live: body.Live, Actor: actor(c)})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, map[string]any{"activity": a, "backup": b})
+}
+
+// Get is GET /api/v1/backups/:id → {"backup":{...},"activity":{...}}.
+func (h *BackupsAPI) Get(c echo.Context) error {
+	ctx := c.Request().Context()
+	b, err := h.pages.store.FindBackupByID(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	out := map[string]any{"backup": b}
+	if b.ActivityID != 0 {
+		a, err := h.pages.store.FindActivityByID(ctx, b.ActivityID)
+		switch {
+		case err == nil:
+			out["activity"] = a
+		case !errors.Is(err, db.ErrNotFound):
+			return err
+		}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// Delete is DELETE /api/v1/backups/:id → {"deleted":"ID"}.
+func (h *BackupsAPI) Delete(c echo.Context) error {
+	b, err := h.pages.requireBackupAdmin(c)
+	if err != nil {
+		return err
+	}
+	if err := h.pages.ops.DeleteBackup(c.Request().Context(), b.ID, actor(c)); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"deleted": b.ID})
+}
+
+// planJSON is a restore plan as the API shows it.
+type planJSON struct {
+	BackupID    string          `json:"backup_id"`
+	Environment string          `json:"environment"` // where the backup was taken
+	Target      string          `json:"target"`
+	Create      bool            `json:"create"`
+	BranchFrom  string          `json:"branch_from,omitempty"`
+	Mapping     []mappingJSON   `json:"mapping"`
+	Problems    []db.FieldError `json:"problems,omitempty"`
+	Commit      string          `json:"commit,omitempty"`
+	TargetHead  string          `json:"target_head,omitempty"`
+}
+
+type mappingJSON struct {
+	Name   string `json:"name"`
+	Type   string `json:"type"`
+	Target string `json:"target"`
+}
+
+func toPlanJSON(p *jobs.RestorePlan) planJSON {
+	out := planJSON{BackupID: p.Backup.ID, Environment: p.Backup.Environment, Target: p.Target, Create: p.Create,
+		Mapping: []mappingJSON{}, Commit: p.Commit, TargetHead: p.TargetHead}
+	if p.Create {
+		out.BranchFrom = p.Parent
+	}
+	for _, m := range p.Mapping {
+		out.Mapping = append(out.Mapping, mappingJSON{Name: m.Name, Type: m.Type, Target: m.Target})
+	}
+	if p.Problem != nil {
+		out.Problems = p.Problem.Errors
+	}
+	return out
+}
+
+type restoreBody struct {
+	Target     string `json:"target"`
+	BranchFrom string `json:"branch_from"`
+	Confirm    string `json:"confirm"`
+}
+
+// Plan is GET /api/v1/backups/:id/restore[?target=&branch_from=] → {"plan":{...}}:
+// what a restore would do, checked without touching anything (the CLI shows
+// it before asking for confirmation).
+func (h *BackupsAPI) Plan(c echo.Context) error {
+	if h.pages.ops == nil {
+		return errNoJobs
+	}
+	plan, err := h.pages.ops.PlanRestore(c.Request().Context(), jobs.RestoreRequest{BackupID: c.Param("id"),
+		Target: c.QueryParam("target"), BranchFrom: c.QueryParam("branch_from")})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"plan": toPlanJSON(plan)})
+}
+
+// Restore is POST /api/v1/backups/:id/restore {"target","branch_from","confirm"}
+// → 202 {"activity":{...},"plan":{...}}; 422 with fields for a wrong
+// confirmation or a service mapping that does not fit, nothing touched.
+func (h *BackupsAPI) Restore(c echo.Context) error {
+	u, err := user(c)
+	if err != nil {
+		return err
+	}
+	var body restoreBody
+	if err := decodeJSON(c, &body); err != nil {
+		return err
+	}
+	if h.pages.ops == nil {
+		return errNoJobs
+	}
+	ctx := c.Request().Context()
+	req := jobs.RestoreRequest{BackupID: c.Param("id"), Target: body.Target, BranchFrom: body.BranchFrom,
+		Confirm: body.Confirm, Actor: actor(c)}
+	if err := h.pages.requireRestore(ctx, u, req); err != nil {
+		return err
+	}
+	a, plan, err := h.pages.ops.StartRestore(ctx, req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, map[string]any{"activity": a, "plan": toPlanJSON(plan)})
+}
+
+// Cancel is POST /api/v1/activities/:id/cancel → 202 {"activity":{...}}.
+func (h *BackupsAPI) Cancel(c echo.Context) error {
+	a, err := h.pages.cancel(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, map[string]any{"activity": a})
+}
+
+// decodeJSON reads a small JSON body into v; an empty body leaves v as is.
+func decodeJSON(c echo.Context, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return badRequest("The body is not valid JSON for this request: " + err.Error())
+	}
+	return nil
+}

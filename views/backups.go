@@ -1,0 +1,129 @@
+package views
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rewind/rewind/db"
+)
+
+// Running reports whether a backup on this page is pending or running, which
+// is when the list refreshes itself.
+func (d BackupsData) Running() bool {
+	for _, b := range d.Backups {
+		if backupBusy(b) {
+			return true
+		}
+	}
+	return false
+}
+
+func (d BackupsData) pageURL(offset int) string {
+	if offset <= 0 {
+		return d.BaseURL
+	}
+	return d.BaseURL + "?" + url.Values{"offset": {strconv.Itoa(offset)}}.Encode()
+}
+
+func backupBusy(b *db.Backup) bool {
+	return b.Status == db.BackupPending || b.Status == db.BackupRunning
+}
+
+// backupState maps a backup's status onto the badge and progress colours of
+// activity states.
+func backupState(b *db.Backup) string {
+	switch b.Status {
+	case db.BackupPending:
+		return db.ActivityQueued
+	case db.BackupRunning:
+		return db.ActivityRunning
+	case db.BackupComplete:
+		return db.ActivitySucceeded
+	case db.BackupFailed:
+		return db.ActivityFailed
+	}
+	return db.ActivityCancelled
+}
+
+func backupURL(id string, action ...string) string {
+	u := "/backups/" + url.PathEscape(id)
+	if len(action) > 0 && action[0] != "" {
+		u += "/" + action[0]
+	}
+	return u
+}
+
+func pageRange(offset, n, total int, noun string) string {
+	if total == 0 {
+		return "0 " + noun
+	}
+	return fmt.Sprintf("%d–%d of %d", offset+1, offset+n, total)
+}
+
+func modeWord(live bool) string {
+	if live {
+		return "live"
+	}
+	return "consistent"
+}
+
+// sizeOrDash shows a size, or "—" while it is unknown (0 before the engine
+// reports it).
+func sizeOrDash(n int64, status string) string {
+	if n <= 0 && status != db.BackupComplete {
+		return "—"
+	}
+	return humanBytes(n)
+}
+
+func pauseText(b *db.Backup) string {
+	switch {
+	case b.Live:
+		return "none (live)"
+	case b.Status != db.BackupComplete:
+		return "—"
+	case b.Pause < time.Millisecond:
+		return "< 1 ms"
+	}
+	return fmtDuration(b.Pause)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+func short8(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+func short12(commit string) string {
+	if len(commit) > 12 {
+		return commit[:12]
+	}
+	return commit
+}
+
+func joinComma(s []string) string { return strings.Join(s, ", ") }
+
+// humanBytes renders a size in binary units ("1.5 MiB").
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
