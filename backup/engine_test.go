@@ -66,6 +66,9 @@ func (c *memCapture) Info() backup.ServiceInfo {
 
 func (c *memCapture) Folder(context.Context, backup.Progress) (fs.Directory, error) {
 	var r io.Reader = bytes.NewReader(c.data)
+	if c.failAfter < 0 { // endless: a dump that never ends
+		r = endless{}
+	}
 	if c.failAfter > 0 {
 		r = io.MultiReader(io.LimitReader(r, int64(c.failAfter)), errReader{})
 	}
@@ -75,6 +78,16 @@ func (c *memCapture) Folder(context.Context, backup.Progress) (fs.Directory, err
 }
 
 func (c *memCapture) Close() error { return nil }
+
+type endless struct{}
+
+func (endless) Read(b []byte) (int, error) {
+	time.Sleep(time.Millisecond)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	return len(b), nil
+}
 
 type errReader struct{}
 
@@ -431,4 +444,22 @@ func listAllSnapshots(ctx context.Context, e *backup.Engine) (int, error) {
 	return len(ents), nil
 }
 
-var _ = time.Second
+func TestCanceledBackupLeavesNoSnapshot(t *testing.T) {
+	env := newMemEnv()
+	env.set("db", "x")
+	env.failures["db"] = -1
+	e := newTestEngine(t, env)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := e.Backup(ctx, backup.BackupRequest{Environment: "main", Kind: backup.KindManual, Services: memSpecs("db")}, nil)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Backup = %v, want the context's error", err)
+	}
+	n, err := listAllSnapshots(context.Background(), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("snapshots after a canceled backup = %d, want 0", n)
+	}
+}
