@@ -450,6 +450,34 @@ func validateConfig(cfg *applyConfig, existing []db.Environment) error {
 			names[e.Name] = i
 		}
 	}
+	// Gates: one environment per listen address, the file's entries
+	// overriding the server's.
+	gates := map[string]string{}
+	for _, e := range existing {
+		if e.Gate.Listen != "" {
+			gates[e.Gate.Listen] = e.Name
+		}
+	}
+	inFile := map[string]bool{}
+	for _, e := range cfg.Environments {
+		inFile[e.Name] = true
+	}
+	for addr, name := range gates {
+		if inFile[name] {
+			delete(gates, addr)
+		}
+	}
+	for i, e := range cfg.Environments {
+		if e.Gate.Listen == "" {
+			continue
+		}
+		if other, ok := gates[e.Gate.Listen]; ok && other != e.Name {
+			es = append(es, cfg.at(fmt.Sprintf("environments[%d].gate.listen", i),
+				fmt.Sprintf("%s is already the gate of environment %q: give each gate its own port", e.Gate.Listen, other)))
+			continue
+		}
+		gates[e.Gate.Listen] = e.Name
+	}
 	// Parents: the file's entries override the server's.
 	parent := map[string]string{}
 	for _, e := range existing {

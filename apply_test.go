@@ -161,7 +161,8 @@ func TestParseConfig_AliasBomb(t *testing.T) {
 }
 
 func TestValidateConfig(t *testing.T) {
-	server := []db.Environment{{Name: "prod", Type: db.EnvProduction}, {Name: "qa", Type: db.EnvStaging, Parent: "prod"}}
+	server := []db.Environment{{Name: "prod", Type: db.EnvProduction, Gate: db.Gate{Listen: "127.0.0.1:7000", Upstream: "http://127.0.0.1:3000"}},
+		{Name: "qa", Type: db.EnvStaging, Parent: "prod"}}
 	for _, tt := range []struct {
 		name, yaml string
 		want       []string
@@ -204,6 +205,13 @@ func TestValidateConfig(t *testing.T) {
 		{"cycle through the server", `environments:
   - {name: prod, type: production, parent: qa}
 `, []string{`parent "qa" makes a cycle (prod -> qa -> prod)`}},
+		{"gate used twice in the file", `environments:
+  - {name: a, type: staging, gate: {listen: "127.0.0.1:9000", upstream: "http://127.0.0.1:3000"}}
+  - {name: b, type: staging, gate: {listen: "127.0.0.1:9000", upstream: "http://127.0.0.1:3001"}}
+`, []string{`rewind.yaml:3:45: environments[1].gate.listen: 127.0.0.1:9000 is already the gate of environment "a"`}},
+		{"gate used on the server", `environments:
+  - {name: a, type: staging, gate: {listen: "127.0.0.1:7000", upstream: "http://127.0.0.1:3000"}}
+`, []string{`environments[0].gate.listen: 127.0.0.1:7000 is already the gate of environment "prod"`}},
 		{"gate listen", `environments:
   - name: main
     type: production

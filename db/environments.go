@@ -148,6 +148,8 @@ func (e *Environment) Validate() error {
 			ve.add("gate.upstream", "gate needs the upstream URL of your app, e.g. http://127.0.0.1:3000")
 		} else if msg := validateUpstream(e.Gate.Upstream); msg != "" {
 			ve.add("gate.upstream", msg)
+		} else if u, err := url.Parse(e.Gate.Upstream); err == nil && u.Host == e.Gate.Listen {
+			ve.add("gate.upstream", fmt.Sprintf("upstream %s is the gate's own listen address: point it at your app, which listens elsewhere", u.Host))
 		}
 	}
 	for field, h := range map[string]string{"hooks.pre_pause": e.Hooks.PrePause, "hooks.post_pause": e.Hooks.PostPause, "hooks.post_restore": e.Hooks.PostRestore} {
@@ -163,6 +165,23 @@ func (e *Environment) Validate() error {
 // fieldOrder gives the position of a top-level field in messages, so problems
 // read in the order of a form or rewind.yaml.
 var fieldOrder = []string{"name", "title", "type", "parent", "status", "git_dir", "gate", "hooks", "services"}
+
+// checkGateListen reports a gate listen address another environment uses.
+func checkGateListen(ctx context.Context, tx *sql.Tx, ve *ValidationError, e *Environment, selfID int64) error {
+	if e.Gate.Listen == "" || ve.For("gate.listen") != "" {
+		return nil
+	}
+	var other string
+	err := tx.QueryRowContext(ctx, `SELECT name FROM environments WHERE gate_listen = ? AND id <> ? LIMIT 1`, e.Gate.Listen, selfID).Scan(&other)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("check gate address: %w", err)
+	}
+	ve.add("gate.listen", fmt.Sprintf("%s is already the gate of environment %q: give each gate its own port", e.Gate.Listen, other))
+	return nil
+}
 
 // checkMasked reports URLs that still carry a masked password after the
 // stored secrets were restored: a copy of a masked URL for a new service.
@@ -508,6 +527,12 @@ func (db *DB) createEnvironment(ctx context.Context, tx *sql.Tx, e *Environment)
 	if exists > 0 {
 		return fmt.Errorf("environment %q: %w", e.Name, ErrConflict)
 	}
+	if err := checkGateListen(ctx, tx, ve, e, 0); err != nil {
+		return err
+	}
+	if err := ve.err(); err != nil {
+		return err
+	}
 	now := db.now()
 	res, err := tx.ExecContext(ctx, `INSERT INTO environments (name, title, type, parent_id, status, git_dir,
 		gate_listen, gate_upstream, hook_pre_pause, hook_post_pause, hook_post_restore, created_at, updated_at)
@@ -615,6 +640,9 @@ func (db *DB) updateEnvironment(ctx context.Context, tx *sql.Tx, e *Environment)
 		ve.add("name", fmt.Sprintf("environments cannot be renamed (this one is %q): create a new environment instead", old.Name))
 	}
 	checkMasked(ve, e.Services)
+	if err := checkGateListen(ctx, tx, ve, e, old.ID); err != nil {
+		return false, err
+	}
 	var pid int64
 	if ve.For("parent") == "" {
 		if pid, err = resolveParent(ctx, tx, ve, old.Name, e.Parent, old.ID); err != nil {

@@ -240,6 +240,27 @@ func TestEnvironments_ParentChecks(t *testing.T) {
 	}
 }
 
+func TestEnvironments_GateListenUnique(t *testing.T) {
+	ctx := context.Background()
+	c := MustOpenDB(t)
+	mustCreateEnv(t, c, mainEnv())
+	other := &db.Environment{Name: "staging", Type: db.EnvStaging, Gate: db.Gate{Listen: "127.0.0.1:8081", Upstream: "http://127.0.0.1:3001"}}
+	var ve *db.ValidationError
+	if err := c.CreateEnvironment(ctx, other); !errors.As(err, &ve) || !strings.Contains(ve.For("gate.listen"), `already the gate of environment "main"`) {
+		t.Fatalf("CreateEnvironment(same gate) = %v, want a gate.listen error naming main", err)
+	}
+	other.Gate.Listen = "127.0.0.1:8082"
+	mustCreateEnv(t, c, other)
+	other.Gate.Listen = "127.0.0.1:8081"
+	if err := c.UpdateEnvironment(ctx, other); !errors.As(err, &ve) || ve.For("gate.listen") == "" {
+		t.Fatalf("UpdateEnvironment(same gate) = %v, want a gate.listen error", err)
+	}
+	// Its own address is not a clash.
+	if _, err := c.PutEnvironmentChange(ctx, mainEnv()); err != nil {
+		t.Fatalf("PutEnvironmentChange(main unchanged) = %v", err)
+	}
+}
+
 func TestEnvironments_InvalidSavesNothing(t *testing.T) {
 	ctx := context.Background()
 	c := MustOpenDB(t)
@@ -294,7 +315,7 @@ func TestEnvironments_URLEncryptedAtRest(t *testing.T) {
 	}
 	// Two encryptions of one URL differ (random nonce).
 	e2 := mainEnv()
-	e2.Name = "copy"
+	e2.Name, e2.Gate = "copy", db.Gate{}
 	mustCreateEnv(t, c, e2)
 	var enc2 []byte
 	rawDB(t, c).QueryRow(`SELECT url_enc FROM services s JOIN environments e ON e.id = s.environment_id WHERE e.name = 'copy' AND s.name = 'db'`).Scan(&enc2)

@@ -37,6 +37,7 @@ func TestEnvironmentValidate(t *testing.T) {
 		{"gate without upstream", func(e *db.Environment) { e.Gate.Upstream = "" }, "gate.upstream", "needs the upstream"},
 		{"gate upstream scheme", func(e *db.Environment) { e.Gate.Upstream = "tcp://127.0.0.1:3000" }, "gate.upstream", "http:// or https://"},
 		{"gate upstream host", func(e *db.Environment) { e.Gate.Upstream = "http://:3000" }, "gate.upstream", "no host"},
+		{"gate proxies to itself", func(e *db.Environment) { e.Gate.Upstream = "http://" + e.Gate.Listen }, "gate.upstream", "own listen address"},
 		{"hook with NUL", func(e *db.Environment) { e.Hooks.PostRestore = "a\x00b" }, "hooks.post_restore", "NUL"},
 		{"service name", func(e *db.Environment) { e.Services[0].Name = "DB" }, "services[0].name", "not a valid service name"},
 		{"service missing name", func(e *db.Environment) { e.Services[1].Name = "" }, "services[1].name", "service name is required"},
