@@ -79,6 +79,9 @@ func (j *backupJob) complete(ctx context.Context, p *Progress, m *backup.Manifes
 		p.Logf("  %s (%s %s): %s, pinned in %s", s.Name, s.Type, s.Version, humanBytes(s.Bytes),
 			s.PinDuration.Round(time.Millisecond))
 	}
+	if j.o.AfterBackup != nil {
+		j.o.AfterBackup(context.WithoutCancel(ctx), j.activity.Environment, p)
+	}
 	return nil
 }
 

@@ -41,6 +41,8 @@ type Catalog interface {
 	FindBackupByID(ctx context.Context, id string) (*db.Backup, error)
 	FindBackups(ctx context.Context, f db.BackupFilter) ([]*db.Backup, int, error)
 	DeleteBackup(ctx context.Context, id string) error
+	FindActivities(ctx context.Context, f db.ActivityFilter) ([]*db.Activity, int, error)
+	FindPlan(ctx context.Context) (*db.Plan, error)
 }
 
 // Pauser holds an environment's traffic: the request gates started by `rewind serve`. An environment without a
@@ -57,6 +59,8 @@ type Operations struct {
 	Pauser  Pauser        // nil: no environment has a gate
 	Hooks   *hooks.Runner // nil: hooks run with the defaults
 	Now     func() time.Time
+	// AfterBackup, when set, runs in a backup's job after the backup completed (retention: Scheduler.AfterBackup).
+	AfterBackup func(ctx context.Context, env string, p *Progress)
 }
 
 func (o *Operations) now() time.Time {
@@ -85,7 +89,25 @@ type BackupRequest struct {
 	Live        bool
 	Kind        string // db.BackupManual (default) or db.BackupAutomated
 	Actor       string
+	// ReplaceOldest confirms that a manual backup beyond the environment's quota replaces the oldest manual
+	// backup (expired once the new one completes). Without it such a request fails with a *QuotaError.
+	ReplaceOldest bool
 }
+
+// QuotaError refuses a manual backup beyond the environment's quota until the caller confirms replacing the
+// oldest manual backup (BackupRequest.ReplaceOldest). It wraps ErrRefused.
+type QuotaError struct {
+	Quota   int
+	Replace *db.Backup // the oldest manual backup, which the new one would replace
+}
+
+func (e *QuotaError) Error() string {
+	return fmt.Sprintf("%s already has %d manual backups, its quota: the new backup would replace the oldest, %s "+
+		"of %s; confirm to replace it", e.Replace.Environment, e.Quota, e.Replace.ID,
+		e.Replace.CreatedAt.UTC().Format("2006-01-02 15:04 UTC"))
+}
+
+func (e *QuotaError) Unwrap() error { return ErrRefused }
 
 // StartBackup queues a backup of an environment and returns its activity and backup. The backup is listed as
 // pending at once and becomes restorable only when it completes.
@@ -104,6 +126,11 @@ func (o *Operations) StartBackup(ctx context.Context, req BackupRequest) (*db.Ac
 	}
 	if req.Kind == "" {
 		req.Kind = db.BackupManual
+	}
+	if req.Kind == db.BackupManual {
+		if err := o.checkManualQuota(ctx, env, req.ReplaceOldest); err != nil {
+			return nil, nil, err
+		}
 	}
 	params, _ := json.Marshal(backupParams{Live: req.Live, Kind: req.Kind})
 	mode := "consistent"
