@@ -449,7 +449,7 @@ func TestClientErrors(t *testing.T) {
 }
 
 func TestEnvironmentsAndActivitiesCommands(t *testing.T) {
-	_, srv := newFakeAPI(t,
+	fake, srv := newFakeAPI(t,
 		db.Environment{Name: "main", Type: db.EnvProduction, Status: db.StatusActive, Services: []db.Service{{Name: "db", Type: db.ServicePostgreSQL}}},
 	)
 	t.Setenv("REWIND_URL", srv.URL)
@@ -472,6 +472,15 @@ func TestEnvironmentsAndActivitiesCommands(t *testing.T) {
 	}
 	if !strings.Contains(out, "environment.create") || !strings.Contains(out, "Created main") || !strings.Contains(out, "Showing 1 of 3") {
 		t.Fatalf("activities output = %q", out)
+	}
+	if _, _, err := runCommand(t, newActivitiesCommand(), "", "--state", "done"); err == nil || !strings.Contains(err.Error(), `unknown state "done"`) {
+		t.Fatalf("activities --state done = %v, want an unknown-state error", err)
+	}
+	if _, _, err := runCommand(t, newActivitiesCommand(), "", "--type", "backup.", "--state", "failed", "--limit", "5"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fake.sent()[len(fake.sent())-1], "GET /api/v1/activities?limit=5&state=failed&type=backup."; got != want {
+		t.Fatalf("request = %q, want %q", got, want)
 	}
 	out, _, _ = runCommand(t, newActivitiesCommand(), "", "--json")
 	var acts activitiesResponse

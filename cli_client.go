@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -83,9 +84,10 @@ type activitiesResponse struct {
 
 func newActivitiesCommand() *cobra.Command {
 	var flags clientFlags
-	var env string
+	var env, typ, state string
+	var limit int
 	cmd := &cobra.Command{
-		Use:     "activities [-e ENV] [--json]",
+		Use:     "activities [-e ENV] [--type TYPE] [--state STATE] [--limit N] [--json]",
 		Aliases: []string{"activity:list"},
 		Short:   "List recent activities, newest first",
 		Args:    cobra.NoArgs,
@@ -94,9 +96,21 @@ func newActivitiesCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if state != "" && !slices.Contains(db.ActivityStates(), state) {
+				return fmt.Errorf("unknown state %q: use one of %s", state, strings.Join(db.ActivityStates(), ", "))
+			}
+			q := url.Values{}
+			for k, v := range map[string]string{"environment": env, "type": typ, "state": state} {
+				if v != "" {
+					q.Set(k, v)
+				}
+			}
+			if limit > 0 {
+				q.Set("limit", strconv.Itoa(limit))
+			}
 			path := "/api/v1/activities"
-			if env != "" {
-				path += "?" + url.Values{"environment": {env}}.Encode()
+			if len(q) > 0 {
+				path += "?" + q.Encode()
 			}
 			var resp activitiesResponse
 			if _, err := c.do(cmd.Context(), http.MethodGet, path, nil, &resp); err != nil {
@@ -110,6 +124,9 @@ func newActivitiesCommand() *cobra.Command {
 	}
 	flags.register(cmd, true)
 	cmd.Flags().StringVarP(&env, "environment", "e", "", "only activities of this environment")
+	cmd.Flags().StringVar(&typ, "type", "", `only activities of this type ("backup.create"), or group ("backup.")`)
+	cmd.Flags().StringVar(&state, "state", "", "only activities in this state: "+strings.Join(db.ActivityStates(), ", "))
+	cmd.Flags().IntVar(&limit, "limit", 0, "how many to show (default: the server's page size)")
 	return withEnv(cmd)
 }
 
