@@ -397,7 +397,7 @@ func (o *Operations) Build(a *db.Activity) (Job, error) {
 	case TypeMaintenance:
 		return JobFunc(func(ctx context.Context, p *Progress) error {
 			p.Logf("running repository maintenance")
-			return o.Engine.Maintenance(ctx, a.Params == "full")
+			return o.Engine.Maintenance(ctx, a.Params == "full" || a.Params == maintenanceFull)
 		}), nil
 	}
 	return nil, fmt.Errorf("no job for activity type %q", a.Type)

@@ -418,6 +418,9 @@ func (o *Operations) expire(ctx context.Context, e Expiring, schedule, actor str
 			b.ID, b.Environment, schedule, e.Reason)})
 }
 
+// maintenanceFull are the params of a full maintenance activity.
+const maintenanceFull = `{"full":true}`
+
 // QueueMaintenance queues a full repository maintenance unless one is already waiting; it reports whether it
 // queued one.
 func (o *Operations) QueueMaintenance(ctx context.Context, actor string) (bool, error) {
@@ -425,7 +428,7 @@ func (o *Operations) QueueMaintenance(ctx context.Context, actor string) (bool, 
 	if _, n, err := o.Catalog.FindActivities(ctx, db.ActivityFilter{Type: &typ, State: &queued, Limit: 1}); err != nil || n > 0 {
 		return false, err
 	}
-	a := &db.Activity{Type: TypeMaintenance, Actor: actor, State: db.ActivityQueued, Params: "full",
+	a := &db.Activity{Type: TypeMaintenance, Actor: actor, State: db.ActivityQueued, Params: maintenanceFull,
 		Summary: "Repository maintenance: free the space of deleted and expired backups"}
 	if err := o.Catalog.CreateActivity(ctx, a); err != nil {
 		return false, err
