@@ -190,6 +190,11 @@ func TestLoadSecrets(t *testing.T) {
 	if _, err := loadSecrets(dir); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("loadSecrets(0644) = %v, want a chmod hint", err)
 	}
+	os.Chmod(filepath.Join(dir, secretFileName), 0o600)
+	os.WriteFile(filepath.Join(dir, secretFileName), []byte(`{"version": 99}`), 0o600)
+	if _, err := loadSecrets(dir); err == nil || !strings.Contains(err.Error(), "upgrade rewind") {
+		t.Fatalf("loadSecrets(version 99) = %v, want an upgrade hint", err)
+	}
 	os.WriteFile(filepath.Join(dir, secretFileName), []byte("{}"), 0o600)
 	if _, err := loadSecrets(dir); err == nil {
 		t.Fatal("loadSecrets(empty keys) = nil, want an error")

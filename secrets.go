@@ -27,6 +27,9 @@ type Secrets struct {
 	CatalogKey []byte `json:"catalog_key"`
 }
 
+// secretFileVersion is the format version of secret.key this rewind writes.
+const secretFileVersion = 1
+
 type secretFile struct {
 	Version int `json:"version"`
 	Secrets
@@ -62,7 +65,7 @@ func loadSecrets(dataDir string) (*Secrets, error) {
 		SessionEncryptionKey: randomBytes(32),
 		CatalogKey:           randomBytes(db.KeySize),
 	}
-	b, err := json.MarshalIndent(secretFile{Version: 1, Secrets: *s}, "", "  ")
+	b, err := json.MarshalIndent(secretFile{Version: secretFileVersion, Secrets: *s}, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("encode secrets: %w", err)
 	}
@@ -89,6 +92,9 @@ func readSecrets(path string) (*Secrets, error) {
 	var f secretFile
 	if err := json.Unmarshal(b, &f); err != nil {
 		return nil, fmt.Errorf("read %s: not a rewind secret.key: %w", path, err)
+	}
+	if f.Version > secretFileVersion {
+		return nil, fmt.Errorf("%s has format version %d, newer than this rewind knows (%d): upgrade rewind", path, f.Version, secretFileVersion)
 	}
 	if err := f.Secrets.validate(); err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)

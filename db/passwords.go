@@ -33,8 +33,12 @@ func HashPassword(pw string) (string, error) {
 	}
 	key := argon2.IDKey([]byte(pw), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
 	b64 := base64.RawStdEncoding
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
-		argon2.Version, argonMemory, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+	return currentHashPrefix() + b64.EncodeToString(salt) + "$" + b64.EncodeToString(key), nil
+}
+
+// currentHashPrefix is how a hash made with the current parameters starts.
+func currentHashPrefix() string {
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$", argon2.Version, argonMemory, argonTime, argonThreads)
 }
 
 // CheckPassword reports whether pw matches hash (from HashPassword). It

@@ -269,8 +269,10 @@ func (db *DB) UpdateUser(ctx context.Context, id int64, upd UserUpdate) (*User, 
 
 // Authenticate checks an email and password and records the login. A wrong
 // email, a wrong password and a disabled user all return ErrBadCredentials.
+// A hash made with older argon2id parameters is replaced by one made with
+// the current parameters.
 func (db *DB) Authenticate(ctx context.Context, email, password string) (*User, error) {
-	u, err := db.CheckUserPassword(ctx, email, password)
+	u, hash, err := db.checkUserPassword(ctx, email, password)
 	if err != nil {
 		return nil, err
 	}
@@ -279,24 +281,36 @@ func (db *DB) Authenticate(ctx context.Context, email, password string) (*User, 
 		return nil, fmt.Errorf("record login: %w", err)
 	}
 	u.LastLoginAt = &now
+	if !strings.HasPrefix(hash, currentHashPrefix()) {
+		if fresh, err := HashPassword(password); err == nil {
+			if _, err := db.sql.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?`, fresh, u.ID, hash); err != nil {
+				return nil, fmt.Errorf("rehash password: %w", err)
+			}
+		}
+	}
 	return u, nil
 }
 
 // CheckUserPassword is Authenticate without recording a login (for
 // re-confirming a password before a sensitive change).
 func (db *DB) CheckUserPassword(ctx context.Context, email, password string) (*User, error) {
+	u, _, err := db.checkUserPassword(ctx, email, password)
+	return u, err
+}
+
+func (db *DB) checkUserPassword(ctx context.Context, email, password string) (*User, string, error) {
 	email = NormalizeEmail(email)
 	var hash string
 	u, err := scanUser(db.sql.QueryRowContext(ctx, `SELECT `+userColumns+`, password_hash FROM users WHERE email = ?`, email), &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		CheckPassword(dummyHash, password) // same cost as a real check
-		return nil, ErrBadCredentials
+		return nil, "", ErrBadCredentials
 	}
 	if err != nil {
-		return nil, fmt.Errorf("authenticate: %w", err)
+		return nil, "", fmt.Errorf("authenticate: %w", err)
 	}
 	if !CheckPassword(hash, password) || u.Disabled {
-		return nil, ErrBadCredentials
+		return nil, "", ErrBadCredentials
 	}
-	return u, nil
+	return u, hash, nil
 }

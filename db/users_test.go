@@ -2,9 +2,12 @@ package db_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/argon2"
 
 	"github.com/rewind/rewind/db"
 )
@@ -190,5 +193,29 @@ func TestPasswordHash(t *testing.T) {
 		if db.CheckPassword(bad, "s3cret pass") {
 			t.Fatalf("CheckPassword(%q) = true, want false", bad)
 		}
+	}
+}
+
+func TestAuthenticate_RehashesOldParameters(t *testing.T) {
+	ctx := context.Background()
+	c := MustOpenDB(t)
+	mustCreateUser(t, c, "ana@example.com", db.RoleAdmin)
+	// A hash of "correct horse" with weaker parameters (m=8 MiB, t=1).
+	salt := []byte("0123456789abcdef")
+	key := argon2.IDKey([]byte("correct horse"), salt, 1, 8*1024, 1, 32)
+	old := "$argon2id$v=19$m=8192,t=1,p=1$" + base64.RawStdEncoding.EncodeToString(salt) + "$" + base64.RawStdEncoding.EncodeToString(key)
+	if _, err := rawDB(t, c).Exec(`UPDATE users SET password_hash = ?`, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Authenticate(ctx, "ana@example.com", "correct horse"); err != nil {
+		t.Fatalf("Authenticate(old hash) = %v", err)
+	}
+	var hash string
+	rawDB(t, c).QueryRow(`SELECT password_hash FROM users`).Scan(&hash)
+	if hash == old || !strings.HasPrefix(hash, "$argon2id$v=19$m=19456,t=2,p=1$") {
+		t.Fatalf("password_hash = %q after login, want it rehashed with current parameters", hash)
+	}
+	if _, err := c.Authenticate(ctx, "ana@example.com", "correct horse"); err != nil {
+		t.Fatalf("Authenticate(after rehash) = %v", err)
 	}
 }
