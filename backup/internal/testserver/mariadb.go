@@ -108,7 +108,7 @@ func (s *MariaDB) DSN(db string) string {
 	c.DBName = db
 	c.MultiStatements = true
 	c.ParseTime = false
-	c.Params = map[string]string{"charset": "utf8mb4"}
+	c.Collation = "utf8mb4_general_ci"
 	return c.FormatDSN()
 }
 
