@@ -123,6 +123,9 @@ func (s *Source) session(ctx context.Context) (*sql.DB, *sql.Conn, error) {
 		"SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'",
 		"SET SESSION foreign_key_checks = 0",
 		"SET SESSION unique_checks = 0",
+		// RENAME TABLE waits for the metadata locks of open transactions on the live tables: fail after
+		// a while (the server default is a day) instead of holding the environment's requests forever.
+		"SET SESSION lock_wait_timeout = 30",
 	} {
 		if _, err := conn.ExecContext(ctx, q); err != nil {
 			conn.Close()

@@ -354,3 +354,52 @@ func TestPinConsistency(t *testing.T) {
 		t.Fatalf("no writes after the pin: the test proves nothing")
 	}
 }
+
+// TestSwitchFailureRollsBack: when the backup's objects cannot be created at the switch, Switch undoes the
+// table exchange and puts the live objects back; the prepared schema can still be discarded.
+func TestSwitchFailureRollsBack(t *testing.T) {
+	srv := testserver.StartMariaDB(t)
+	schema := srv.CreateDatabase(t)
+	c := newCase(t, srv, schema)
+	c.Fill(t)
+	cp, err := c.Source.Pin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := backuptest.Stream(t, cp, backup.NopProgress)
+	cp.Close()
+	c.Damage(t)
+	before := c.Checksum(t)
+	path := filepath.Join(dir, DumpFile)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(good), "INSERT ON orders FOR EACH ROW", "INSERT ON missing_table FOR EACH ROW", 1)
+	if bad == string(good) {
+		t.Fatal("trigger not found in the dump")
+	}
+	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prep, err := c.Source.Prepare(context.Background(), backuptest.Dir(t, dir), backup.NopProgress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = prep.Switch(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "missing_table") {
+		t.Fatalf("Switch with a broken trigger: %v", err)
+	}
+	t.Logf("Switch: %v", err)
+	backuptest.MustEqual(t, "live state after a failed Switch", before, c.Checksum(t))
+	if err := prep.Discard(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := srv.Open(t, "").QueryRow("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name LIKE ?", schema+"%").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("%d schemas named %s*, want 1", n, schema)
+	}
+}
