@@ -246,6 +246,9 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 		t.Fatalf("progress done = %d, want %d", got, want)
 	}
 
+	if err := e.VerifyBackup(ctx, m.ID, nil); err != nil {
+		t.Fatalf("VerifyBackup: %v", err)
+	}
 	found, err := e.FindBackup(ctx, m.ID)
 	if err != nil {
 		t.Fatalf("FindBackup: %v", err)

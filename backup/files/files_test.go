@@ -224,6 +224,9 @@ func TestEngineRoundTrip(t *testing.T) {
 	if m.Pause <= 0 {
 		t.Fatalf("pause = %v, want > 0", m.Pause)
 	}
+	if err := e.VerifyBackup(ctx, m.ID, nil); err != nil {
+		t.Fatalf("VerifyBackup: %v", err)
+	}
 	{
 		var buf bytes.Buffer
 		if err := e.WriteTar(ctx, m.ID, &buf); err != nil {
@@ -427,6 +430,9 @@ func TestDamagedRepository(t *testing.T) {
 			t.Fatalf("%s: OpenRepository: %v", step, err)
 		}
 		e2 = &backup.Engine{Repo: r, Drivers: e.Drivers}
+		if err := e2.VerifyBackup(ctx, m.ID, nil); !errors.Is(err, backup.ErrDamaged) {
+			t.Fatalf("%s: VerifyBackup = %v, want ErrDamaged", step, err)
+		}
 		_, err = e2.Restore(ctx, backup.RestoreRequest{ID: m.ID, Services: []backup.ServiceSpec{spec}}, nil)
 		r.Close(ctx)
 		if !errors.Is(err, backup.ErrDamaged) {
@@ -461,6 +467,9 @@ func TestIncremental(t *testing.T) {
 	second, err := e.Backup(ctx, req, prog)
 	if err != nil {
 		t.Fatalf("second Backup: %v", err)
+	}
+	if err := e.VerifyBackup(ctx, second.ID, nil); err != nil {
+		t.Fatalf("VerifyBackup of the incremental backup: %v", err)
 	}
 	if first.Service("m").SHA256 == second.Service("m").SHA256 {
 		t.Fatalf("checksum did not change with the tree")
