@@ -41,6 +41,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -63,6 +64,9 @@ type Options struct {
 	SpoolDir string
 	// Jobs is pg_restore's --jobs; default min(4, number of CPUs).
 	Jobs int
+	// TerminateWait is how long Switch waits for the live database's other sessions to end after
+	// terminating them; default 10s.
+	TerminateWait time.Duration
 }
 
 // Source is the PostgreSQL source of one database.
@@ -101,6 +105,9 @@ func NewWithOptions(spec backup.ServiceSpec, opts Options) (*Source, error) {
 	}
 	if q := u.Query(); q.Get("password") != "" {
 		s.password = q.Get("password")
+	}
+	if s.opts.TerminateWait <= 0 {
+		s.opts.TerminateWait = 10 * time.Second
 	}
 	if s.opts.Jobs <= 0 {
 		s.opts.Jobs = min(4, runtime.NumCPU())

@@ -536,3 +536,77 @@ func TestPinConsistency(t *testing.T) {
 		t.Fatalf("writer made no writes after the pin (%d ≤ %d): the test proves nothing", after, hi)
 	}
 }
+
+// TestSuperuserRestoreKeepsOwner: Rewind connects as a superuser to a database owned by the application's
+// role; after a restore the database and its objects still belong to that role, which can use them.
+func TestSuperuserRestoreKeepsOwner(t *testing.T) {
+	srv := testserver.StartPostgres(t)
+	role := srv.CreateRole(t, "pw", "")
+	db := srv.CreateDatabase(t, role)
+	app := srv.RoleURL(role, "pw", db)
+	run(t, conn(t, app), "CREATE TABLE notes (id int PRIMARY KEY, body text); INSERT INTO notes VALUES (1, 'x')")
+	src, _ := NewWithOptions(backup.ServiceSpec{Name: "db", URL: srv.URL(db)}, Options{})
+	ctx := context.Background()
+	cp, err := src.Pin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := backuptest.Stream(t, cp, backup.NopProgress)
+	cp.Close()
+	prep, err := src.Prepare(ctx, backuptest.Dir(t, dir), backup.NopProgress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := prep.Switch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rep.Discard(ctx)
+	var dbOwner, tableOwner string
+	c := conn(t, app)
+	if err := c.QueryRow(ctx, `SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()`).Scan(&dbOwner); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.QueryRow(ctx, `SELECT tableowner FROM pg_tables WHERE tablename = 'notes'`).Scan(&tableOwner); err != nil {
+		t.Fatal(err)
+	}
+	if dbOwner != role || tableOwner != role {
+		t.Fatalf("owners after restore: database %q, table %q; want %q", dbOwner, tableOwner, role)
+	}
+	run(t, c, "INSERT INTO notes VALUES (2, 'app can still write')")
+}
+
+// TestSwitchRefusedBySession: when a session of another role cannot be terminated, Switch fails after its
+// wait, names the role, and leaves the live database open and the prepared one discardable.
+func TestSwitchRefusedBySession(t *testing.T) {
+	srv := testserver.StartPostgres(t)
+	role := srv.CreateRole(t, "pw", "CREATEDB")
+	db := srv.CreateDatabase(t, role)
+	url := srv.RoleURL(role, "pw", db)
+	run(t, conn(t, url), "CREATE TABLE t (x int); INSERT INTO t VALUES (1)")
+	src, _ := NewWithOptions(backup.ServiceSpec{Name: "db", URL: url}, Options{TerminateWait: 300 * time.Millisecond})
+	ctx := context.Background()
+	cp, err := src.Pin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := backuptest.Stream(t, cp, backup.NopProgress)
+	cp.Close()
+	prep, err := src.Prepare(ctx, backuptest.Dir(t, dir), backup.NopProgress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn(t, srv.URL(db)) // a superuser session the app role may not terminate
+	_, err = prep.Switch(ctx)
+	if err == nil || !strings.Contains(err.Error(), "postgres") || !strings.Contains(err.Error(), "pg_signal_backend") {
+		t.Fatalf("Switch with a foreign session: %v", err)
+	}
+	t.Logf("Switch: %v", err)
+	run(t, conn(t, url), "INSERT INTO t VALUES (2)") // still open to new connections
+	if err := prep.Discard(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := countDatabases(t, srv, db); n != 1 {
+		t.Fatalf("%d databases named %s*, want 1", n, db)
+	}
+}

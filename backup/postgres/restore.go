@@ -36,16 +36,16 @@ func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progres
 	}
 	defer conn.Close(context.Background())
 	var (
-		user                     string
+		user, ownerName          string
 		super, createdb, owner   bool
 		encoding, collate, ctype string
 		major                    int
 	)
-	err = conn.QueryRow(ctx, `SELECT current_user, r.rolsuper, r.rolcreatedb,
+	err = conn.QueryRow(ctx, `SELECT current_user, pg_get_userbyid(d.datdba), r.rolsuper, r.rolcreatedb,
 			pg_has_role(current_user, d.datdba, 'MEMBER'), pg_encoding_to_char(d.encoding), d.datcollate, d.datctype,
 			current_setting('server_version_num')::int / 10000
 		FROM pg_roles r, pg_database d WHERE r.rolname = current_user AND d.datname = current_database()`).
-		Scan(&user, &super, &createdb, &owner, &encoding, &collate, &ctype, &major)
+		Scan(&user, &ownerName, &super, &createdb, &owner, &encoding, &collate, &ctype, &major)
 	if err != nil {
 		return nil, fmt.Errorf("restore postgresql database %q: read privileges: %w", s.database, s.redact(err))
 	}
@@ -64,8 +64,17 @@ func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progres
 
 	id := randomID()
 	prep := &prepared{src: s, id: id, tmp: sibling(s.database, "", id)}
-	_, err = conn.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE template0 ENCODING %s LC_COLLATE %s LC_CTYPE %s",
-		pgx.Identifier{prep.tmp}.Sanitize(), quote(encoding), quote(collate), quote(ctype)))
+	// The restored database and everything in it belong to the live database's owner, even when Rewind
+	// connects as a superuser or another member of the owner role (pg_restore --role).
+	if ownerName != user {
+		prep.role = ownerName
+	}
+	create := fmt.Sprintf("CREATE DATABASE %s TEMPLATE template0 ENCODING %s LC_COLLATE %s LC_CTYPE %s",
+		pgx.Identifier{prep.tmp}.Sanitize(), quote(encoding), quote(collate), quote(ctype))
+	if prep.role != "" {
+		create += " OWNER " + pgx.Identifier{prep.role}.Sanitize()
+	}
+	_, err = conn.Exec(ctx, create)
 	if err != nil {
 		return nil, fmt.Errorf("restore postgresql database %q: create %q: %w", s.database, prep.tmp, s.redact(err))
 	}
@@ -96,8 +105,11 @@ func (prep *prepared) restore(ctx context.Context, file fs.File, pgRestore strin
 		path = spool
 	}
 	stderr := &tail{}
-	cmd := s.cmd(ctx, pgRestore, "--jobs", fmt.Sprint(s.opts.Jobs), "--no-owner", "--exit-on-error",
-		"--no-password", "--dbname="+s.connURL(prep.tmp, false), path)
+	args := []string{"--jobs", fmt.Sprint(s.opts.Jobs), "--no-owner", "--exit-on-error", "--no-password"}
+	if prep.role != "" {
+		args = append(args, "--role="+prep.role)
+	}
+	cmd := s.cmd(ctx, pgRestore, append(args, "--dbname="+s.connURL(prep.tmp, false), path)...)
 	cmd.Stderr = stderr
 	cmd.Stdout = stderr
 	cmd.WaitDelay = 5 * time.Second
@@ -222,7 +234,7 @@ func (s *Source) swap(ctx context.Context, live, aside, incoming string) error {
 
 // terminate ends every other session connected to db and waits until they are gone.
 func (s *Source) terminate(ctx context.Context, conn *pgx.Conn, db string) error {
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(s.opts.TerminateWait)
 	for {
 		rows, err := conn.Query(ctx, "SELECT pid, usename FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", db)
 		if err != nil {
@@ -270,9 +282,10 @@ func (s *Source) terminate(ctx context.Context, conn *pgx.Conn, db string) error
 
 // prepared is a restored database beside the live one.
 type prepared struct {
-	src *Source
-	id  string
-	tmp string
+	src  *Source
+	id   string
+	tmp  string
+	role string // owner of the live database when it is not the connecting role
 
 	mu       sync.Mutex
 	switched bool
