@@ -21,8 +21,11 @@
 // objects' SQL, held in memory (the old schema holds the tables only, so its events never fire): Pin captures
 // them, Revert swaps them back the same way, Discard drops the old schema.
 //
-// Objects keep their DEFINER, so restoring needs a user allowed to create objects for those definers
-// (the same user, or one with SET USER / SUPER). Users, grants and other databases are not part of a backup.
+// Privileges: backing up needs SELECT, SHOW VIEW, TRIGGER, EVENT and access to the routines' bodies (the
+// definer, or SELECT on mysql.proc) on the database; restoring also needs every privilege on the sibling
+// schemas, e.g. GRANT ALL ON `shop`.* and GRANT ALL ON `shop\_rewind\_%`.* TO the user (tested this way).
+// Objects keep their DEFINER, so restoring needs a user allowed to create objects for those definers (the
+// same user, or one with SET USER / SUPER). Users, grants and other databases are not part of a backup.
 package mysql
 
 import (

@@ -164,9 +164,14 @@ func newSource(t testing.TB, url string) *Source {
 }
 
 func newCase(t *testing.T, srv *testserver.MariaDB, schema string) backuptest.Case {
-	pool := srv.Open(t, schema)
+	return newCaseAs(t, srv.Open(t, schema), newSource(t, srv.URL(schema)), schema)
+}
+
+// newCaseAs builds a case whose data is written through pool (whose user defines the views, routines,
+// triggers and events).
+func newCaseAs(t *testing.T, pool *sql.DB, src *Source, schema string) backuptest.Case {
 	return backuptest.Case{
-		Source:   newSource(t, srv.URL(schema)),
+		Source:   src,
 		Fill:     func(t testing.TB) { fill(t, pool) },
 		Checksum: func(t testing.TB) backuptest.State { return checksum(t, pool, schema) },
 		Write: func(t testing.TB, n int) {
@@ -402,4 +407,25 @@ func TestSwitchFailureRollsBack(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("%d schemas named %s*, want 1", n, schema)
 	}
+}
+
+// TestRoundTripAppUser runs the suite as an application user who has all privileges on its database and on
+// the sibling schemas Rewind creates (`db\_rewind\_%`), and nothing else.
+func TestRoundTripAppUser(t *testing.T) {
+	srv := testserver.StartMariaDB(t)
+	schema := srv.CreateDatabase(t)
+	user := testserver.UniqueName("app_")
+	root := srv.Open(t, "")
+	run(t, root, fmt.Sprintf("CREATE USER '%s'@'%%' IDENTIFIED BY 'app pass'", user))
+	t.Cleanup(func() { root.Exec(fmt.Sprintf("DROP USER IF EXISTS '%s'@'%%'", user)) })
+	run(t, root, fmt.Sprintf("GRANT ALL ON `%s`.* TO '%s'@'%%'", schema, user))
+	run(t, root, fmt.Sprintf("GRANT ALL ON `%s\\_rewind\\_%%`.* TO '%s'@'%%'", strings.ReplaceAll(schema, "_", "\\_"), user))
+
+	url := fmt.Sprintf("mysql://%s:%s@127.0.0.1:%d/%s", user, "app%20pass", srv.Port, schema)
+	appPool, err := sql.Open("mysql", fmt.Sprintf("%s:app pass@tcp(127.0.0.1:%d)/%s", user, srv.Port, schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { appPool.Close() })
+	backuptest.RoundTrip(t, newCaseAs(t, appPool, newSource(t, url), schema))
 }
