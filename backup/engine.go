@@ -90,6 +90,10 @@ func (e *ServiceError) Unwrap() error { return e.Err }
 // ErrNotFound is returned when a backup does not exist in the repository.
 var ErrNotFound = errors.New("backup not found")
 
+// ErrExists is returned by Backup and BackupReplaced when the repository already holds a backup with the
+// requested id (e.g. a retried job whose first run completed): nothing is captured.
+var ErrExists = errors.New("backup already exists")
+
 // pinner pins one service; stage (optional) runs before the pause.
 type pinner struct {
 	spec  ServiceSpec
@@ -110,7 +114,7 @@ func (e *Engine) Backup(ctx context.Context, req BackupRequest, p Progress) (*Ma
 	if p == nil {
 		p = NopProgress
 	}
-	if err := e.checkRequest(&req); err != nil {
+	if err := e.checkRequest(ctx, &req); err != nil {
 		return nil, err
 	}
 	pinners := make([]*pinner, 0, len(req.Services))
@@ -169,7 +173,7 @@ func (e *Engine) BackupReplaced(ctx context.Context, req BackupRequest, replaced
 		req.Services = append(req.Services, r.Spec)
 	}
 	req.Live = true // captured without a pause: the states are no longer live, nothing to hold
-	if err := e.checkRequest(&req); err != nil {
+	if err := e.checkRequest(ctx, &req); err != nil {
 		return nil, err
 	}
 	pinners := make([]*pinner, 0, len(replaced))
@@ -179,7 +183,7 @@ func (e *Engine) BackupReplaced(ctx context.Context, req BackupRequest, replaced
 	return e.backup(ctx, req, pinners, nil, p, nil)
 }
 
-func (e *Engine) checkRequest(req *BackupRequest) error {
+func (e *Engine) checkRequest(ctx context.Context, req *BackupRequest) error {
 	if req.ID == "" {
 		req.ID = NewID()
 	}
@@ -196,6 +200,11 @@ func (e *Engine) checkRequest(req *BackupRequest) error {
 	}
 	if len(req.Services) == 0 {
 		return errors.New("environment has no services to back up")
+	}
+	if _, err := e.findSnapshot(ctx, e.Repo.rep, req.ID); err == nil {
+		return fmt.Errorf("%w: %s", ErrExists, req.ID)
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
 	}
 	seen := map[string]bool{}
 	for _, s := range req.Services {

@@ -249,6 +249,9 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	if err := e.VerifyBackup(ctx, m.ID, nil); err != nil {
 		t.Fatalf("VerifyBackup: %v", err)
 	}
+	if _, err := e.Backup(ctx, backup.BackupRequest{ID: m.ID, Environment: "main", Kind: backup.KindManual, Services: memSpecs("db")}, nil); !errors.Is(err, backup.ErrExists) {
+		t.Fatalf("Backup with an existing id = %v, want ErrExists", err)
+	}
 	found, err := e.FindBackup(ctx, m.ID)
 	if err != nil {
 		t.Fatalf("FindBackup: %v", err)
