@@ -147,8 +147,13 @@ func (w *walker) file(k *node, p string) error {
 		return nil
 	}
 	if w.nstaged == 0 {
-		if err := os.Mkdir(w.stage, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("create stage: %w", err)
+		if err := os.Mkdir(w.stage, 0o700); err != nil {
+			// The mount's parent is not writable (a read-only or root mount): stage in the temp directory.
+			tmp, terr := os.MkdirTemp("", filepath.Base(w.stage)+"-")
+			if terr != nil {
+				return fmt.Errorf("create stage: %w", errors.Join(err, terr))
+			}
+			w.stage = tmp
 		}
 	}
 	w.nstaged++
