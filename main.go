@@ -67,6 +67,8 @@ type Main struct {
 	Runner  *jobs.Runner
 	Ops     *jobs.Operations
 	Server  *web.Server
+	// Scheduler takes the plan's automated backups and applies retention.
+	Scheduler *jobs.Scheduler
 }
 
 // NewMain returns a Main with the defaults of `rewind serve`.
@@ -122,11 +124,16 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.Ops.Recover(ctx); err != nil {
 		return err
 	}
+	m.Scheduler = &jobs.Scheduler{Catalog: catalog, Ops: m.Ops, Now: m.Now, Log: m.Logger}
+	m.Ops.AfterBackup = m.Scheduler.AfterBackup
+	if err := m.Scheduler.Start(ctx); err != nil {
+		return fmt.Errorf("start scheduler: %w", err)
+	}
 
 	m.Server, err = web.NewServer(web.Config{
 		Catalog: catalog, SessionKey: secrets.SessionKey, SecureCookies: m.SecureCookies,
 		Logger: m.Logger, Now: m.Now,
-		Ops: m.Ops, Runner: m.Runner, Gates: m.Gates,
+		Ops: m.Ops, Runner: m.Runner, Gates: m.Gates, Plans: m.Ops, Scheduler: m.Scheduler,
 		EnvironmentChanged: func(ctx context.Context) {
 			if err := m.SyncGates(ctx); err != nil {
 				m.Logger.Error("sync request gates", "err", err)
@@ -231,6 +238,9 @@ func (m *Main) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		errs = append(errs, m.Server.Close(ctx))
 		cancel()
+	}
+	if m.Scheduler != nil {
+		m.Scheduler.Close()
 	}
 	if m.Runner != nil {
 		m.Runner.Close()

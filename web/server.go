@@ -39,6 +39,10 @@ type Config struct {
 	Runner             handlers.Canceller
 	Gates              handlers.GateMetrics
 	EnvironmentChanged func(ctx context.Context)
+	// Plans previews and applies plan changes (jobs.Operations; nil: previews
+	// list no backups); Scheduler is woken after a plan change.
+	Plans     handlers.PlanOperations
+	Scheduler handlers.Waker
 }
 
 // Server is the dashboard and JSON API.
@@ -103,6 +107,8 @@ func NewServer(cfg Config) (*Server, error) {
 	envs.Changed, envAPI.Changed = cfg.EnvironmentChanged, cfg.EnvironmentChanged
 	backups := handlers.NewBackups(cat, cfg.Ops, cfg.Runner, sm, cfg.Now)
 	backupAPI := handlers.NewBackupsAPI(backups)
+	settings := handlers.NewSettings(cat, cfg.Plans, cfg.Scheduler, sm, cfg.Now)
+	planAPI := handlers.NewPlanAPI(settings)
 	metrics := handlers.NewMetrics(cat, cfg.Gates)
 
 	e.GET("/healthz", func(c echo.Context) error {
@@ -128,6 +134,8 @@ func NewServer(cfg Config) (*Server, error) {
 	api.GET("/backups/:id/restore", backupAPI.Plan)
 	api.POST("/backups/:id/restore", backupAPI.Restore)
 	api.GET("/backups/:id/download", backups.Download)
+	api.GET("/plan", planAPI.Get)
+	api.PUT("/plan", planAPI.Put)
 
 	pages := e.Group("", sessionAuth(sm, cat))
 	pages.GET("/login", auth.LoginForm)
@@ -156,6 +164,10 @@ func NewServer(cfg Config) (*Server, error) {
 	in.GET("/backups/:id/download", backups.Download)
 	in.GET("/activities", acts.Page)
 	in.POST("/activities/:id/cancel", backups.Cancel)
+	in.GET("/settings", settings.Show)
+	in.POST("/settings", settings.Update)
+	in.GET("/settings/plan", settings.EditPlan)
+	in.POST("/settings/plan", settings.ChangePlan)
 	in.GET("/users", users.List)
 	in.POST("/users", users.Create)
 	in.POST("/users/:id", users.Update)
