@@ -13,6 +13,8 @@ import (
 
 	"github.com/kopia/kopia/fs"
 	"github.com/kopia/kopia/fs/virtualfs"
+	"github.com/kopia/kopia/snapshot"
+	"github.com/kopia/kopia/snapshot/policy"
 
 	"github.com/rewind/rewind/backup"
 )
@@ -467,5 +469,23 @@ func TestCanceledBackupLeavesNoSnapshot(t *testing.T) {
 	}
 	if n != 0 {
 		t.Fatalf("snapshots after a canceled backup = %d, want 0", n)
+	}
+}
+
+func TestRepositoryPolicy(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	openTestRepo(t, dir).Close(ctx)
+	r := openTestRepo(t, dir) // reopened: the policy is kept, not rewritten
+	tree, err := policy.TreeForSource(ctx, r.Kopia(), snapshot.SourceInfo{Host: "rewind", UserName: "rewind", Path: "/rewind/main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := tree.EffectivePolicy()
+	if got, want := string(pol.CompressionPolicy.CompressorName), "zstd"; got != want {
+		t.Fatalf("compressor = %q, want %q", got, want)
+	}
+	if got, want := pol.UploadPolicy.ParallelUploadAboveSize.OrDefault(0), int64(-1); got != want {
+		t.Fatalf("parallel upload above = %d, want %d", got, want)
 	}
 }

@@ -148,9 +148,20 @@ func (r *Repository) setup(ctx context.Context, created bool, compressor string)
 			} else if err != nil {
 				return fmt.Errorf("read global policy: %w", err)
 			}
+			changed := false
 			if string(pol.CompressionPolicy.CompressorName) != compressor {
 				pol.CompressionPolicy.CompressorName = compression.Name(compressor)
 				pol.MetadataCompressionPolicy.CompressorName = compression.Name(compressor)
+				changed = true
+			}
+			// Every file is read in one stream, never in parallel parts, so the engine hashes it as it reads
+			// and a change during the read is always seen at its end.
+			if v := pol.UploadPolicy.ParallelUploadAboveSize; v == nil || *v != -1 {
+				never := policy.OptionalInt64(-1)
+				pol.UploadPolicy.ParallelUploadAboveSize = &never
+				changed = true
+			}
+			if changed {
 				if err := policy.SetPolicy(ctx, w, policy.GlobalPolicySourceInfo, pol); err != nil {
 					return fmt.Errorf("set global policy: %w", err)
 				}
