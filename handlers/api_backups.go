@@ -58,6 +58,9 @@ func (h *BackupsAPI) Create(c echo.Context) error {
 	}
 	var body struct {
 		Live bool `json:"live"`
+		// ReplaceOldest confirms that a manual backup beyond the quota replaces
+		// the oldest one; without it such a request is 409 with code "quota".
+		ReplaceOldest bool `json:"replace_oldest"`
 	}
 	if err := decodeJSON(c, &body); err != nil {
 		return err
@@ -73,7 +76,8 @@ func (h *BackupsAPI) Create(c echo.Context) error {
 	if h.pages.ops == nil {
 		return errNoJobs
 	}
-	a, b, err := h.pages.ops.StartBackup(ctx, jobs.BackupRequest{Environment: e.Name, Live: body.Live, Actor: actor(c)})
+	a, b, err := h.pages.ops.StartBackup(ctx, jobs.BackupRequest{Environment: e.Name, Live: body.Live, Actor: actor(c),
+		ReplaceOldest: body.ReplaceOldest})
 	if err != nil {
 		return err
 	}
@@ -179,14 +183,14 @@ func (h *BackupsAPI) Restore(c echo.Context) error {
 	if err := decodeJSON(c, &body); err != nil {
 		return err
 	}
-	if h.pages.ops == nil {
-		return errNoJobs
-	}
 	ctx := c.Request().Context()
 	req := jobs.RestoreRequest{BackupID: c.Param("id"), Target: body.Target, BranchFrom: body.BranchFrom,
 		Confirm: body.Confirm, Actor: actor(c)}
 	if err := h.pages.requireRestore(ctx, u, req); err != nil {
 		return err
+	}
+	if h.pages.ops == nil {
+		return errNoJobs
 	}
 	a, plan, err := h.pages.ops.StartRestore(ctx, req)
 	if err != nil {

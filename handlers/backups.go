@@ -200,7 +200,19 @@ func (h *Backups) Create(c echo.Context) error {
 		return errNoJobs
 	}
 	live, _ := strconv.ParseBool(c.FormValue("live"))
-	_, b, err := h.ops.StartBackup(ctx, jobs.BackupRequest{Environment: e.Name, Live: live, Actor: actor(c)})
+	replace, _ := strconv.ParseBool(c.FormValue("replace_oldest"))
+	_, b, err := h.ops.StartBackup(ctx, jobs.BackupRequest{Environment: e.Name, Live: live, Actor: actor(c),
+		ReplaceOldest: replace})
+	var qe *jobs.QuotaError
+	if errors.As(err, &qe) {
+		// Ask on the Backups tab whether to replace the oldest manual backup.
+		d := views.EnvironmentData{Env: e.Masked(), Tab: "backups", Deactivate: envAdmin(u, e.Type)}
+		if d.Backups, err = backupsTab(c, h.store, u, e, h.now()); err != nil {
+			return err
+		}
+		d.Backups.Quota, d.Backups.QuotaLive = qe.Error()+".", live
+		return render(c, http.StatusConflict, views.EnvironmentPage(page(c, e.Name, "environments"), d))
+	}
 	if err != nil {
 		return err
 	}
@@ -347,13 +359,13 @@ func (h *Backups) Restore(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if h.ops == nil {
-		return errNoJobs
-	}
 	ctx := c.Request().Context()
 	req := restoreRequest(c, c.Param("id"))
 	if err := h.requireRestore(ctx, u, req); err != nil {
 		return err
+	}
+	if h.ops == nil {
+		return errNoJobs
 	}
 	a, plan, err := h.ops.StartRestore(ctx, req)
 	var ve *db.ValidationError

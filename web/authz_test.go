@@ -9,7 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rewind/rewind/backup"
 	"github.com/rewind/rewind/db"
+	"github.com/rewind/rewind/jobs"
 )
 
 // The whole authorization matrix: every mutating route of the pages and the
@@ -17,7 +19,8 @@ import (
 // staging environments (per-type override) and an admin who is only a
 // viewer of production environments; API routes also with a token of each.
 func TestAuthorizationMatrix(t *testing.T) {
-	app := newTestApp(t)
+	bapp := newBackupApp(t)
+	app := bapp.testApp
 	ctx := context.Background()
 	principals := map[string]*db.User{
 		"admin":        app.user("admin@example.com", db.RoleAdmin, nil),
@@ -29,12 +32,41 @@ func TestAuthorizationMatrix(t *testing.T) {
 	target := app.user("target@example.com", db.RoleViewer, nil)
 	app.env("prod", db.EnvProduction)
 	app.env("stage", db.EnvStaging)
+	// Backups and restores: environments with a service, one real backup of each, and fresh complete rows to
+	// delete.
+	bapp.filesEnv("bprod", db.EnvProduction, "p")
+	bapp.filesEnv("bstage", db.EnvStaging, "s")
+	prodBackup, stageBackup := bapp.backup("bprod").ID, bapp.backup("bstage").ID
+	freshBackup := func(env string) func() string {
+		return func() string {
+			b := &db.Backup{ID: backup.NewID(), Environment: env, Kind: db.BackupManual}
+			complete := db.BackupComplete
+			if err := app.cat.CreateBackup(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := app.cat.UpdateBackup(ctx, b.ID, db.BackupUpdate{Status: &complete}); err != nil {
+				t.Fatal(err)
+			}
+			return b.ID
+		}
+	}
+	// A finished activity: the cancel route checks the role first, then refuses (409) what is not running.
+	doneActivity := func(env string) func() string {
+		return func() string {
+			a := &db.Activity{Type: jobs.TypeBackup, Environment: env, Actor: "test", Summary: "done"}
+			if err := app.cat.CreateActivity(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+			return strconv.FormatInt(a.ID, 10)
+		}
+	}
 
 	const (
 		ok        = "ok"        // 303 to the resource (pages) or 2xx (API)
 		forbidden = "forbidden" // 403
 		login     = "login"     // 303 to /login (pages, anonymous)
 		unauth    = "unauth"    // 401 (API without a valid token)
+		refused   = "status 409"
 	)
 	// expect lists the outcome for anonymous, admin, contributor, viewer,
 	// stagingAdmin, prodViewer, in that order.
@@ -81,6 +113,24 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 			return fmt.Sprintf("/tokens/%d/revoke", tok.ID)
 		}, none, []string{login, ok, forbidden, forbidden, forbidden, ok}},
+		{"back up staging environment", static("/environments/bstage/backups"), func() url.Values { return url.Values{"replace_oldest": {"true"}} },
+			[]string{login, ok, forbidden, forbidden, ok, ok}},
+		{"back up production environment", static("/environments/bprod/backups"), func() url.Values { return url.Values{"live": {"true"}, "replace_oldest": {"true"}} },
+			[]string{login, ok, forbidden, forbidden, forbidden, forbidden}},
+		{"restore staging backup", static("/backups/" + stageBackup + "/restore"), func() url.Values { return url.Values{"target": {"bstage"}, "confirm": {"bstage"}} },
+			[]string{login, ok, forbidden, forbidden, ok, ok}},
+		{"restore production backup", static("/backups/" + prodBackup + "/restore"), func() url.Values { return url.Values{"target": {"bprod"}, "confirm": {"bprod"}} },
+			[]string{login, ok, forbidden, forbidden, forbidden, forbidden}},
+		{"restore production backup into staging", static("/backups/" + prodBackup + "/restore"), func() url.Values { return url.Values{"target": {"bstage"}, "confirm": {"bstage"}} },
+			[]string{login, ok, forbidden, forbidden, forbidden, forbidden}},
+		{"delete staging backup", func() string { return "/backups/" + freshBackup("bstage")() + "/delete" }, none,
+			[]string{login, ok, forbidden, forbidden, ok, ok}},
+		{"delete production backup", func() string { return "/backups/" + freshBackup("bprod")() + "/delete" }, none,
+			[]string{login, ok, forbidden, forbidden, forbidden, forbidden}},
+		{"cancel staging activity", func() string { return "/activities/" + doneActivity("bstage")() + "/cancel" }, none,
+			[]string{login, refused, forbidden, forbidden, refused, refused}},
+		{"cancel production activity", func() string { return "/activities/" + doneActivity("bprod")() + "/cancel" }, none,
+			[]string{login, refused, forbidden, forbidden, forbidden, forbidden}},
 	}
 
 	clients := map[string]*client{"anonymous": app.client()}
@@ -126,6 +176,31 @@ func TestAuthorizationMatrix(t *testing.T) {
 			func() string { return `{"type":"production","title":"` + unique() + `"}` }, []string{unauth, ok, forbidden, forbidden, forbidden, forbidden}},
 		{"move staging environment to production", http.MethodPut, func() string { return "/api/v1/environments/" + app.env(unique(), db.EnvStaging).Name },
 			jsonBody(`{"type":"production"}`), []string{unauth, ok, forbidden, forbidden, forbidden, forbidden}},
+		{"list backups", http.MethodGet, static("/api/v1/environments/bprod/backups"), noBody, []string{unauth, ok, ok, ok, ok, ok}},
+		{"get backup", http.MethodGet, static("/api/v1/backups/" + prodBackup), noBody, []string{unauth, ok, ok, ok, ok, ok}},
+		{"back up staging environment", http.MethodPost, static("/api/v1/environments/bstage/backups"), jsonBody(`{"live":true,"replace_oldest":true}`),
+			[]string{unauth, ok, forbidden, forbidden, ok, ok}},
+		{"back up production environment", http.MethodPost, static("/api/v1/environments/bprod/backups"), jsonBody(`{"live":false,"replace_oldest":true}`),
+			[]string{unauth, ok, forbidden, forbidden, forbidden, forbidden}},
+		{"restore staging backup", http.MethodPost, static("/api/v1/backups/" + stageBackup + "/restore"), jsonBody(`{"confirm":"bstage"}`),
+			[]string{unauth, ok, forbidden, forbidden, ok, ok}},
+		{"restore production backup", http.MethodPost, static("/api/v1/backups/" + prodBackup + "/restore"), jsonBody(`{"confirm":"bprod"}`),
+			[]string{unauth, ok, forbidden, forbidden, forbidden, forbidden}},
+		{"restore production backup into staging", http.MethodPost, static("/api/v1/backups/" + prodBackup + "/restore"),
+			jsonBody(`{"target":"bstage","confirm":"bstage"}`), []string{unauth, ok, forbidden, forbidden, forbidden, forbidden}},
+		{"download staging backup", http.MethodGet, static("/api/v1/backups/" + stageBackup + "/download"), noBody,
+			[]string{unauth, ok, forbidden, forbidden, ok, ok}},
+		{"download production backup", http.MethodGet, static("/api/v1/backups/" + prodBackup + "/download"), noBody,
+			[]string{unauth, ok, forbidden, forbidden, forbidden, forbidden}},
+		{"delete staging backup", http.MethodDelete, func() string { return "/api/v1/backups/" + freshBackup("bstage")() }, noBody,
+			[]string{unauth, ok, forbidden, forbidden, ok, ok}},
+		{"delete production backup", http.MethodDelete, func() string { return "/api/v1/backups/" + freshBackup("bprod")() }, noBody,
+			[]string{unauth, ok, forbidden, forbidden, forbidden, forbidden}},
+		{"cancel staging activity", http.MethodPost, func() string { return "/api/v1/activities/" + doneActivity("bstage")() + "/cancel" }, noBody,
+			[]string{unauth, refused, forbidden, forbidden, refused, refused}},
+		{"cancel production activity", http.MethodPost, func() string { return "/api/v1/activities/" + doneActivity("bprod")() + "/cancel" }, noBody,
+			[]string{unauth, refused, forbidden, forbidden, forbidden, forbidden}},
+		{"metrics", http.MethodGet, static("/metrics"), noBody, []string{unauth, ok, ok, ok, ok, ok}},
 	}
 	for _, rt := range apiRoutes {
 		for i, who := range order {

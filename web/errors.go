@@ -31,7 +31,11 @@ func classify(err error) (status int, e apiError) {
 	var herr *handlers.Error
 	var ve *db.ValidationError
 	var eh *echo.HTTPError
+	var qe *jobs.QuotaError
 	switch {
+	case errors.As(err, &qe):
+		return http.StatusConflict, apiError{Code: "quota", Message: qe.Error() +
+			". Send \"replace_oldest\": true (rewind backup:create --yes) to replace it."}
 	case errors.As(err, &herr):
 		return herr.Status, apiError{Code: herr.Code, Message: herr.Message}
 	case errors.As(err, &ve):
@@ -83,7 +87,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	req := c.Request()
 	var werr error
 	switch {
-	case strings.HasPrefix(req.URL.Path, "/api/"):
+	case strings.HasPrefix(req.URL.Path, "/api/"), req.URL.Path == "/metrics":
 		if status == http.StatusUnauthorized {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="rewind"`)
 		}

@@ -30,6 +30,17 @@ type testApp struct {
 
 func newTestApp(t *testing.T, limits ...web.LoginLimits) *testApp {
 	t.Helper()
+	return newTestAppWith(t, func(cfg *web.Config) {
+		if len(limits) > 0 {
+			cfg.LoginLimits = limits[0]
+		}
+	})
+}
+
+// newTestAppWith is newTestApp with a hook to complete the server's config
+// (the catalog is already in it).
+func newTestAppWith(t *testing.T, configure func(cfg *web.Config)) *testApp {
+	t.Helper()
 	key := make([]byte, 32)
 	for i := range key {
 		key[i] = byte(i + 1)
@@ -42,9 +53,7 @@ func newTestApp(t *testing.T, limits ...web.LoginLimits) *testApp {
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	}
-	if len(limits) > 0 {
-		cfg.LoginLimits = limits[0]
-	}
+	configure(&cfg)
 	s, err := web.NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)

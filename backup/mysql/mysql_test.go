@@ -478,3 +478,39 @@ func TestDDLAfterPin(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreIntoNewDatabase restores into a database that does not exist yet (a branch environment).
+func TestRestoreIntoNewDatabase(t *testing.T) {
+	srv := testserver.StartMariaDB(t)
+	schema := srv.CreateDatabase(t)
+	c := newCase(t, srv, schema)
+	c.Fill(t)
+	want := c.Checksum(t)
+	ctx := context.Background()
+	cp, err := c.Source.Pin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := backuptest.Stream(t, cp, backup.NopProgress)
+	cp.Close()
+	branch := schema + "_branch"
+	src := newSource(t, srv.URL(branch))
+	prep, err := src.Prepare(ctx, backuptest.Dir(t, dir), backup.NopProgress)
+	if err != nil {
+		t.Fatalf("Prepare into a new database: %v", err)
+	}
+	rep, err := prep.Switch(ctx)
+	if err != nil {
+		t.Fatalf("Switch into a new database: %v", err)
+	}
+	backuptest.MustEqual(t, "new database", want, checksum(t, srv.Open(t, ""), branch))
+	rc, err := rep.Pin(ctx)
+	if err != nil {
+		t.Fatalf("Pin of the replaced (absent) database: %v", err)
+	}
+	backuptest.Stream(t, rc, backup.NopProgress)
+	rc.Close()
+	if err := rep.Discard(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

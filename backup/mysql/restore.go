@@ -45,13 +45,14 @@ func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progres
 	return prep, nil
 }
 
-// createSibling creates schema name with live's character set and collation.
+// createSibling creates schema name with live's character set and collation (the server's defaults when live
+// does not exist yet, e.g. for a new branch environment).
 func createSibling(ctx context.Context, conn *sql.Conn, live, name string) error {
 	var cs, coll string
 	err := conn.QueryRowContext(ctx, `SELECT default_character_set_name, default_collation_name
 		FROM information_schema.schemata WHERE schema_name = ?`, live).Scan(&cs, &coll)
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("database %q does not exist", live)
+		err = conn.QueryRowContext(ctx, "SELECT @@character_set_server, @@collation_server").Scan(&cs, &coll)
 	}
 	if err != nil {
 		return err
@@ -162,6 +163,16 @@ func listTables(ctx context.Context, conn *sql.Conn, schema string) ([]string, e
 // TABLE, after dropping live's views, routines, triggers and events (returned) and before creating objs in
 // live. On failure it undoes what it did and returns live's objects to it.
 func exchange(ctx context.Context, conn *sql.Conn, live, aside, incoming string, objs []object) ([]object, error) {
+	// A live database that does not exist yet (a new branch environment) is created empty first.
+	var n int
+	if err := conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = ?", live).Scan(&n); err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		if err := createSibling(ctx, conn, incoming, live); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := conn.ExecContext(ctx, "USE "+quoteIdent(live)); err != nil {
 		return nil, err
 	}

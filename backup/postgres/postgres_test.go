@@ -610,3 +610,46 @@ func TestSwitchRefusedBySession(t *testing.T) {
 		t.Fatalf("%d databases named %s*, want 1", n, db)
 	}
 }
+
+// TestRestoreIntoNewDatabase restores into a database that does not exist yet (a branch environment): it is
+// created; the state it replaced is an empty database.
+func TestRestoreIntoNewDatabase(t *testing.T) {
+	srv := testserver.StartPostgres(t)
+	role := srv.CreateRole(t, "pw", "CREATEDB")
+	db := srv.CreateDatabase(t, role)
+	c := newCase(t, srv.RoleURL(role, "pw", db), Options{})
+	c.Fill(t)
+	want := c.Checksum(t)
+	ctx := context.Background()
+	cp, err := c.Source.Pin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := backuptest.Stream(t, cp, backup.NopProgress)
+	cp.Close()
+
+	branch := db + "_branch"
+	url := srv.RoleURL(role, "pw", branch)
+	src, _ := NewWithOptions(backup.ServiceSpec{Name: "db", URL: url}, Options{})
+	prep, err := src.Prepare(ctx, backuptest.Dir(t, dir), backup.NopProgress)
+	if err != nil {
+		t.Fatalf("Prepare into a new database: %v", err)
+	}
+	rep, err := prep.Switch(ctx)
+	if err != nil {
+		t.Fatalf("Switch into a new database: %v", err)
+	}
+	backuptest.MustEqual(t, "new database", want, checksum(t, url))
+	rc, err := rep.Pin(ctx)
+	if err != nil {
+		t.Fatalf("Pin of the replaced (absent) database: %v", err)
+	}
+	backuptest.Stream(t, rc, backup.NopProgress)
+	rc.Close()
+	if err := rep.Revert(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := checksum(t, url); len(got) != 0 {
+		t.Fatalf("after Revert the database is not empty: %v", got)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/kopia/kopia/fs"
 
 	"github.com/rewind/rewind/backup"
@@ -30,7 +31,14 @@ func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progres
 		return nil, fmt.Errorf("restore postgresql database %q: %s is not a file", s.database, DumpFile)
 	}
 
+	// The live database may not exist yet (a new branch environment): then the restored one is created with
+	// the server's defaults (template1's encoding and locale) and simply renamed into place by Switch.
 	conn, err := s.connect(ctx, s.database)
+	like := "current_database()"
+	if isNoDatabase(err) {
+		conn, err = s.maintenance(ctx)
+		like = "'template1'"
+	}
 	if err != nil {
 		return nil, fmt.Errorf("restore postgresql database %q: %w", s.database, err)
 	}
@@ -44,7 +52,7 @@ func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progres
 	err = conn.QueryRow(ctx, `SELECT current_user, pg_get_userbyid(d.datdba), r.rolsuper, r.rolcreatedb,
 			pg_has_role(current_user, d.datdba, 'MEMBER'), pg_encoding_to_char(d.encoding), d.datcollate, d.datctype,
 			current_setting('server_version_num')::int / 10000
-		FROM pg_roles r, pg_database d WHERE r.rolname = current_user AND d.datname = current_database()`).
+		FROM pg_roles r, pg_database d WHERE r.rolname = current_user AND d.datname = `+like).
 		Scan(&user, &ownerName, &super, &createdb, &owner, &encoding, &collate, &ctype, &major)
 	if err != nil {
 		return nil, fmt.Errorf("restore postgresql database %q: read privileges: %w", s.database, s.redact(err))
@@ -53,7 +61,7 @@ func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progres
 		return nil, fmt.Errorf("restore postgresql database %q: %w: role %q needs CREATEDB to build the restored copy beside the live database; grant it as a superuser with: ALTER ROLE %s CREATEDB",
 			s.database, ErrNoCreateDB, user, pgx.Identifier{user}.Sanitize())
 	}
-	if !super && !owner {
+	if !super && !owner && like == "current_database()" {
 		return nil, fmt.Errorf("restore postgresql database %q: role %q does not own it, so it cannot rename it; make it the owner with: ALTER DATABASE %s OWNER TO %s",
 			s.database, user, pgx.Identifier{s.database}.Sanitize(), pgx.Identifier{user}.Sanitize())
 	}
@@ -66,7 +74,7 @@ func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progres
 	prep := &prepared{src: s, id: id, tmp: sibling(s.database, "", id)}
 	// The restored database and everything in it belong to the live database's owner, even when Rewind
 	// connects as a superuser or another member of the owner role (pg_restore --role).
-	if ownerName != user {
+	if ownerName != user && like == "current_database()" {
 		prep.role = ownerName
 	}
 	create := fmt.Sprintf("CREATE DATABASE %s TEMPLATE template0 ENCODING %s LC_COLLATE %s LC_CTYPE %s",
@@ -188,8 +196,15 @@ func (s *Source) maintenance(ctx context.Context) (*pgx.Conn, error) {
 	return nil, first
 }
 
+// isNoDatabase reports whether err says the database does not exist.
+func isNoDatabase(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "3D000"
+}
+
 // swap renames live → aside and incoming → live in one transaction, after closing live to new connections
-// and terminating the sessions connected to it. On failure nothing is renamed.
+// and terminating the sessions connected to it. On failure nothing is renamed. When live does not exist, an
+// empty database stands in for it as aside.
 func (s *Source) swap(ctx context.Context, live, aside, incoming string) error {
 	conn, err := s.maintenance(ctx)
 	if err != nil {
@@ -197,6 +212,21 @@ func (s *Source) swap(ctx context.Context, live, aside, incoming string) error {
 	}
 	defer conn.Close(context.Background())
 	id := func(n string) string { return pgx.Identifier{n}.Sanitize() }
+
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", live).Scan(&exists); err != nil {
+		return fmt.Errorf("look up postgresql database %q: %w", live, s.redact(err))
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+id(aside)+" TEMPLATE template0"); err != nil {
+			return fmt.Errorf("create empty postgresql database %q: %w", aside, s.redact(err))
+		}
+		if _, err := conn.Exec(ctx, "ALTER DATABASE "+id(incoming)+" RENAME TO "+id(live)); err != nil {
+			_, _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+id(aside))
+			return fmt.Errorf("rename postgresql database %q to %q: %w", incoming, live, s.redact(err))
+		}
+		return nil
+	}
 
 	if _, err := conn.Exec(ctx, "ALTER DATABASE "+id(live)+" WITH ALLOW_CONNECTIONS false"); err != nil {
 		return fmt.Errorf("close postgresql database %q to new connections: %w", live, s.redact(err))
