@@ -59,6 +59,13 @@ type StagedSource interface {
 	Close() error
 }
 
+// Rereader is optionally implemented by the Capture of a StagedSource: Reread names the files of its folder
+// (slash-separated, relative to it) that changed since the first pass while keeping their size, modification
+// time, mode and owner, so the engine must not let the repository reuse the first pass's copy of them.
+type Rereader interface {
+	Reread() []string
+}
+
 // BackupRequest says what to back up.
 type BackupRequest struct {
 	ID          string // the backup id; NewID() when empty
@@ -331,6 +338,12 @@ func (e *Engine) store(ctx context.Context, m *Manifest, pinned []*pinnedService
 		tot.forService(ps.spec.Name).SetTotal(ps.info.EstimatedBytes)
 	}
 	rec := newHashRecorder(p)
+	reread := map[string][]string{}
+	for _, ps := range pinned {
+		if rr, ok := ps.capt.(Rereader); ok {
+			reread[ps.spec.Name] = rr.Reread()
+		}
+	}
 	folders := make([]fs.Entry, 0, len(pinned))
 	for _, ps := range pinned {
 		d, err := ps.capt.Folder(ctx, tot.forService(ps.spec.Name))
@@ -343,7 +356,7 @@ func (e *Engine) store(ctx context.Context, m *Manifest, pinned []*pinnedService
 	uploadSource := snapshot.SourceInfo{Host: kopiaHost, UserName: kopiaUser, Path: "/rewind-upload/" + m.ID}
 	err := repo.WriteSession(ctx, e.Repo.rep, repo.WriteSessionOptions{Purpose: "rewind backup " + m.ID},
 		func(ctx context.Context, w repo.RepositoryWriter) error {
-			return e.upload(ctx, w, m, pinned, folders, rec, uploadSource, p, pre)
+			return e.upload(ctx, w, m, pinned, folders, rec, uploadSource, p, pre, reread)
 		})
 	if err != nil {
 		// Checkpoints of a long failed upload were saved under the upload source: drop them (best effort).

@@ -3,10 +3,12 @@ package backup
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/kopia/kopia/fs"
 	"github.com/kopia/kopia/fs/virtualfs"
@@ -36,12 +38,13 @@ func (u *uploadProgress) CachedFile(_ string, size int64) { u.p.Add(size) }
 // directory from the uploaded service folders plus those two files. Only then is the snapshot saved.
 func (e *Engine) upload(ctx context.Context, w repo.RepositoryWriter, m *Manifest, pinned []*pinnedService,
 	folders []fs.Entry, rec *hashRecorder, uploadSource snapshot.SourceInfo, p Progress, pre *firstPass,
+	reread map[string][]string,
 ) error {
 	types := map[string]string{}
 	for _, ps := range pinned {
 		types[ps.spec.Name] = ps.spec.Type
 	}
-	prevMan, prevSums := e.previousForCache(ctx, w, m.Environment, types, pre)
+	prevMan, prevSums := e.previousForCache(ctx, w, m.Environment, types, pre, reread)
 
 	u := upload.NewUploader(w)
 	u.FailFast = true
@@ -272,15 +275,23 @@ func readRootFile(ctx context.Context, root fs.Directory, name string) ([]byte, 
 // its folders of "files" services that are still "files" services now, plus that backup's checksums. Kopia then
 // skips reading files whose metadata did not change. Database streams are never offered (a stream with the
 // same timestamp is not the same data). Errors only disable the cache.
-func (e *Engine) previousForCache(ctx context.Context, w repo.RepositoryWriter, env string, types map[string]string, pre *firstPass) (*snapshot.Manifest, Sums) {
+func (e *Engine) previousForCache(ctx context.Context, w repo.RepositoryWriter, env string, types map[string]string,
+	pre *firstPass, reread map[string][]string,
+) (*snapshot.Manifest, Sums) {
 	var b snapshotfs.DirManifestBuilder
 	n := 0
 	taken := map[string]bool{}
 	if pre != nil {
 		// The first pass of this backup is the best cache for the services it read.
 		for _, de := range pre.folders {
+			taken[de.Name] = true // with or without cache, the previous backup is not used for it
+			if paths := reread[de.Name]; len(paths) > 0 {
+				var err error
+				if de, err = dropPaths(ctx, w, de, paths); err != nil {
+					continue // no cache for this service: every file is read again
+				}
+			}
 			b.AddEntry(de)
-			taken[de.Name] = true
 			n++
 		}
 	}
@@ -397,7 +408,7 @@ func (e *Engine) prestage(ctx context.Context, req BackupRequest, pinners []*pin
 	src := snapshot.SourceInfo{Host: kopiaHost, UserName: kopiaUser, Path: "/rewind-upload/" + req.ID + "-first"}
 	err := repo.WriteSession(ctx, e.Repo.rep, repo.WriteSessionOptions{Purpose: "rewind first pass " + req.ID},
 		func(ctx context.Context, w repo.RepositoryWriter) error {
-			prevMan, _ := e.previousForCache(ctx, w, req.Environment, types, nil)
+			prevMan, _ := e.previousForCache(ctx, w, req.Environment, types, nil, nil)
 			u := upload.NewUploader(w)
 			u.FailFast = false
 			u.DisableIgnoreRules = true
@@ -438,4 +449,59 @@ func (e *Engine) prestage(ctx context.Context, req BackupRequest, pinners []*pin
 		return nil, err //nolint:wrapcheck
 	}
 	return pre, nil
+}
+
+// dropPaths returns a copy of the directory de without the files at paths (slash-separated, relative to de),
+// writing new listings only along those paths.
+func dropPaths(ctx context.Context, w repo.RepositoryWriter, de *snapshot.DirEntry, paths []string) (*snapshot.DirEntry, error) {
+	byName := map[string][]string{}
+	for _, p := range paths {
+		first, rest, _ := strings.Cut(p, "/")
+		byName[first] = append(byName[first], rest)
+	}
+	rd, err := w.OpenObject(ctx, de.ObjectID)
+	if err != nil {
+		return nil, fmt.Errorf("open directory %s: %w", de.Name, err)
+	}
+	var dm snapshot.DirManifest
+	err = json.NewDecoder(rd).Decode(&dm)
+	rd.Close() //nolint:errcheck
+	if err != nil {
+		return nil, fmt.Errorf("read directory %s: %w", de.Name, err)
+	}
+	var b snapshotfs.DirManifestBuilder
+	for _, e := range dm.Entries {
+		rests, hit := byName[e.Name]
+		if !hit {
+			b.AddEntry(e)
+			continue
+		}
+		if e.Type != snapshot.EntryTypeDirectory {
+			continue // the file itself: dropped
+		}
+		var sub []string
+		for _, r := range rests {
+			if r != "" {
+				sub = append(sub, r)
+			}
+		}
+		if len(sub) == 0 {
+			b.AddEntry(e)
+			continue
+		}
+		e2, err := dropPaths(ctx, w, e, sub)
+		if err != nil {
+			return nil, err
+		}
+		b.AddEntry(e2)
+	}
+	built := b.Build(de.ModTime, "")
+	oid, err := snapshotfs.WriteDirManifest(ctx, w, de.Name, built, "")
+	if err != nil {
+		return nil, fmt.Errorf("write directory %s: %w", de.Name, err)
+	}
+	out := *de
+	out.ObjectID = oid
+	out.DirSummary = built.Summary
+	return &out, nil
 }

@@ -14,8 +14,10 @@
 // repository, changed ones come from the stage. Without Stage (Source.Pin alone) the pin copies every file.
 //
 // Any write changes a file's ctime, which no program can set back, so a file whose ctime is unchanged has the
-// content it was read with. (Across backups the repository skips re-reading files whose size, mtime, mode and
-// owner did not change, as kopia and restic do.)
+// content it was read with; a file whose content changed since the first pass while its size, mtime, mode and
+// owner stayed the same is reported to the engine (backup.Rereader) so the repository reads it again. (Across
+// backups the repository skips re-reading files whose size, mtime, mode and owner did not change, as kopia
+// and restic do.)
 //
 // # Restore
 //
@@ -98,7 +100,7 @@ func (s *Source) pin(ctx context.Context, known map[string]statKey) (backup.Capt
 		os.RemoveAll(w.stage) //nolint:errcheck
 		return nil, err
 	}
-	return &capture{root: n, stage: w.stage, info: backup.ServiceInfo{
+	return &capture{root: n, stage: w.stage, reread: w.reread, info: backup.ServiceInfo{
 		Version: "files", PinnedAt: t0.UTC(), PinDuration: time.Since(t0), EstimatedBytes: treeBytes(n),
 	}}, nil
 }
@@ -135,12 +137,18 @@ func (st *staged) Close() error { return nil }
 
 // capture is a pinned tree: unchanged live files plus staged copies.
 type capture struct {
-	root  *node
-	stage string // removed by Close; "" when nothing was staged by this capture
-	info  backup.ServiceInfo
+	root   *node
+	stage  string // removed by Close; "" when nothing was staged by this capture
+	info   backup.ServiceInfo
+	reread []string
 }
 
+var _ backup.Rereader = (*capture)(nil)
+
 func (c *capture) Info() backup.ServiceInfo { return c.info }
+
+// Reread names the files that changed since the first pass without changing size, mtime, mode or owner.
+func (c *capture) Reread() []string { return c.reread }
 
 func (c *capture) Folder(_ context.Context, p backup.Progress) (fs.Directory, error) {
 	p.SetTotal(c.info.EstimatedBytes)

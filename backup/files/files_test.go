@@ -198,6 +198,13 @@ func TestEngineRoundTrip(t *testing.T) {
 	hold := func(context.Context) (func(), error) {
 		// Writes after the first pass read the tree, before the pin: the pin must catch up on them.
 		write(t, filepath.Join(mount, "a/b/c/deep.txt"), []byte("DEEP"), 0o600) // same size, in place
+		// Same size, mode and mtime as when the first pass read it; only ctime tells the change.
+		f5 := filepath.Join(mount, "many/f005.dat")
+		fi5, _ := os.Stat(f5)
+		b5, _ := os.ReadFile(f5)
+		b5[0] ^= 0xff
+		write(t, f5, b5, 0o644)
+		touch(t, f5, fi5.ModTime())
 		write(t, filepath.Join(mount, "new-during-stage.txt"), []byte("new"), 0o644)
 		os.Remove(filepath.Join(mount, "many/f007.dat"))
 		os.Chmod(filepath.Join(mount, "a/run.sh"), 0o700)

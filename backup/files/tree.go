@@ -71,6 +71,12 @@ type walker struct {
 	stage   string             // directory for copies; created on first use
 	nstaged int
 	copied  int64
+	reread  []string // changed since the first pass, with the same size, mtime, mode and owner
+}
+
+// sameMetadata reports whether two versions of a file look the same to the repository's cache.
+func sameMetadata(a, b statKey) bool {
+	return a.size == b.size && a.mtime == b.mtime && a.mode == b.mode && a.uid == b.uid && a.gid == b.gid
 }
 
 func (w *walker) walk(ctx context.Context) (*node, error) {
@@ -142,7 +148,8 @@ func (w *walker) file(k *node, p string) error {
 		k.path, k.verify = p, true
 		return nil
 	}
-	if st, ok := w.known[k.rel]; ok && st == k.st {
+	known, wasKnown := w.known[k.rel]
+	if wasKnown && known == k.st {
 		k.path, k.verify = p, true // read by the first pass, unchanged since
 		return nil
 	}
@@ -164,6 +171,10 @@ func (w *walker) file(k *node, p string) error {
 		if err == nil {
 			k.st, k.mode, k.mtime, k.path = st, fi.Mode(), fi.ModTime(), dst
 			w.copied += st.size
+			if wasKnown && sameMetadata(known, st) {
+				// The repository would take the first pass's copy for this one: say it must be read again.
+				w.reread = append(w.reread, k.rel)
+			}
 			return nil
 		}
 		lastErr = err
