@@ -54,6 +54,9 @@ func (s *Source) pin(ctx context.Context, schema string, objects []object) (*cap
 		return nil, fmt.Errorf("pin mysql database %q: %w", schema, err)
 	}
 	for _, q := range []string{
+		// The stream is read as fast as the repository takes it: let the server wait for us (its default is
+		// 60 s, after which it drops the connection mid-dump), and keep the idle pinned session alive.
+		"SET SESSION net_write_timeout = 3600, net_read_timeout = 3600, wait_timeout = 86400",
 		"SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
 		"START TRANSACTION WITH CONSISTENT SNAPSHOT",
 	} {

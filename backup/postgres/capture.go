@@ -47,6 +47,10 @@ func (s *Source) pin(ctx context.Context, db string) (*capture, error) {
 		_ = conn.Close(context.Background())
 		return nil, fmt.Errorf("pin postgresql database %q: %w", db, s.redact(err))
 	}
+	// The pinned session idles until pg_dump imports its snapshot: a server-wide idle timeout must not end it.
+	if _, err := conn.Exec(ctx, "SET idle_in_transaction_session_timeout = 0"); err != nil {
+		return fail(err)
+	}
 	if _, err := conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
 		return fail(err)
 	}
