@@ -74,14 +74,13 @@ func chainPreRun(prev, next func(*cobra.Command, []string) error) func(*cobra.Co
 // adminCommands returns the offline commands that work on the data
 // directory directly: users:add and tokens:create.
 func adminCommands() []*cobra.Command {
-	return []*cobra.Command{newUsersAddCommand(), newTokensCreateCommand()}
+	return []*cobra.Command{newUsersAddCommand(), newTokensCreateCommand(), newCatalogRebuildCommand()}
 }
 
 // clientCommands returns the commands that talk to a running server over
 // the JSON API: apply, environments, activities.
 func clientCommands() []*cobra.Command {
-	cmds := []*cobra.Command{newApplyCommand(), newEnvironmentsCommand(), newActivitiesCommand()}
-	return append(cmds, backupCommands()...)
+	return []*cobra.Command{newApplyCommand(), newEnvironmentsCommand(), newActivitiesCommand()}
 }
 
 func newUsersAddCommand() *cobra.Command {

@@ -49,11 +49,14 @@ const setupLinkTTL = 24 * time.Hour
 // Main is the running server: catalog, job runner and HTTP server. Set the
 // fields, call Run, then Close (tests boot it on 127.0.0.1:0 in a temp dir).
 type Main struct {
-	DataDir       string
-	Addr          string
-	Storage       string // --storage: "" (<data>/repo), file:///path
-	Demo          bool
-	SecureCookies bool
+	DataDir string
+	Addr    string
+	Storage string // --storage: "" (<data>/repo), file:///path, s3://BUCKET/PREFIX?...
+	// CatalogSaveInterval is how often the catalog is saved into the repository when it changed (1 minute
+	// when 0; tests shorten it).
+	CatalogSaveInterval time.Duration
+	Demo                bool
+	SecureCookies       bool
 	// Console receives what the operator must read once: the setup link and
 	// the demo credentials. Logger receives the structured logs.
 	Console io.Writer
@@ -69,6 +72,10 @@ type Main struct {
 	Server  *web.Server
 	// Scheduler takes the plan's automated backups and applies retention.
 	Scheduler *jobs.Scheduler
+	// CatalogSaver saves the catalog and secret.key into the repository (see cli_catalog.go).
+	CatalogSaver *catalogSaver
+	// StorageURL describes the repository's storage, without credentials.
+	StorageURL string
 }
 
 // NewMain returns a Main with the defaults of `rewind serve`.
@@ -103,9 +110,16 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	if m.Repo, _, err = openRepository(ctx, m.DataDir, m.Storage, m.Getenv, m.Console); err != nil {
+	if m.Repo, m.StorageURL, err = openRepository(ctx, m.DataDir, m.Storage, m.Getenv, m.Console); err != nil {
 		return err
 	}
+	interval := m.CatalogSaveInterval
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	m.CatalogSaver = &catalogSaver{Catalog: catalog, Repo: m.Repo, DataDir: m.DataDir, Interval: interval,
+		Logger: m.Logger, Now: m.Now}
+	m.CatalogSaver.Start()
 	if err := m.startGates(ctx); err != nil {
 		return err
 	}
@@ -247,6 +261,11 @@ func (m *Main) Close() error {
 	}
 	if m.Gates != nil {
 		errs = append(errs, m.Gates.Close())
+	}
+	if m.CatalogSaver != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		errs = append(errs, m.CatalogSaver.Close(ctx))
+		cancel()
 	}
 	if m.Repo != nil {
 		errs = append(errs, m.Repo.Close(context.Background()))

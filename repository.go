@@ -12,11 +12,14 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/kopia/kopia/repo/blob"
+
 	"github.com/rewind/rewind/backup"
 	"github.com/rewind/rewind/backup/files"
 	"github.com/rewind/rewind/backup/mysql"
 	"github.com/rewind/rewind/backup/postgres"
 	"github.com/rewind/rewind/backup/redis"
+	"github.com/rewind/rewind/backup/s3"
 	"github.com/rewind/rewind/backup/sqlite"
 )
 
@@ -37,7 +40,9 @@ func drivers() map[string]backup.Driver {
 	}
 }
 
-// storageFor parses --storage: "" (the data directory's repo/) or file:///path.
+// storageFor parses --storage: "" (the data directory's repo/), file:///path or
+// s3://BUCKET/PREFIX?endpoint=URL&region=REGION&path_style=true (credentials from the AWS chain). The returned
+// description never holds credentials.
 func storageFor(raw, dataDir string) (backup.StorageOpener, string, error) {
 	if raw == "" {
 		dir := filepath.Join(dataDir, "repo")
@@ -54,8 +59,12 @@ func storageFor(raw, dataDir string) (backup.StorageOpener, string, error) {
 		}
 		return backup.FileStorage(u.Path), "file://" + u.Path, nil
 	case "s3":
-		return nil, "", fmt.Errorf("--storage %q: S3 storage is not available in this version of rewind yet; use "+
-			"file:///path", raw)
+		opts, err := s3.ParseURL(raw)
+		if err != nil {
+			return nil, "", fmt.Errorf("--storage: %w", err)
+		}
+		s3.Register() // so kopia can reopen the storage from its config
+		return func(ctx context.Context, _ bool) (blob.Storage, error) { return s3.New(ctx, opts) }, opts.URL(), nil
 	}
 	return nil, "", fmt.Errorf("--storage %q: unknown scheme %q: use file:///path or s3://BUCKET/PREFIX", raw, u.Scheme)
 }

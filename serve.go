@@ -42,7 +42,7 @@ REWIND_ADMIN_PASSWORD, or a one-time setup link is printed.`,
 	f := cmd.Flags()
 	f.StringVar(&m.Addr, "addr", m.Addr, "address to listen on")
 	f.StringVar(&m.DataDir, "data", m.DataDir, "data directory (catalog, secret.key, repository)")
-	f.StringVar(&m.Storage, "storage", "", "where backups are stored: file:///path (default: <data>/repo)")
+	f.StringVar(&m.Storage, "storage", "", "where backups are stored: file:///path (default: <data>/repo) or s3://BUCKET/PREFIX?endpoint=URL&region=REGION&path_style=true")
 	f.BoolVar(&m.Demo, "demo", false, "create a demo project (environments main and staging) and print its credentials")
 	f.BoolVar(&m.SecureCookies, "secure-cookies", false, "mark the session cookie Secure (behind a TLS-terminating proxy)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")

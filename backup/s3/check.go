@@ -93,7 +93,12 @@ func Diagnose(opts Options, err error) *CheckError {
 	where := opts.String()
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
-		switch ae.ErrorCode() {
+		code := ae.ErrorCode()
+		if strings.Contains(code, "AccessKey") || strings.Contains(code, "Signature") ||
+			strings.Contains(code, "Credential") || strings.HasSuffix(code, "UserNotFound") {
+			code = "InvalidAccessKeyId" // servers name an unknown key in their own ways (versitygw: XAdminUserNotFound)
+		}
+		switch code {
 		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "TokenRefreshRequired", "InvalidSecurity":
 			return &CheckError{ProblemCredentials, fmt.Sprintf("%s refused the credentials (%s): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the profile) of the Rewind server", where, ae.ErrorCode()), err}
 		case "AccessDenied", "AllAccessDisabled":

@@ -39,6 +39,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 	"github.com/kopia/kopia/repo/blob"
 )
 
@@ -196,6 +197,9 @@ func NewUnretried(ctx context.Context, opts Options) (*Storage, error) {
 		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
 		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
 		config.WithAppID("rewind"),
+		// The SDK logs warnings (e.g. a body it could not drain after a dropped connection) to stderr; the
+		// failures that matter are returned, and retried.
+		config.WithLogger(logging.Nop{}),
 	}
 	if opts.Region != "" {
 		load = append(load, config.WithRegion(opts.Region))

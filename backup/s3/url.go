@@ -60,20 +60,22 @@ func ParseURL(raw string) (Options, error) {
 
 // URL formats o back as s3://BUCKET/PREFIX?..., never with credentials.
 func (o Options) URL() string {
-	u := url.URL{Scheme: "s3", Host: o.Bucket, Path: "/" + o.Prefix}
-	q := url.Values{}
+	s := "s3://" + o.Bucket + "/" + o.Prefix
+	var q []string
 	if o.Endpoint != "" {
-		q.Set("endpoint", o.Endpoint)
+		q = append(q, "endpoint="+o.Endpoint)
 	}
 	if o.Region != "" {
-		q.Set("region", o.Region)
+		q = append(q, "region="+url.QueryEscape(o.Region))
 	}
 	if o.PathStyle {
-		q.Set("path_style", "true")
+		q = append(q, "path_style=true")
 	}
 	if o.Profile != "" {
-		q.Set("profile", o.Profile)
+		q = append(q, "profile="+url.QueryEscape(o.Profile))
 	}
-	u.RawQuery = q.Encode()
-	return u.String()
+	if len(q) > 0 {
+		s += "?" + strings.Join(q, "&")
+	}
+	return s
 }
