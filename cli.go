@@ -80,7 +80,8 @@ func adminCommands() []*cobra.Command {
 // clientCommands returns the commands that talk to a running server over
 // the JSON API: apply, environments, activities.
 func clientCommands() []*cobra.Command {
-	return []*cobra.Command{newApplyCommand(), newEnvironmentsCommand(), newActivitiesCommand()}
+	cmds := []*cobra.Command{newApplyCommand(), newEnvironmentsCommand(), newActivitiesCommand()}
+	return append(cmds, backupCommands()...)
 }
 
 func newUsersAddCommand() *cobra.Command {
