@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"hash/crc64"
 	"os"
 	"path/filepath"
 	"sort"
@@ -442,4 +444,34 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("accepted input does not re-encode to itself")
 		}
 	})
+}
+
+// TestNewerPayloadRefused: a backup whose payloads come from a newer Redis is refused by Prepare, before
+// anything changes, with what to do.
+func TestNewerPayloadRefused(t *testing.T) {
+	srv := testserver.StartRedis(t)
+	db := srv.CreateDatabase(t)
+	c := client(t, srv, db)
+	ctx := context.Background()
+	must(t, c.Set(ctx, "k", "v", 0).Err())
+	p, err := c.Dump(ctx, "k").Result()
+	must(t, err)
+	payload := []byte(p)
+	body := payload[:len(payload)-8]
+	body[len(body)-2], body[len(body)-1] = 99, 0 // RDB version 99, little-endian
+	crc := ^crc64.Update(^uint64(0), crcJones, body)
+	binary.LittleEndian.PutUint64(payload[len(payload)-8:], crc)
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, KeysFile))
+	must(t, err)
+	must(t, encode(f, &snapshot{Now: 1, Entries: []entry{{Key: "k", Payload: payload}}}))
+	must(t, f.Close())
+	must(t, c.Set(ctx, "k", "live", 0).Err())
+	_, err = newSource(t, srv.URL(db)).Prepare(ctx, backuptest.Dir(t, dir), backup.NopProgress)
+	if err == nil || !strings.Contains(err.Error(), "newer Redis") {
+		t.Fatalf("Prepare of a newer payload: %v", err)
+	}
+	if v, _ := c.Get(ctx, "k").Result(); v != "live" {
+		t.Fatalf("live key changed to %q", v)
+	}
 }
