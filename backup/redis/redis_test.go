@@ -475,3 +475,36 @@ func TestNewerPayloadRefused(t *testing.T) {
 		t.Fatalf("live key changed to %q", v)
 	}
 }
+
+// TestSwitchFailurePutsKeysBack: a payload the server rejects at RESTORE (it passed the checksum and version
+// checks) fails Switch after FLUSHDB ran inside the transaction; the previous keys are put back.
+func TestSwitchFailurePutsKeysBack(t *testing.T) {
+	srv := testserver.StartRedis(t)
+	db := srv.CreateDatabase(t)
+	c := client(t, srv, db)
+	ctx := context.Background()
+	must(t, c.Set(ctx, "k", "v", 0).Err())
+	p, err := c.Dump(ctx, "k").Result()
+	must(t, err)
+	bad := []byte(p)
+	bad[0] = 200 // no such object type
+	binary.LittleEndian.PutUint64(bad[len(bad)-8:], ^crc64.Update(^uint64(0), crcJones, bad[:len(bad)-8]))
+	good := []byte(p)
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, KeysFile))
+	must(t, err)
+	must(t, encode(f, &snapshot{Now: 1, Entries: []entry{{Key: "a", Payload: good}, {Key: "b", Payload: bad}}}))
+	must(t, f.Close())
+
+	fill(t, c)
+	before := checksum(t, c)
+	src := newSource(t, srv.URL(db))
+	prep, err := src.Prepare(ctx, backuptest.Dir(t, dir), backup.NopProgress)
+	must(t, err)
+	_, err = prep.Switch(ctx)
+	if err == nil || !strings.Contains(err.Error(), "previous keys put back") {
+		t.Fatalf("Switch with a rejected payload: %v", err)
+	}
+	t.Logf("Switch: %v", err)
+	backuptest.MustEqual(t, "live state after a failed Switch", before, checksum(t, c))
+}
