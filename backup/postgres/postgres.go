@@ -91,7 +91,7 @@ func New(spec backup.ServiceSpec) (backup.Source, error) {
 // NewWithOptions builds the Source of spec with opts.
 func NewWithOptions(spec backup.ServiceSpec, opts Options) (*Source, error) {
 	u, err := url.Parse(spec.URL)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || (u.Host == "" && u.Query().Get("host") == "") {
 		// never echo the URL: it may hold a password
 		return nil, fmt.Errorf("postgresql service %q: url must look like postgres://user:password@host:5432/dbname", spec.Name)
 	}

@@ -243,6 +243,25 @@ func TestPinErrors(t *testing.T) {
 	}
 }
 
+// TestUnixSocket reaches the server through its Unix socket (postgres:///db?host=/dir).
+func TestUnixSocket(t *testing.T) {
+	srv := testserver.StartPostgres(t)
+	db := srv.CreateDatabase(t, "")
+	url := fmt.Sprintf("postgres://postgres@/%s?host=%s&port=%d", db, srv.Dir, srv.Port)
+	src, err := NewWithOptions(backup.ServiceSpec{Name: "db", URL: url}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := src.Pin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	backuptest.Stream(t, cp, backup.NopProgress)
+	if err := cp.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestNewRejectsBadURL(t *testing.T) {
 	for _, u := range []string{"", "mysql://a:b@h/db", "postgres://u:topsecret@h:5432/"} {
 		_, err := New(backup.ServiceSpec{Name: "db", URL: u})
