@@ -65,6 +65,8 @@ type Main struct {
 	Now     func() time.Time
 
 	Catalog *db.DB
+	demo    *demoShops
+	demoURL map[string]string // demo shop URL (its gate) by environment
 	Repo    *backup.Repository
 	Gates   *gate.Set
 	Runner  *jobs.Runner
@@ -120,6 +122,11 @@ func (m *Main) Run(ctx context.Context) error {
 	m.CatalogSaver = &catalogSaver{Catalog: catalog, Repo: m.Repo, DataDir: m.DataDir, Interval: interval,
 		Logger: m.Logger, Now: m.Now}
 	m.CatalogSaver.Start()
+	if m.Demo {
+		if m.demo, m.demoURL, err = startDemoShops(ctx, catalog, m.Logger); err != nil {
+			return fmt.Errorf("start the demo shops: %w", err)
+		}
+	}
 	if err := m.startGates(ctx); err != nil {
 		return err
 	}
@@ -165,6 +172,11 @@ func (m *Main) Run(ctx context.Context) error {
 
 	if m.Demo {
 		fmt.Fprintf(m.Console, "Demo project ready. Open %s/environments and sign in as %s with password %s\n", url, demoEmail, demoPassword)
+		for _, de := range demoEnvironments() {
+			if u := m.demoURL[de.name]; u != "" {
+				fmt.Fprintf(m.Console, "The demo shop of %s (its data is what Rewind backs up) is at %s\n", de.name, u)
+			}
+		}
 	}
 	n, err := catalog.CountUsers(ctx)
 	if err != nil {
@@ -262,6 +274,7 @@ func (m *Main) Close() error {
 	if m.Gates != nil {
 		errs = append(errs, m.Gates.Close())
 	}
+	m.demo.Close() // after the gates, which serve the requests they held first
 	if m.CatalogSaver != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		errs = append(errs, m.CatalogSaver.Close(ctx))
