@@ -162,7 +162,7 @@ func (r redacted) Unwrap() error { return r.err }
 // cmd builds a pg_dump / pg_restore command with the password in its environment.
 func (s *Source) cmd(ctx context.Context, path string, args ...string) *exec.Cmd {
 	c := exec.CommandContext(ctx, path, args...)
-	env := os.Environ()[:0:0]
+	var env []string
 	for _, e := range os.Environ() {
 		if !strings.HasPrefix(e, "PGPASSWORD=") {
 			env = append(env, e)

@@ -672,3 +672,30 @@ func TestRestoreIntoNewDatabase(t *testing.T) {
 		t.Fatalf("after Revert the database is not empty: %v", got)
 	}
 }
+
+// TestPasswordNotOnCommandLine: pg_dump gets the password through its environment, never its arguments.
+func TestPasswordNotOnCommandLine(t *testing.T) {
+	srv := testserver.StartPostgres(t)
+	role := srv.CreateRole(t, "argv-secret", "")
+	db := srv.CreateDatabase(t, role)
+	src, _ := NewWithOptions(backup.ServiceSpec{Name: "db", URL: srv.RoleURL(role, "argv-secret", db)}, Options{})
+	cp, err := src.Pin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Close()
+	if _, err := cp.Folder(context.Background(), backup.NopProgress); err != nil {
+		t.Fatal(err)
+	}
+	cmd := cp.(*capture).reader.cmd
+	if args := strings.Join(cmd.Args, " "); strings.Contains(args, "argv-secret") {
+		t.Fatalf("password on pg_dump's command line: %s", args)
+	}
+	found := false
+	for _, e := range cmd.Env {
+		found = found || e == "PGPASSWORD=argv-secret"
+	}
+	if !found {
+		t.Fatal("PGPASSWORD not in pg_dump's environment")
+	}
+}
