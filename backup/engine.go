@@ -251,11 +251,12 @@ func (e *Engine) backup(ctx context.Context, req BackupRequest, pinners []*pinne
 	var pause time.Duration
 	err := func() error {
 		if hold != nil {
+			// The pause counts from the moment the hold starts (it waits for in-flight requests) to release.
+			holdStart := time.Now()
 			release, err := hold(ctx)
 			if err != nil {
 				return fmt.Errorf("pause environment: %w", err)
 			}
-			holdStart := time.Now()
 			defer func() {
 				release()
 				pause = time.Since(holdStart)

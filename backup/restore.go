@@ -152,12 +152,12 @@ func (e *Engine) restore(ctx context.Context, req RestoreRequest, p Progress) (*
 	var switchErr error
 	func() {
 		if req.Hold != nil {
+			t0 := time.Now()
 			release, err := req.Hold(ctx)
 			if err != nil {
 				switchErr = fmt.Errorf("pause environment: %w", err)
 				return
 			}
-			t0 := time.Now()
 			defer func() {
 				release()
 				res.Pause = time.Since(t0)
