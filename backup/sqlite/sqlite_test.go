@@ -23,7 +23,12 @@ import (
 // openApp opens the database as an application would: WAL, a busy timeout, a pool kept open throughout.
 func openApp(t testing.TB, path string) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(wal)&_pragma=busy_timeout(10000)")
+	return openAppMode(t, path, "wal")
+}
+
+func openAppMode(t testing.TB, path, mode string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode("+mode+")&_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,8 +143,14 @@ func damage(t testing.TB, db *sql.DB) {
 }
 
 func TestContract(t *testing.T) {
+	for _, mode := range []string{"wal", "delete"} {
+		t.Run(mode, func(t *testing.T) { contract(t, mode) })
+	}
+}
+
+func contract(t *testing.T, mode string) {
 	path := filepath.Join(t.TempDir(), "app.db")
-	db := openApp(t, path)
+	db := openAppMode(t, path, mode)
 	src, err := sqlite.New(path)
 	if err != nil {
 		t.Fatal(err)
