@@ -489,3 +489,55 @@ func TestRepositoryPolicy(t *testing.T) {
 		t.Fatalf("parallel upload above = %d, want %d", got, want)
 	}
 }
+
+// TestMaintenanceDuringBackup runs full maintenance over and over while backups are taken and deleted; every
+// remaining backup still verifies.
+func TestMaintenanceDuringBackup(t *testing.T) {
+	ctx := context.Background()
+	env := newMemEnv()
+	env.set("db", strings.Repeat("maintenance-safe data ", 50000))
+	e := newTestEngine(t, env)
+	stop := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if err := e.Maintenance(ctx, true); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	var keep []string
+	for i := range 4 {
+		env.set("db", fmt.Sprintf("%d %s", i, strings.Repeat("maintenance-safe data ", 50000)))
+		m, err := e.Backup(ctx, backup.BackupRequest{Environment: "main", Kind: backup.KindAutomated, Live: true, Services: memSpecs("db")}, nil)
+		if err != nil {
+			t.Fatalf("Backup %d: %v", i, err)
+		}
+		if i%2 == 0 {
+			if err := e.DeleteBackup(ctx, m.ID); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			keep = append(keep, m.ID)
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatalf("Maintenance: %v", err)
+	}
+	if err := e.Maintenance(ctx, false); err != nil {
+		t.Fatalf("quick Maintenance: %v", err)
+	}
+	for _, id := range keep {
+		if err := e.VerifyBackup(ctx, id, nil); err != nil {
+			t.Fatalf("VerifyBackup %s after maintenance: %v", id, err)
+		}
+	}
+}
