@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +23,7 @@ type Info struct {
 	Database      int       `json:"database"`
 	ServerVersion string    `json:"server_version"`
 	Keys          int       `json:"keys"`
+	Mode          string    `json:"mode"` // "atomic" (one point in time) or "batched" (see the package doc)
 	PinnedAt      time.Time `json:"pinned_at"` // the server's clock
 }
 
@@ -31,15 +34,84 @@ func (s *Source) Pin(ctx context.Context) (backup.Capture, error) {
 	if err != nil {
 		return nil, s.errorf("pin redis database %d", err)
 	}
-	v, err := dumpScript.Run(ctx, s.conn(), nil).Result()
+	dataset, err := s.datasetBytes(ctx)
 	if err != nil {
 		return nil, s.errorf("pin redis database %d", err)
 	}
-	snap, err := parseDump(v)
+	if s.atomicLimit >= 0 && dataset <= s.atomicLimit {
+		v, err := dumpScript.Run(ctx, s.conn(), nil).Result()
+		if err != nil {
+			return nil, s.errorf("pin redis database %d", err)
+		}
+		snap, err := parseDump(v)
+		if err != nil {
+			return nil, s.errorf("pin redis database %d", err)
+		}
+		return s.newCapture(snap, version, time.Since(start)), nil
+	}
+	snap, err := s.scanDump(ctx)
 	if err != nil {
 		return nil, s.errorf("pin redis database %d", err)
 	}
-	return s.newCapture(snap, version, time.Since(start)), nil
+	c := s.newCapture(snap, version, time.Since(start))
+	c.batched = true
+	return c, nil
+}
+
+// datasetBytes returns the server's used_memory_dataset.
+func (s *Source) datasetBytes(ctx context.Context) (int64, error) {
+	info, err := s.conn().Info(ctx, "memory").Result()
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory_dataset:"); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return 0, nil
+}
+
+// scanDump captures the database with SCAN, running the dump script on each batch of keys.
+func (s *Source) scanDump(ctx context.Context) (*snapshot, error) {
+	var snap *snapshot
+	seen := map[string]bool{}
+	var cursor uint64
+	for {
+		keys, next, err := s.conn().Scan(ctx, cursor, "*", 1000).Result()
+		if err != nil {
+			return nil, err
+		}
+		args := make([]any, 0, len(keys))
+		for _, k := range keys {
+			if !seen[k] {
+				seen[k] = true
+				args = append(args, k)
+			}
+		}
+		if len(args) > 0 || snap == nil {
+			if len(args) == 0 {
+				args = nil
+			}
+			v, err := dumpScript.Run(ctx, s.conn(), []string{"{rewind}:batch"}, args...).Result()
+			if err != nil {
+				return nil, err
+			}
+			part, err := parseDump(v)
+			if err != nil {
+				return nil, err
+			}
+			if snap == nil {
+				snap = part
+			} else {
+				snap.Entries = append(snap.Entries, part.Entries...)
+			}
+		}
+		if next == 0 {
+			return snap, nil
+		}
+		cursor = next
+	}
 }
 
 func (s *Source) newCapture(snap *snapshot, version string, took time.Duration) *capture {
@@ -57,8 +129,9 @@ func (s *Source) newCapture(snap *snapshot, version string, took time.Duration) 
 
 // capture is an in-memory image of a database.
 type capture struct {
-	src  *Source
-	info backup.ServiceInfo
+	src     *Source
+	info    backup.ServiceInfo
+	batched bool // captured in atomic batches, not at one point in time
 
 	mu     sync.Mutex
 	snap   *snapshot
@@ -85,6 +158,7 @@ func (c *capture) Folder(ctx context.Context, p backup.Progress) (fs.Directory, 
 		Database:      c.src.opts.DB,
 		ServerVersion: c.info.Version,
 		Keys:          len(c.snap.Entries),
+		Mode:          map[bool]string{false: "atomic", true: "batched"}[c.batched],
 		PinnedAt:      c.info.PinnedAt.UTC(),
 	}, "", "  ")
 	if err != nil {

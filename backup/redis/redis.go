@@ -1,13 +1,17 @@
 // Package redis is Rewind's source for one logical database of a Redis server.
 //
 // Capture: Pin runs one server-side Lua script that reads the server clock and returns every key of the
-// database with its DUMP payload and remaining TTL. A script runs atomically, so the capture is an exact
+// database with its DUMP payload and absolute expiry. A script runs atomically, so the capture is an exact
 // point-in-time image of the database (all types: strings, lists, hashes, sets, sorted sets, streams with their
 // consumer groups, modules' types that support DUMP), and writes after Pin returns are never in it. The price:
 // the server serves nothing else while the script runs (roughly the time to serialize the data, a few ms per
-// MB) and the image is held in Rewind's memory until the capture is closed. This suits caches, sessions and
-// queues of up to a few hundred MB; for bigger datasets a replication-protocol RDB would be needed (not
-// implemented). Redis Cluster is not supported. The folder holds keys.rdmp (see format.go) and info.json.
+// MB) and the image is held in Rewind's memory until the capture is closed. So this is done only when the
+// server's dataset is at most Options.AtomicLimit (default 256 MiB). Above it, Pin falls back to SCAN with the
+// same script run on batches of 1000 keys: each batch is atomic and every key is captured whole, but the
+// capture is not one point in time (a key written during the scan may or may not be in it, and keys may be
+// missed or included according to SCAN's guarantees); info.json records which mode was used. (An exact image
+// of a big dataset would need a replication-protocol RDB, not implemented.) Redis Cluster is not supported. The
+// folder holds keys.rdmp (see format.go) and info.json.
 //
 // Expiry is kept as an absolute time (the server clock at the pin plus the key's TTL). Restoring puts each key
 // back with that absolute expiry (RESTORE ... ABSTTL), so a key lives exactly as long as it would have; keys
@@ -42,8 +46,9 @@ const (
 
 // Source is the Redis source of one logical database.
 type Source struct {
-	name string
-	opts *goredis.Options
+	name        string
+	opts        *goredis.Options
+	atomicLimit int64
 
 	mu     sync.Mutex
 	client *goredis.Client
@@ -54,6 +59,22 @@ var _ backup.Source = (*Source)(nil)
 // New builds the Source of spec (a backup.Driver): spec.URL is redis://[user:password@]host:port/db or
 // rediss:// for TLS.
 func New(spec backup.ServiceSpec) (backup.Source, error) {
+	return NewWithOptions(spec, Options{})
+}
+
+// Options tune a Source beyond its ServiceSpec.
+type Options struct {
+	// AtomicLimit is the largest dataset (the server's used_memory_dataset, in bytes) captured atomically by
+	// one script; bigger ones are captured in atomic batches of keys. Default 256 MiB; negative: always
+	// batches.
+	AtomicLimit int64
+}
+
+// NewWithOptions builds the Source of spec with opts.
+func NewWithOptions(spec backup.ServiceSpec, o Options) (*Source, error) {
+	if o.AtomicLimit == 0 {
+		o.AtomicLimit = 256 << 20
+	}
 	opts, err := goredis.ParseURL(spec.URL)
 	if err != nil {
 		// never echo the URL: it may hold a password
@@ -64,7 +85,7 @@ func New(spec backup.ServiceSpec) (backup.Source, error) {
 	opts.WriteTimeout = 5 * time.Minute
 	opts.PoolSize = 2
 	opts.MaxRetries = -1 // a retried MULTI or script is not what we want
-	return &Source{name: spec.Name, opts: opts}, nil
+	return &Source{name: spec.Name, opts: opts, atomicLimit: o.AtomicLimit}, nil
 }
 
 // conn returns the Source's client, created on first use.
@@ -89,8 +110,8 @@ func (s *Source) Close() error {
 	return err
 }
 
-// dumpScript returns {now_ms, key1, expireat1, payload1, ...} for every key of the selected database,
-// atomically. expireat is the absolute expiry in Unix ms (PEXPIRETIME, Redis 7; computed from PTTL and the
+// dumpScript returns {now_ms, key1, expireat1, payload1, ...} for every key of the selected database (or
+// for the keys given as ARGV, with a dummy KEYS[1]), atomically. expireat is the absolute expiry in Unix ms (PEXPIRETIME, Redis 7; computed from PTTL and the
 // clock on older servers), -1 for persistent keys; a key whose DUMP is nil (expired meanwhile) has payload
 // false.
 var dumpScript = goredis.NewScript(dumpLua)
@@ -100,7 +121,8 @@ local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local out = {now}
 local exact = type(redis.pcall('PEXPIRETIME', '{rewind}:probe')) == 'number'
-local keys = redis.call('KEYS', '*')
+local keys = ARGV
+if #keys == 0 and KEYS[1] == nil then keys = redis.call('KEYS', '*') end
 for i = 1, #keys do
   local k = keys[i]
   local exp

@@ -188,6 +188,31 @@ func TestRoundTrip(t *testing.T) {
 	backuptest.RoundTrip(t, newCase(t, srv, srv.CreateDatabase(t)))
 }
 
+// TestRoundTripBatched runs the suite with the SCAN fallback for big datasets.
+func TestRoundTripBatched(t *testing.T) {
+	srv := testserver.StartRedis(t)
+	db := srv.CreateDatabase(t)
+	c := newCase(t, srv, db)
+	src, err := NewWithOptions(backup.ServiceSpec{Name: "cache", URL: srv.URL(db)}, Options{AtomicLimit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	c.Source = src
+	fill := c.Fill
+	c.Fill = func(t testing.TB) {
+		fill(t)
+		pipe := client(t, srv, db).Pipeline()
+		for i := 0; i < 2500; i++ { // several SCAN batches
+			pipe.Set(context.Background(), fmt.Sprintf("many:%d", i), i, 0)
+		}
+		if _, err := pipe.Exec(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	backuptest.RoundTrip(t, c)
+}
+
 // TestOtherDatabasesUntouched: a restore of one logical database leaves the others alone.
 func TestOtherDatabasesUntouched(t *testing.T) {
 	srv := testserver.StartRedis(t)
