@@ -23,7 +23,7 @@ type Info struct {
 	Database      int       `json:"database"`
 	ServerVersion string    `json:"server_version"`
 	Keys          int       `json:"keys"`
-	Mode          string    `json:"mode"` // "atomic" (one point in time) or "batched" (see the package doc)
+	Mode          string    `json:"mode"`      // "atomic" (one point in time) or "batched" (see the package doc)
 	PinnedAt      time.Time `json:"pinned_at"` // the server's clock
 }
 
