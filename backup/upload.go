@@ -178,6 +178,8 @@ func (e *Engine) upload(ctx context.Context, w repo.RepositoryWriter, m *Manifes
 			DirSummary:  dm.Summary,
 		},
 		Tags: map[string]string{tagID: m.ID, tagEnvironment: m.Environment, tagKind: m.Kind},
+		// Rewind owns retention: the pin keeps `kopia snapshot expire` from deleting backups by kopia's policy.
+		Pins: []string{"rewind"},
 	}
 	if _, err := snapshot.SaveSnapshot(ctx, w, sm); err != nil {
 		return fmt.Errorf("save snapshot: %w", err)
