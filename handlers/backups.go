@@ -116,6 +116,11 @@ func backupsTab(c echo.Context, store interface {
 		Offset: d.Offset, Limit: d.Limit}); err != nil {
 		return d, err
 	}
+	if plans, ok := store.(planFinder); ok {
+		if d.Retention, err = retentionData(c.Request().Context(), retentionStore{plans, store}, e, now); err != nil {
+			return d, err
+		}
+	}
 	d.Admin = backupAdmin(u, e.Type)
 	d.Create = d.Admin
 	if d.Create.Allowed && e.Status != db.StatusActive {

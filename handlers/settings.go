@@ -265,11 +265,22 @@ func review(pv *jobs.PlanPreview) *views.PlanReview {
 	return r
 }
 
-// retentionData explains the plan's retention for the Backups tab of e, over all of e's backups.
-func retentionData(ctx context.Context, store interface {
+type planFinder interface {
 	FindPlan(ctx context.Context) (*db.Plan, error)
+}
+
+type backupFinder interface {
 	FindBackups(ctx context.Context, f db.BackupFilter) ([]*db.Backup, int, error)
-}, e *db.Environment, now time.Time) (views.RetentionData, error) {
+}
+
+// retentionStore joins the catalog's plan and backups for retentionData.
+type retentionStore struct {
+	planFinder
+	backupFinder
+}
+
+// retentionData explains the plan's retention for the Backups tab of e, over all of e's backups.
+func retentionData(ctx context.Context, store retentionStore, e *db.Environment, now time.Time) (views.RetentionData, error) {
 	plan, err := store.FindPlan(ctx)
 	if err != nil {
 		return views.RetentionData{}, err

@@ -474,6 +474,23 @@ func TestPlanChangesEndToEnd(t *testing.T) {
 			t.Fatalf("expired backup %s is still in the repository", id)
 		}
 	}
+	// The Backups tab says when the next automated backup runs, the policy, and why each backup is kept.
+	doc = admin.get("/environments/main").doc(t)
+	if got := doc.Find(testid("next-backup")).Text(); !strings.Contains(got, "Sat 4 March 04:00") {
+		t.Fatalf("next backup = %q", got)
+	}
+	if got := doc.Find(testid("retention-policy")).Text(); !strings.Contains(got, "Basic schedule") || !strings.Contains(got, "2 daily") {
+		t.Fatalf("policy = %q", got)
+	}
+	var notes []string
+	doc.Find(testid("backup-row")).Each(func(_ int, s *goquery.Selection) {
+		if s.AttrOr("data-status", "") == db.BackupComplete {
+			notes = append(notes, strings.TrimSpace(s.Find(testid("retention-note")).Text()))
+		}
+	})
+	if got, want := strings.Join(notes, "\n"), "Kept: daily, 3 March · expires 5 March 04:00\nKept: daily, 2 March · expires 4 March 04:00"; got != want {
+		t.Fatalf("retention notes:\n%s\nwant:\n%s", got, want)
+	}
 	typ := jobs.TypeBackupExpire
 	if _, n, _ := w.cat.FindActivities(ctx, db.ActivityFilter{Type: &typ}); n != len(want)+3 { // + the first under basic, the 22nd and 23rd under advanced
 		t.Fatalf("expire activities = %d, want %d", n, len(want)+3)
