@@ -43,6 +43,8 @@ type Config struct {
 	// list no backups); Scheduler is woken after a plan change.
 	Plans     handlers.PlanOperations
 	Scheduler handlers.Waker
+	// Storage reports on the backup repository's storage (/settings/storage); nil: the page says so.
+	Storage handlers.StorageInspector
 }
 
 // Server is the dashboard and JSON API.
@@ -110,6 +112,7 @@ func NewServer(cfg Config) (*Server, error) {
 	settings := handlers.NewSettings(cat, cfg.Plans, cfg.Scheduler, sm, cfg.Now)
 	planAPI := handlers.NewPlanAPI(settings)
 	metrics := handlers.NewMetrics(cat, cfg.Gates)
+	storage := handlers.NewStorage(cfg.Storage, cfg.Now)
 
 	e.GET("/healthz", func(c echo.Context) error {
 		if _, err := cat.CountUsers(c.Request().Context()); err != nil {
@@ -168,6 +171,8 @@ func NewServer(cfg Config) (*Server, error) {
 	in.POST("/settings", settings.Update)
 	in.GET("/settings/plan", settings.EditPlan)
 	in.POST("/settings/plan", settings.ChangePlan)
+	in.GET("/settings/storage", storage.Show)
+	in.POST("/settings/storage/test", storage.Test)
 	in.GET("/users", users.List)
 	in.POST("/users", users.Create)
 	in.POST("/users/:id", users.Update)
