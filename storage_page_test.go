@@ -86,7 +86,7 @@ func TestStoragePageLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.Chmod(filepath.Join(m.DataDir, "repo"), 0o700) //nolint:errcheck
-	if os.Geteuid() != 0 { // root writes anyway
+	if os.Geteuid() != 0 {                                  // root writes anyway
 		res := testConnection(t, admin, base).Find(`[data-testid="storage-test-error"]`)
 		if !strings.Contains(res.Text(), "cannot write to the storage directory") {
 			t.Fatalf("Test connection on a read-only directory = %q", res.Text())
