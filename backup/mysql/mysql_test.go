@@ -192,11 +192,13 @@ func newCaseAs(t *testing.T, pool *sql.DB, src *Source, schema string) backuptes
 }
 
 func TestRoundTrip(t *testing.T) {
+	t.Parallel()
 	srv := testserver.StartMariaDB(t)
 	backuptest.RoundTrip(t, newCase(t, srv, srv.CreateDatabase(t)))
 }
 
 func TestPinErrors(t *testing.T) {
+	t.Parallel()
 	srv := testserver.StartMariaDB(t)
 	root := srv.Open(t, "")
 	run(t, root, "CREATE USER IF NOT EXISTS 'rewindtest'@'%' IDENTIFIED BY 'right-password'")
@@ -228,6 +230,7 @@ func TestPinErrors(t *testing.T) {
 // TestDumpKilled kills the pinned session halfway through the dump: reading the folder fails, naming the
 // cause, instead of ending as if the dump were complete.
 func TestDumpKilled(t *testing.T) {
+	t.Parallel()
 	srv := testserver.StartMariaDB(t)
 	schema := srv.CreateDatabase(t)
 	pool := srv.Open(t, schema)
@@ -258,6 +261,7 @@ func TestDumpKilled(t *testing.T) {
 
 // TestFailedPrepareLeavesLiveUntouched restores a truncated dump and a dump that fails on the server.
 func TestFailedPrepareLeavesLiveUntouched(t *testing.T) {
+	t.Parallel()
 	srv := testserver.StartMariaDB(t)
 	schema := srv.CreateDatabase(t)
 	c := newCase(t, srv, schema)
@@ -302,6 +306,7 @@ func TestFailedPrepareLeavesLiveUntouched(t *testing.T) {
 // TestPinConsistency: while a writer commits numbered rows, the backup holds exactly rows 1..k for a k between
 // the rows committed before Pin started and those committed when it returned.
 func TestPinConsistency(t *testing.T) {
+	t.Parallel()
 	srv := testserver.StartMariaDB(t)
 	schema := srv.CreateDatabase(t)
 	pool := srv.Open(t, schema)
@@ -363,6 +368,7 @@ func TestPinConsistency(t *testing.T) {
 // TestSwitchFailureRollsBack: when the backup's objects cannot be created at the switch, Switch undoes the
 // table exchange and puts the live objects back; the prepared schema can still be discarded.
 func TestSwitchFailureRollsBack(t *testing.T) {
+	t.Parallel()
 	srv := testserver.StartMariaDB(t)
 	schema := srv.CreateDatabase(t)
 	c := newCase(t, srv, schema)
@@ -412,6 +418,7 @@ func TestSwitchFailureRollsBack(t *testing.T) {
 // TestRoundTripAppUser runs the suite as an application user who has all privileges on its database and on
 // the sibling schemas Rewind creates (`db\_rewind\_%`), and nothing else.
 func TestRoundTripAppUser(t *testing.T) {
+	t.Parallel()
 	srv := testserver.StartMariaDB(t)
 	schema := srv.CreateDatabase(t)
 	user := testserver.UniqueName("app_")
@@ -433,6 +440,7 @@ func TestRoundTripAppUser(t *testing.T) {
 // TestDDLAfterPin: DDL on a table after the pin either fails the dump with the server's reason or leaves the
 // pinned rows in it; it never yields the post-DDL rows as if they were the pinned ones.
 func TestDDLAfterPin(t *testing.T) {
+	t.Parallel()
 	srv := testserver.StartMariaDB(t)
 	for _, ddl := range []string{
 		"TRUNCATE TABLE a",
@@ -481,6 +489,7 @@ func TestDDLAfterPin(t *testing.T) {
 
 // TestRestoreIntoNewDatabase restores into a database that does not exist yet (a branch environment).
 func TestRestoreIntoNewDatabase(t *testing.T) {
+	t.Parallel()
 	srv := testserver.StartMariaDB(t)
 	schema := srv.CreateDatabase(t)
 	c := newCase(t, srv, schema)

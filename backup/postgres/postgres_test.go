@@ -164,6 +164,7 @@ func newCase(t *testing.T, url string, opts Options) backuptest.Case {
 }
 
 func TestRoundTripSuperuser(t *testing.T) {
+	t.Parallel()
 	srv := testserver.StartPostgres(t)
 	db := srv.CreateDatabase(t, "")
 	backuptest.RoundTrip(t, newCase(t, srv.URL(db), Options{}))
@@ -172,6 +173,7 @@ func TestRoundTripSuperuser(t *testing.T) {
 // TestRoundTripAppRole runs the suite as the application's own role: not a superuser, but CREATEDB and the
 // owner of its database, reached with a password.
 func TestRoundTripAppRole(t *testing.T) {
+	t.Parallel()
 	srv := testserver.StartPostgres(t)
 	role := srv.CreateRole(t, "s3cret pass'word", "CREATEDB")
 	db := srv.CreateDatabase(t, role)
@@ -179,6 +181,7 @@ func TestRoundTripAppRole(t *testing.T) {
 }
 
 func TestPrepareNeedsCreateDB(t *testing.T) {
+	t.Parallel()
 	srv := testserver.StartPostgres(t)
 	role := srv.CreateRole(t, "pw", "")
 	db := srv.CreateDatabase(t, role)
@@ -213,6 +216,7 @@ func countDatabases(t testing.TB, srv *testserver.Postgres, prefix string) int {
 }
 
 func TestPinErrors(t *testing.T) {
+	t.Parallel()
 	srv := testserver.StartPostgres(t)
 	role := srv.CreateRole(t, "right-password", "")
 	db := srv.CreateDatabase(t, role)
@@ -245,6 +249,7 @@ func TestPinErrors(t *testing.T) {
 
 // TestUnixSocket reaches the server through its Unix socket (postgres:///db?host=/dir).
 func TestUnixSocket(t *testing.T) {
+	t.Parallel()
 	srv := testserver.StartPostgres(t)
 	db := srv.CreateDatabase(t, "")
 	url := fmt.Sprintf("postgres://postgres@/%s?host=%s&port=%d", db, srv.Dir, srv.Port)
@@ -263,6 +268,7 @@ func TestUnixSocket(t *testing.T) {
 }
 
 func TestNewRejectsBadURL(t *testing.T) {
+	t.Parallel()
 	for _, u := range []string{"", "mysql://a:b@h/db", "postgres://u:topsecret@h:5432/"} {
 		_, err := New(backup.ServiceSpec{Name: "db", URL: u})
 		if err == nil {
@@ -276,6 +282,7 @@ func TestNewRejectsBadURL(t *testing.T) {
 // TestDumpKilled kills pg_dump halfway: reading the folder must fail, naming the cause, instead of
 // ending as if the dump were complete.
 func TestDumpKilled(t *testing.T) {
+	t.Parallel()
 	srv := testserver.StartPostgres(t)
 	db := srv.CreateDatabase(t, "")
 	c := conn(t, srv.URL(db))
@@ -321,6 +328,7 @@ func TestDumpKilled(t *testing.T) {
 // TestDumpServerGone terminates pg_dump's server session halfway: the folder read fails with the server's
 // reason.
 func TestDumpServerGone(t *testing.T) {
+	t.Parallel()
 	srv := testserver.StartPostgres(t)
 	db := srv.CreateDatabase(t, "")
 	c := conn(t, srv.URL(db))
@@ -351,6 +359,7 @@ func TestDumpServerGone(t *testing.T) {
 // TestFailedPrepareLeavesLiveUntouched restores a truncated dump: Prepare fails, the live database is as
 // it was and no restored copy is left behind.
 func TestFailedPrepareLeavesLiveUntouched(t *testing.T) {
+	t.Parallel()
 	srv := testserver.StartPostgres(t)
 	db := srv.CreateDatabase(t, "")
 	c := newCase(t, srv.URL(db), Options{})
@@ -400,6 +409,7 @@ type remoteFile struct{ fs.File }
 func (remoteFile) LocalFilesystemPath() string { return "" }
 
 func TestPrepareSpools(t *testing.T) {
+	t.Parallel()
 	srv := testserver.StartPostgres(t)
 	db := srv.CreateDatabase(t, "")
 	c := newCase(t, srv.URL(db), Options{})
@@ -452,6 +462,7 @@ func TestPrepareSpools(t *testing.T) {
 
 // TestSwitchTerminatesSessions: an application session open on the live database does not block Switch.
 func TestSwitchTerminatesSessions(t *testing.T) {
+	t.Parallel()
 	srv := testserver.StartPostgres(t)
 	db := srv.CreateDatabase(t, "")
 	c := newCase(t, srv.URL(db), Options{})
@@ -487,6 +498,7 @@ func TestSwitchTerminatesSessions(t *testing.T) {
 // TestPinConsistency: while a writer commits numbered rows as fast as it can, the backup holds exactly the
 // rows 1..k for a k between the rows committed before Pin started and those committed when it returned.
 func TestPinConsistency(t *testing.T) {
+	t.Parallel()
 	srv := testserver.StartPostgres(t)
 	db := srv.CreateDatabase(t, "")
 	url := srv.URL(db)
@@ -559,6 +571,7 @@ func TestPinConsistency(t *testing.T) {
 // TestSuperuserRestoreKeepsOwner: Rewind connects as a superuser to a database owned by the application's
 // role; after a restore the database and its objects still belong to that role, which can use them.
 func TestSuperuserRestoreKeepsOwner(t *testing.T) {
+	t.Parallel()
 	srv := testserver.StartPostgres(t)
 	role := srv.CreateRole(t, "pw", "")
 	db := srv.CreateDatabase(t, role)
@@ -598,6 +611,7 @@ func TestSuperuserRestoreKeepsOwner(t *testing.T) {
 // TestSwitchRefusedBySession: when a session of another role cannot be terminated, Switch fails after its
 // wait, names the role, and leaves the live database open and the prepared one discardable.
 func TestSwitchRefusedBySession(t *testing.T) {
+	t.Parallel()
 	srv := testserver.StartPostgres(t)
 	role := srv.CreateRole(t, "pw", "CREATEDB")
 	db := srv.CreateDatabase(t, role)
@@ -633,6 +647,7 @@ func TestSwitchRefusedBySession(t *testing.T) {
 // TestRestoreIntoNewDatabase restores into a database that does not exist yet (a branch environment): it is
 // created; the state it replaced is an empty database.
 func TestRestoreIntoNewDatabase(t *testing.T) {
+	t.Parallel()
 	srv := testserver.StartPostgres(t)
 	role := srv.CreateRole(t, "pw", "CREATEDB")
 	db := srv.CreateDatabase(t, role)
@@ -675,6 +690,7 @@ func TestRestoreIntoNewDatabase(t *testing.T) {
 
 // TestPasswordNotOnCommandLine: pg_dump gets the password through its environment, never its arguments.
 func TestPasswordNotOnCommandLine(t *testing.T) {
+	t.Parallel()
 	srv := testserver.StartPostgres(t)
 	role := srv.CreateRole(t, "argv-secret", "")
 	db := srv.CreateDatabase(t, role)
