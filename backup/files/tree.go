@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -53,6 +54,17 @@ type node struct {
 	// must still match st when it is read, else the read fails).
 	path   string
 	verify bool
+}
+
+// isRewindScratch reports whether name is a sibling Rewind itself creates (a stage, a restore being prepared, a
+// replaced tree): another service's mount nested in this one can put them here, and they are never data.
+func isRewindScratch(name string) bool {
+	for _, p := range []string{".rewind-stage-", ".rewind-restore-", ".rewind-replaced-"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // walkMode says what the pin walk does with regular files.
@@ -118,7 +130,7 @@ func (w *walker) walkDir(ctx context.Context, n *node, dir string) error {
 		if err != nil {
 			return fmt.Errorf("stat %q: %w", rel, err)
 		}
-		if w.match.Excluded(rel, fi.IsDir()) {
+		if w.match.Excluded(rel, fi.IsDir()) || isRewindScratch(name) {
 			continue
 		}
 		k := &node{name: name, rel: rel, st: statOf(fi), mode: fi.Mode(), mtime: fi.ModTime()}
