@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -522,4 +523,38 @@ func TestRestoreIntoNewDatabase(t *testing.T) {
 	if err := rep.Discard(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestDumpLoadsWithStockClient: dump.sql loads with the stock mariadb client into an empty database, without
+// Rewind, and gives the same state.
+func TestDumpLoadsWithStockClient(t *testing.T) {
+	t.Parallel()
+	client, err := exec.LookPath("mariadb")
+	if err != nil {
+		t.Skip("mariadb client not installed")
+	}
+	srv := testserver.StartMariaDB(t)
+	schema := srv.CreateDatabase(t)
+	c := newCase(t, srv, schema)
+	c.Fill(t)
+	want := c.Checksum(t)
+	cp, err := c.Source.Pin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := backuptest.Stream(t, cp, backup.NopProgress)
+	cp.Close()
+	target := schema + "_cli"
+	run(t, srv.Open(t, ""), "CREATE DATABASE "+target)
+	f, err := os.Open(filepath.Join(dir, DumpFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(client, "--no-defaults", "-h127.0.0.1", fmt.Sprintf("-P%d", srv.Port), "-uroot", target)
+	cmd.Stdin = f
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mariadb < dump.sql: %v: %s", err, out)
+	}
+	backuptest.MustEqual(t, "state loaded by the mariadb client", want, checksum(t, srv.Open(t, ""), target))
 }

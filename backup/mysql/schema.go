@@ -193,7 +193,47 @@ func readObjects(ctx context.Context, conn *sql.Conn, schema string) ([]object, 
 		}
 		objs = append(objs, o)
 	}
-	return objs, nil
+	return orderViews(objs), nil
+}
+
+// orderViews puts each view after the views its definition names, so that the dump loads in order with the
+// stock client (Rewind itself also retries). Dependencies are found textually (a quoted view name in the
+// definition); a cycle, which only a false match can make, keeps the remaining views in name order.
+func orderViews(objs []object) []object {
+	var views, others []object
+	for _, o := range objs {
+		if o.Kind == kindView {
+			views = append(views, o)
+		} else {
+			others = append(others, o)
+		}
+	}
+	var ordered []object
+	placed := map[string]bool{}
+	for len(views) > 0 {
+		var rest []object
+		for _, v := range views {
+			ready := true
+			for _, w := range views {
+				if w.Name != v.Name && !placed[w.Name] && strings.Contains(v.Create, quoteIdent(w.Name)) {
+					ready = false
+					break
+				}
+			}
+			if ready {
+				ordered = append(ordered, v)
+				placed[v.Name] = true
+			} else {
+				rest = append(rest, v)
+			}
+		}
+		if len(rest) == len(views) { // cycle
+			ordered = append(ordered, rest...)
+			break
+		}
+		views = rest
+	}
+	return append(others, ordered...)
 }
 
 // dropObjects drops objs (which have names) from schema.
