@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/kopia/kopia/fs"
 	"github.com/kopia/kopia/fs/virtualfs"
 
@@ -183,6 +184,9 @@ func (c *capture) write(ctx context.Context, w io.Writer) error {
 			err = c.writeSequence(ctx, bw, t)
 		} else {
 			err = c.writeRows(ctx, bw, t)
+		}
+		if errors.Is(err, mysql.ErrInvalidConn) {
+			err = fmt.Errorf("the connection to the server was lost (session killed or server gone): %w", err)
 		}
 		if err != nil {
 			return fmt.Errorf("table %s: %w", t.Name, err)
