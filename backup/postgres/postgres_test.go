@@ -76,8 +76,12 @@ SELECT nextval('shop.invoice_no') FROM generate_series(1, 5);
 // definitions of views, functions, triggers and indexes.
 func checksum(t testing.TB, url string) backuptest.State {
 	t.Helper()
-	c := conn(t, url)
 	ctx := context.Background()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer c.Close(ctx)
 	st := backuptest.State{}
 	rows, err := c.Query(ctx, `SELECT n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND c.relkind IN ('r', 'S', 'v', 'i')`)
@@ -168,6 +172,15 @@ func TestRoundTripSuperuser(t *testing.T) {
 	srv := testserver.StartPostgres(t)
 	db := srv.CreateDatabase(t, "")
 	backuptest.RoundTrip(t, newCase(t, srv.URL(db), Options{}))
+	// Every session the source opened is closed.
+	var n int
+	if err := conn(t, srv.URL("postgres")).QueryRow(context.Background(),
+		"SELECT count(*) FROM pg_stat_activity WHERE starts_with(datname, $1)", db).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("%d sessions still open on %s*", n, db)
+	}
 }
 
 // TestRoundTripAppRole runs the suite as the application's own role: not a superuser, but CREATEDB and the

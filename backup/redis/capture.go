@@ -13,6 +13,7 @@ import (
 
 	"github.com/kopia/kopia/fs"
 	"github.com/kopia/kopia/fs/virtualfs"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/rewind/rewind/backup"
 )
@@ -30,16 +31,18 @@ type Info struct {
 // Pin takes an atomic image of every key of the database with its TTL.
 func (s *Source) Pin(ctx context.Context) (backup.Capture, error) {
 	start := time.Now()
-	version, _, err := s.serverInfo(ctx)
+	rc := s.client()
+	defer rc.Close()
+	version, _, err := s.serverInfo(ctx, rc)
 	if err != nil {
 		return nil, s.errorf("pin redis database %d", err)
 	}
-	dataset, err := s.datasetBytes(ctx)
+	dataset, err := s.datasetBytes(ctx, rc)
 	if err != nil {
 		return nil, s.errorf("pin redis database %d", err)
 	}
 	if s.atomicLimit >= 0 && dataset <= s.atomicLimit {
-		v, err := dumpScript.Run(ctx, s.conn(), nil).Result()
+		v, err := dumpScript.Run(ctx, rc, nil).Result()
 		if err != nil {
 			return nil, s.errorf("pin redis database %d", err)
 		}
@@ -49,7 +52,7 @@ func (s *Source) Pin(ctx context.Context) (backup.Capture, error) {
 		}
 		return s.newCapture(snap, version, time.Since(start)), nil
 	}
-	snap, err := s.scanDump(ctx)
+	snap, err := s.scanDump(ctx, rc)
 	if err != nil {
 		return nil, s.errorf("pin redis database %d", err)
 	}
@@ -59,8 +62,8 @@ func (s *Source) Pin(ctx context.Context) (backup.Capture, error) {
 }
 
 // datasetBytes returns the server's used_memory_dataset.
-func (s *Source) datasetBytes(ctx context.Context) (int64, error) {
-	info, err := s.conn().Info(ctx, "memory").Result()
+func (s *Source) datasetBytes(ctx context.Context, rc *goredis.Client) (int64, error) {
+	info, err := rc.Info(ctx, "memory").Result()
 	if err != nil {
 		return 0, err
 	}
@@ -73,12 +76,12 @@ func (s *Source) datasetBytes(ctx context.Context) (int64, error) {
 }
 
 // scanDump captures the database with SCAN, running the dump script on each batch of keys.
-func (s *Source) scanDump(ctx context.Context) (*snapshot, error) {
+func (s *Source) scanDump(ctx context.Context, rc *goredis.Client) (*snapshot, error) {
 	var snap *snapshot
 	seen := map[string]bool{}
 	var cursor uint64
 	for {
-		keys, next, err := s.conn().Scan(ctx, cursor, "*", 1000).Result()
+		keys, next, err := rc.Scan(ctx, cursor, "*", 1000).Result()
 		if err != nil {
 			return nil, err
 		}
@@ -93,7 +96,7 @@ func (s *Source) scanDump(ctx context.Context) (*snapshot, error) {
 			if len(args) == 0 {
 				args = nil
 			}
-			v, err := dumpScript.Run(ctx, s.conn(), []string{"{rewind}:batch"}, args...).Result()
+			v, err := dumpScript.Run(ctx, rc, []string{"{rewind}:batch"}, args...).Result()
 			if err != nil {
 				return nil, err
 			}

@@ -30,7 +30,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -49,9 +48,6 @@ type Source struct {
 	name        string
 	opts        *goredis.Options
 	atomicLimit int64
-
-	mu     sync.Mutex
-	client *goredis.Client
 }
 
 var _ backup.Source = (*Source)(nil)
@@ -88,26 +84,10 @@ func NewWithOptions(spec backup.ServiceSpec, o Options) (*Source, error) {
 	return &Source{name: spec.Name, opts: opts, atomicLimit: o.AtomicLimit}, nil
 }
 
-// conn returns the Source's client, created on first use.
-func (s *Source) conn() *goredis.Client {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.client == nil {
-		s.client = goredis.NewClient(s.opts)
-	}
-	return s.client
-}
-
-// Close releases the Source's connections.
-func (s *Source) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.client == nil {
-		return nil
-	}
-	err := s.client.Close()
-	s.client = nil
-	return err
+// client opens a client for one operation; the caller closes it. Sources live as long as the engine wants
+// them and have no Close, so no connection outlives the operation that needed it.
+func (s *Source) client() *goredis.Client {
+	return goredis.NewClient(s.opts)
 }
 
 // dumpScript returns {now_ms, key1, expireat1, payload1, ...} for every key of the selected database (or
@@ -190,8 +170,8 @@ func (r redactedError) Error() string { return r.msg }
 func (r redactedError) Unwrap() error { return r.err }
 
 // serverInfo returns the server's version and the newest RDB version it restores.
-func (s *Source) serverInfo(ctx context.Context) (version string, rdb int, err error) {
-	info, err := s.conn().Info(ctx, "server").Result()
+func (s *Source) serverInfo(ctx context.Context, rc *goredis.Client) (version string, rdb int, err error) {
+	info, err := rc.Info(ctx, "server").Result()
 	if err != nil {
 		return "", 0, err
 	}

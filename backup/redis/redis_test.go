@@ -158,7 +158,6 @@ func newSource(t testing.TB, url string) *Source {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { src.(*Source).Close() })
 	return src.(*Source)
 }
 
@@ -185,7 +184,24 @@ func newCase(t *testing.T, srv *testserver.Redis, db int) backuptest.Case {
 
 func TestRoundTrip(t *testing.T) {
 	srv := testserver.StartRedis(t)
-	backuptest.RoundTrip(t, newCase(t, srv, srv.CreateDatabase(t)))
+	c := newCase(t, srv, srv.CreateDatabase(t))
+	admin := client(t, srv, 0)
+	clients := func() string {
+		info, err := admin.Info(context.Background(), "clients").Result()
+		must(t, err)
+		for _, line := range strings.Split(info, "\n") {
+			if strings.HasPrefix(line, "connected_clients:") {
+				return strings.TrimSpace(line)
+			}
+		}
+		return ""
+	}
+	c.Checksum(t) // opens the case's own client
+	before := clients()
+	backuptest.RoundTrip(t, c)
+	if after := clients(); after != before {
+		t.Fatalf("connections left open by the source: %s before, %s after", before, after)
+	}
 }
 
 // TestRoundTripBatched runs the suite with the SCAN fallback for big datasets.
@@ -197,7 +213,6 @@ func TestRoundTripBatched(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { src.Close() })
 	c.Source = src
 	fill := c.Fill
 	c.Fill = func(t testing.TB) {
@@ -330,7 +345,7 @@ func TestPayloadCRC(t *testing.T) {
 	ctx := context.Background()
 	fill(t, c)
 	src := newSource(t, srv.URL(db))
-	_, rdb, err := src.serverInfo(ctx)
+	_, rdb, err := src.serverInfo(ctx, c)
 	must(t, err)
 	keys, err := c.Keys(ctx, "*").Result()
 	must(t, err)

@@ -24,7 +24,9 @@ func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progres
 	if !ok {
 		return nil, fmt.Errorf("restore redis database %d: %s is not a file", db, KeysFile)
 	}
-	_, rdb, err := s.serverInfo(ctx)
+	rc := s.client()
+	defer rc.Close()
+	_, rdb, err := s.serverInfo(ctx, rc)
 	if err != nil {
 		return nil, s.errorf("restore redis database %d", err)
 	}
@@ -64,15 +66,15 @@ func (pr progressReader) Read(b []byte) (int, error) {
 
 // replace atomically captures the database's keys and replaces them with snap's (MULTI: dump script,
 // FLUSHDB, RESTORE...; EXEC). It returns the keys it replaced. Keys of snap already expired are skipped.
-func (s *Source) replace(ctx context.Context, snap *snapshot) (*snapshot, error) {
-	now, err := s.conn().Time(ctx).Result()
+func (s *Source) replace(ctx context.Context, rc *goredis.Client, snap *snapshot) (*snapshot, error) {
+	now, err := rc.Time(ctx).Result()
 	if err != nil {
 		return nil, err
 	}
 	nowMs := now.UnixMilli()
 	var dump *goredis.Cmd
 	var restores []*goredis.StatusCmd
-	cmds, err := s.conn().TxPipelined(ctx, func(pipe goredis.Pipeliner) error {
+	cmds, err := rc.TxPipelined(ctx, func(pipe goredis.Pipeliner) error {
 		// EVAL, not EVALSHA: a NOSCRIPT error inside MULTI would not stop the FLUSHDB after it.
 		dump = pipe.Eval(ctx, dumpLua, nil)
 		pipe.FlushDB(ctx)
@@ -109,7 +111,7 @@ func (s *Source) replace(ctx context.Context, snap *snapshot) (*snapshot, error)
 				break
 			}
 		}
-		if _, rerr := s.replace(ctx, old); rerr != nil {
+		if _, rerr := s.replace(ctx, rc, old); rerr != nil {
 			return nil, fmt.Errorf("restore failed (%v) and putting the previous keys back failed too: %w", failed, rerr)
 		}
 		return nil, fmt.Errorf("restore failed, previous keys put back: %w", failed)
@@ -137,11 +139,13 @@ func (prep *prepared) Switch(ctx context.Context) (backup.Replaced, error) {
 		return nil, fmt.Errorf("switch redis database %d: prepared state already used", s.opts.DB)
 	}
 	start := time.Now()
-	version, _, err := s.serverInfo(ctx)
+	rc := s.client()
+	defer rc.Close()
+	version, _, err := s.serverInfo(ctx, rc)
 	if err != nil {
 		return nil, s.errorf("switch redis database %d", err)
 	}
-	old, err := s.replace(ctx, prep.snap)
+	old, err := s.replace(ctx, rc, prep.snap)
 	if err != nil {
 		return nil, s.errorf("switch redis database %d", err)
 	}
@@ -188,7 +192,9 @@ func (r *replaced) Revert(ctx context.Context) error {
 	if r.snap == nil || r.reverted {
 		return fmt.Errorf("revert redis database %d: already reverted or discarded", r.src.opts.DB)
 	}
-	if _, err := r.src.replace(ctx, r.snap); err != nil {
+	rc := r.src.client()
+	defer rc.Close()
+	if _, err := r.src.replace(ctx, rc, r.snap); err != nil {
 		return r.src.errorf("revert redis database %d", err)
 	}
 	r.reverted = true
