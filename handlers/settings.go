@@ -87,14 +87,24 @@ func (h *Settings) Update(c echo.Context) error {
 	}
 	next := *cur
 	next.Name, next.Timezone = strings.TrimSpace(c.FormValue("name")), strings.TrimSpace(c.FormValue("timezone"))
-	if _, err := h.change(ctx, actor(c), next, true); err != nil {
-		var ve *db.ValidationError
-		if errors.As(err, &ve) {
-			return h.renderSettings(c, http.StatusUnprocessableEntity, *cur, next, views.FromValidation(ve))
-		}
+	// Another timezone moves the days, weeks and months retention counts in: if that expires backups, the form
+	// says which and asks to confirm.
+	pv, err := h.change(ctx, actor(c), next, c.FormValue("confirm_expire") != "")
+	var ve *db.ValidationError
+	var ne *needsConfirmation
+	switch {
+	case errors.As(err, &ve):
+		return h.renderSettings(c, http.StatusUnprocessableEntity, *cur, next, views.FromValidation(ve))
+	case errors.As(err, &ne):
+		return h.renderSettings(c, http.StatusConflict, *cur, next, views.Errors{"confirm_expire": ne.Error()})
+	case err != nil:
 		return err
 	}
-	_ = h.session.Flash(c, "success", "Project settings saved.")
+	msg := "Project settings saved."
+	if n := len(pv.Expiring); n > 0 {
+		msg += fmt.Sprintf(" %s expired.", plural(n, "backup"))
+	}
+	_ = h.session.Flash(c, "success", msg)
 	return redirect(c, "/settings")
 }
 
