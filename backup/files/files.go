@@ -27,6 +27,11 @@
 // renameat2(RENAME_EXCHANGE); where the kernel or filesystem lacks it, it falls back to two renames (the mount
 // path is briefly missing between them). The replaced tree stays in the sibling directory: Replaced.Pin
 // captures it, Revert exchanges back, Discard removes it.
+//
+// A mount that is the root of its own filesystem (a bind mount or volume) cannot be renamed: there the
+// restored tree is built in `.rewind-restore-<random>` inside the mount and Switch swaps the two trees entry by
+// entry (each entry atomically, the whole not), keeping the replaced tree in `.rewind-replaced-<random>`
+// inside the mount. Backups never capture these scratch directories.
 package files
 
 import (
@@ -48,6 +53,32 @@ import (
 type Source struct {
 	root  string
 	match *Matcher
+	// forceInside makes Prepare and Switch work as for a mount point (tests only).
+	forceInside bool
+}
+
+// isMountPoint reports whether the mount is the root of its own filesystem (a bind mount, a volume): such a
+// directory cannot be renamed, so restores are built inside it and swapped entry by entry.
+func (s *Source) isMountPoint() bool {
+	if s.forceInside {
+		return true
+	}
+	fi, err := os.Lstat(s.root)
+	if err != nil {
+		return false
+	}
+	pfi, err := os.Lstat(filepath.Dir(s.root))
+	if err != nil {
+		return false
+	}
+	return statOf(fi).dev != statOf(pfi).dev
+}
+
+// inside returns a fresh scratch path inside the mount (for mount points).
+func (s *Source) inside(kind string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return filepath.Join(s.root, fmt.Sprintf(".rewind-%s-%s", kind, hex.EncodeToString(b[:])))
 }
 
 var (

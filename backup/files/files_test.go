@@ -10,6 +10,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -32,6 +33,12 @@ func state(t testing.TB, root string, contentOnly bool) backuptest.State {
 			return err
 		}
 		rel, _ := filepath.Rel(root, p)
+		if strings.HasPrefix(fi.Name(), ".rewind-") {
+			if fi.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
 		meta := ""
 		if !contentOnly {
 			meta = fmt.Sprintf(" %v %d", fi.Mode(), fi.ModTime().UnixNano())
@@ -551,5 +558,89 @@ func TestRestoreRefusesEscapingSymlink(t *testing.T) {
 		if left, _ := filepath.Glob(filepath.Join(base, ".rewind-*")); len(left) != 0 {
 			t.Fatalf("siblings left: %v", left)
 		}
+	}
+}
+
+// TestContractMountPoint runs the shared suite on a mount restored as a mount point is (built inside the
+// mount, swapped entry by entry), then checks that a full round trip keeps every mode and time.
+func TestContractMountPoint(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "mount")
+	src, err := files.New(root, exclude)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files.ForceMountPoint(src)
+	backuptest.RoundTrip(t, backuptest.Case{
+		Source: src,
+		Fill: func(t testing.TB) {
+			write(t, filepath.Join(root, "a/b.txt"), []byte("b"), 0o644)
+			write(t, filepath.Join(root, "c.txt"), randomBytes(1, 100000), 0o600)
+			write(t, filepath.Join(root, "cache/x"), []byte("excluded"), 0o644)
+			os.MkdirAll(filepath.Join(root, "empty"), 0o755)
+		},
+		Checksum: func(t testing.TB) backuptest.State {
+			return withoutExcluded(state(t, root, true))
+		},
+		Write: func(t testing.TB, n int) {
+			write(t, filepath.Join(root, fmt.Sprintf("w%d.txt", n)), []byte("w"), 0o644)
+		},
+		Damage: func(t testing.TB) {
+			os.RemoveAll(filepath.Join(root, "a"))
+			write(t, filepath.Join(root, "c.txt"), []byte("short"), 0o644)
+			write(t, filepath.Join(root, "d/new.txt"), []byte("new"), 0o644)
+		},
+	})
+	if _, err := os.Stat(filepath.Join(root, "cache/x")); err != nil {
+		t.Fatalf("excluded entry not kept: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(root, ".rewind-*")); len(left) != 0 {
+		t.Fatalf("scratch left inside the mount: %v", left)
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(root), ".rewind-*")); len(left) != 0 {
+		t.Fatalf("scratch left beside the mount: %v", left)
+	}
+}
+
+// TestEngineRoundTripRealMountPoint restores into a real mount point (a tmpfs, when the test may mount one):
+// the directory cannot be renamed, so the restore is built inside it and swapped entry by entry.
+func TestEngineRoundTripRealMountPoint(t *testing.T) {
+	ctx := context.Background()
+	base := t.TempDir()
+	mount := filepath.Join(base, "srv", "uploads")
+	if err := os.MkdirAll(mount, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "rewind-test", mount).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mount).Run() })
+	fill(t, mount, 1<<20)
+	e := openEngine(t, filepath.Join(base, "data"))
+	spec := backup.ServiceSpec{Name: "uploads", Type: backup.TypeFiles, Path: mount, Exclude: exclude}
+	m, err := e.Backup(ctx, backup.BackupRequest{Environment: "main", Kind: backup.KindManual, Services: []backup.ServiceSpec{spec}}, nil)
+	if err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	want := withoutExcluded(state(t, mount, false))
+	write(t, filepath.Join(mount, "café/日本語.txt"), []byte("changed"), 0o600)
+	os.RemoveAll(filepath.Join(mount, "a/b"))
+	damaged := withoutExcluded(state(t, mount, false))
+	res, err := e.Restore(ctx, backup.RestoreRequest{ID: m.ID, Services: []backup.ServiceSpec{spec}}, nil)
+	if err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	backuptest.MustEqual(t, "mount point after restore", want, withoutExcluded(state(t, mount, false)))
+	if _, err := os.Stat(filepath.Join(mount, "a/cache/y")); err != nil {
+		t.Fatalf("excluded entry not kept: %v", err)
+	}
+	if err := res.Replaced[0].Replaced.Revert(ctx); err != nil {
+		t.Fatalf("Revert: %v", err)
+	}
+	backuptest.MustEqual(t, "mount point after revert", damaged, withoutExcluded(state(t, mount, false)))
+	if err := res.Replaced[0].Replaced.Discard(ctx); err != nil {
+		t.Fatalf("Discard: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(mount, ".rewind-*")); len(left) != 0 {
+		t.Fatalf("scratch left inside the mount: %v", left)
 	}
 }

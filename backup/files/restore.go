@@ -20,6 +20,10 @@ import (
 // mount's excluded entries over into the restored tree, so a restore never drops what the backup did not cover.
 func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progress) (backup.Prepared, error) {
 	target := s.sibling("restore")
+	inside := s.isMountPoint()
+	if inside {
+		target = s.inside("restore")
+	}
 	if err := os.MkdirAll(filepath.Dir(s.root), 0o755); err != nil {
 		return nil, fmt.Errorf("create parent of the mount: %w", err)
 	}
@@ -36,7 +40,7 @@ func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progres
 		os.RemoveAll(target) //nolint:errcheck
 		return nil, err
 	}
-	return &prepared{s: s, dir: target}, nil
+	return &prepared{s: s, dir: target, inside: inside}, nil
 }
 
 type restorer struct {
@@ -190,10 +194,11 @@ func syncParent(p string) error {
 	return nil
 }
 
-// prepared is a restored tree in a sibling directory.
+// prepared is a restored tree in a sibling directory (or, for a mount point, inside the mount).
 type prepared struct {
 	s        *Source
 	dir      string
+	inside   bool
 	switched bool
 }
 
@@ -215,6 +220,18 @@ func (p *prepared) Switch(context.Context) (backup.Replaced, error) {
 	if err := moveExcluded(p.s.root, p.dir, p.s.match); err != nil {
 		return nil, err
 	}
+	if p.inside {
+		// The restored tree's directory becomes the replaced tree's once their contents are swapped.
+		dir := p.s.inside("replaced")
+		if err := os.Rename(p.dir, dir); err != nil {
+			return nil, fmt.Errorf("switch: %w", err)
+		}
+		if err := swapContents(p.s.root, dir); err != nil {
+			return nil, err
+		}
+		p.switched = true
+		return &replaced{s: p.s, dir: dir, inside: true}, nil
+	}
 	if err := exchange(p.dir, p.s.root); err != nil {
 		return nil, err
 	}
@@ -235,9 +252,10 @@ func (p *prepared) Discard(context.Context) error {
 
 // replaced is the tree a Switch moved into the sibling directory.
 type replaced struct {
-	s    *Source
-	dir  string
-	none bool // there was no live tree: the capture is an empty directory, Revert removes the restored one
+	s      *Source
+	dir    string
+	none   bool // there was no live tree: the capture is an empty directory, Revert removes the restored one
+	inside bool // dir is inside the mount (a mount point): Revert swaps contents
 }
 
 // Pin captures the moved-aside tree in place: nothing writes to it any more, and every read still checks it.
@@ -264,6 +282,9 @@ func (r *replaced) Revert(context.Context) error {
 	}
 	if err := moveExcluded(r.s.root, r.dir, r.s.match); err != nil {
 		return err
+	}
+	if r.inside {
+		return swapContents(r.s.root, r.dir)
 	}
 	return exchange(r.dir, r.s.root)
 }
@@ -292,6 +313,9 @@ func moveExcludedDir(from, to, rel string, m *Matcher) error {
 		return fmt.Errorf("keep excluded entries: %w", err)
 	}
 	for _, e := range ents {
+		if isRewindScratch(e.Name()) {
+			continue
+		}
 		crel := path.Join(rel, e.Name())
 		if !m.Excluded(crel, e.IsDir()) {
 			if e.IsDir() {
@@ -330,4 +354,61 @@ func moveExcludedDir(from, to, rel string, m *Matcher) error {
 		}
 	}
 	return nil
+}
+
+// swapContents exchanges the entries (and the mode and times) of the mount root and of dir, a directory inside
+// it on the same filesystem, one rename at a time. Rewind's scratch entries stay where they are.
+func swapContents(root, dir string) error {
+	tmp := filepath.Join(root, ".rewind-stage-swap-"+filepath.Base(dir))
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return fmt.Errorf("swap: %w", err)
+	}
+	move := func(from, to string, skipScratch bool) error {
+		ents, err := os.ReadDir(from)
+		if err != nil {
+			return fmt.Errorf("swap: %w", err)
+		}
+		for _, e := range ents {
+			if skipScratch && isRewindScratch(e.Name()) {
+				continue
+			}
+			if err := os.Rename(filepath.Join(from, e.Name()), filepath.Join(to, e.Name())); err != nil {
+				return fmt.Errorf("swap %s: %w", e.Name(), err)
+			}
+		}
+		return nil
+	}
+	rfi, err := os.Lstat(root)
+	if err != nil {
+		return fmt.Errorf("swap: %w", err)
+	}
+	dfi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("swap: %w", err)
+	}
+	if err := move(root, tmp, true); err != nil {
+		return err
+	}
+	if err := move(dir, root, false); err != nil {
+		return err
+	}
+	if err := move(tmp, dir, false); err != nil {
+		return err
+	}
+	if err := os.Remove(tmp); err != nil {
+		return fmt.Errorf("swap: %w", err)
+	}
+	for _, x := range []struct {
+		p  string
+		fi os.FileInfo
+	}{{root, dfi}, {dir, rfi}} {
+		if err := os.Chmod(x.p, x.fi.Mode()&fs.ModBits); err != nil {
+			return fmt.Errorf("swap: %w", err)
+		}
+		mt := unix.NsecToTimespec(x.fi.ModTime().UnixNano())
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, x.p, []unix.Timespec{mt, mt}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("swap: %w", err)
+		}
+	}
+	return syncDir(root)
 }
