@@ -18,6 +18,7 @@ import (
 
 	"github.com/rewind/rewind/backup"
 	"github.com/rewind/rewind/db"
+	"github.com/rewind/rewind/jobs"
 )
 
 // The catalog copy in the repository: the catalog (users, settings, environments, backups, activities) and
@@ -237,6 +238,15 @@ func rebuildCatalog(ctx context.Context, dataDir, storage string, getenv func(st
 	if err := reconcileBackups(ctx, catalog, engine, res); err != nil {
 		return err
 	}
+	if t, err := loadCopyTarget(ctx, catalog); err == nil && t != nil && t.URL == where {
+		// rebuilt from the copy, which is now the primary: it must not be its own copy
+		for _, k := range []string{settingCopyURL, settingCopyKey, settingCopySecret, settingCopySyncedAt, settingCopyError} {
+			if err := catalog.SetSetting(ctx, k, ""); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintln(out, "The repository was the copy target; it is now the primary storage: add a new copy target on the Storage page.")
+	}
 	summary := fmt.Sprintf("Rebuilt the catalog from %s: %d backups in the repository", where, res.Backups)
 	if !res.FromCopy.IsZero() {
 		summary += fmt.Sprintf("; users, settings and environments from the catalog copy of %s", res.FromCopy.UTC().Format(time.RFC3339))
@@ -283,7 +293,15 @@ func reconcileBackups(ctx context.Context, catalog *db.DB, engine *backup.Engine
 	inRepo := map[string]bool{}
 	for _, m := range mans {
 		inRepo[m.ID] = true
-		if _, err := catalog.FindBackupByID(ctx, m.ID); err == nil {
+		if b, err := catalog.FindBackupByID(ctx, m.ID); err == nil {
+			if b.Status != db.BackupComplete { // the catalog copy was taken while it ran
+				complete, progress, size, none := db.BackupComplete, 100, m.Bytes, ""
+				if _, err := catalog.UpdateBackup(ctx, m.ID, db.BackupUpdate{Status: &complete, Progress: &progress,
+					SizeBytes: &size, Services: refOf(backupServices(m)), Error: &none}); err != nil {
+					return fmt.Errorf("complete backup %s: %w", m.ID, err)
+				}
+				res.Added++
+			}
 			continue
 		} else if !errors.Is(err, db.ErrNotFound) {
 			return err
@@ -303,9 +321,7 @@ func reconcileBackups(ctx context.Context, catalog *db.DB, engine *backup.Engine
 		}
 		finished := m.FinishedAt
 		b.CompletedAt = &finished
-		for _, s := range m.Services {
-			b.Services = append(b.Services, db.BackupService{Name: s.Name, Type: s.Type, Version: s.Version, Size: s.Bytes})
-		}
+		b.Services = backupServices(m)
 		started := m.StartedAt
 		now := catalog.Now
 		catalog.Now = func() time.Time { return started }
@@ -315,6 +331,9 @@ func reconcileBackups(ctx context.Context, catalog *db.DB, engine *backup.Engine
 			return fmt.Errorf("add backup %s: %w", m.ID, err)
 		}
 		res.Added++
+	}
+	if err := endUnfinished(ctx, catalog, inRepo); err != nil {
+		return err
 	}
 	complete, expired := db.BackupComplete, db.BackupExpired
 	var gone []string
@@ -337,6 +356,44 @@ func reconcileBackups(ctx context.Context, catalog *db.DB, engine *backup.Engine
 			return err
 		}
 		res.Expired++
+	}
+	return nil
+}
+
+func backupServices(m *backup.Manifest) []db.BackupService {
+	var out []db.BackupService
+	for _, s := range m.Services {
+		out = append(out, db.BackupService{Name: s.Name, Type: s.Type, Version: s.Version, Size: s.Bytes})
+	}
+	return out
+}
+
+func refOf[T any](v T) *T { return &v }
+
+// endUnfinished ends the activities a catalog copy caught while they ran: the lost server will not finish them,
+// and the new one must not run them again. A backup whose snapshot made it into the repository succeeded; every
+// other one failed, and so did its backup row.
+func endUnfinished(ctx context.Context, catalog *db.DB, inRepo map[string]bool) error {
+	acts, err := catalog.FindUnfinishedActivities(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range acts {
+		state, note := db.ActivityFailed, "\nthe server was lost before this finished (catalog rebuilt from the repository)"
+		if a.BackupID != "" && inRepo[a.BackupID] && a.Type == jobs.TypeBackup {
+			state, note = db.ActivitySucceeded, "\nthe backup reached the repository before the server was lost (catalog rebuilt from the repository)"
+		}
+		if _, err := catalog.UpdateActivity(ctx, a.ID, db.ActivityUpdate{State: &state, AppendLog: &note}); err != nil {
+			return fmt.Errorf("end activity %d: %w", a.ID, err)
+		}
+		if state == db.ActivityFailed && a.BackupID != "" && !inRepo[a.BackupID] {
+			if b, err := catalog.FindBackupByID(ctx, a.BackupID); err == nil && (b.Status == db.BackupPending || b.Status == db.BackupRunning) {
+				failed, msg := db.BackupFailed, "the server was lost before this backup completed"
+				if _, err := catalog.UpdateBackup(ctx, b.ID, db.BackupUpdate{Status: &failed, Error: &msg}); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	return nil
 }

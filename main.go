@@ -78,6 +78,8 @@ type Main struct {
 	CatalogSaver *catalogSaver
 	// StorageURL describes the repository's storage, without credentials.
 	StorageURL string
+	// Copier copies the repository to the copy target set on the storage page (see copy_target.go).
+	Copier *copier
 }
 
 // NewMain returns a Main with the defaults of `rewind serve`.
@@ -146,7 +148,12 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.Scheduler = &jobs.Scheduler{Catalog: catalog, Ops: m.Ops, Now: m.Now, Log: m.Logger}
-	m.Ops.AfterBackup = m.Scheduler.AfterBackup
+	m.Copier = &copier{Catalog: catalog, Repo: m.Repo, Logger: m.Logger, Now: m.Now, Interval: 10 * time.Minute}
+	m.Ops.AfterBackup = func(ctx context.Context, env string, p *jobs.Progress) {
+		m.Scheduler.AfterBackup(ctx, env, p)
+		m.Copier.Trigger() // every completed backup goes to the copy target too
+	}
+	m.Copier.Start()
 	if err := m.Scheduler.Start(ctx); err != nil {
 		return fmt.Errorf("start scheduler: %w", err)
 	}
@@ -155,7 +162,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Catalog: catalog, SessionKey: secrets.SessionKey, SecureCookies: m.SecureCookies,
 		Logger: m.Logger, Now: m.Now,
 		Ops: m.Ops, Runner: m.Runner, Gates: m.Gates, Plans: m.Ops, Scheduler: m.Scheduler,
-		Storage: newStorageInspector(m.Storage, m.StorageURL, m.Repo, m.CatalogSaver, m.Now),
+		Storage: newStorageInspector(m.Storage, m.StorageURL, m.Repo, m.CatalogSaver, m.Copier, catalog, m.Now),
 		EnvironmentChanged: func(ctx context.Context) {
 			if err := m.SyncGates(ctx); err != nil {
 				m.Logger.Error("sync request gates", "err", err)
@@ -271,6 +278,9 @@ func (m *Main) Close() error {
 	}
 	if m.Runner != nil {
 		m.Runner.Close()
+	}
+	if m.Copier != nil {
+		m.Copier.Close()
 	}
 	if m.Gates != nil {
 		errs = append(errs, m.Gates.Close())

@@ -15,18 +15,21 @@ import (
 
 	"github.com/rewind/rewind/backup"
 	"github.com/rewind/rewind/backup/s3"
+	"github.com/rewind/rewind/db"
 	"github.com/rewind/rewind/handlers"
 	"github.com/rewind/rewind/views"
 )
 
 // storageInspector is the storage settings page's view of the repository's storage (handlers.StorageInspector).
 type storageInspector struct {
-	where string      // storageFor's description: file:///dir or s3://… without credentials
-	s3    *s3.Options // nil for local storage
-	dir   string      // local storage directory
-	repo  *backup.Repository
-	saver *catalogSaver
-	now   func() time.Time
+	where   string      // storageFor's description: file:///dir or s3://… without credentials
+	s3      *s3.Options // nil for local storage
+	dir     string      // local storage directory
+	repo    *backup.Repository
+	saver   *catalogSaver
+	copier  *copier
+	catalog *db.DB
+	now     func() time.Time
 
 	mu       sync.Mutex
 	cached   views.StorageData
@@ -39,8 +42,10 @@ var _ handlers.StorageInspector = (*storageInspector)(nil)
 // bucket takes one request per 1000 objects).
 const statusCacheFor = 30 * time.Second
 
-func newStorageInspector(raw, where string, r *backup.Repository, saver *catalogSaver, now func() time.Time) *storageInspector {
-	si := &storageInspector{where: where, repo: r, saver: saver, now: now}
+func newStorageInspector(raw, where string, r *backup.Repository, saver *catalogSaver, cp *copier, catalog *db.DB,
+	now func() time.Time,
+) *storageInspector {
+	si := &storageInspector{where: where, repo: r, saver: saver, copier: cp, catalog: catalog, now: now}
 	if strings.HasPrefix(where, "s3://") {
 		if o, err := s3.ParseURL(raw); err == nil {
 			si.s3 = &o
@@ -61,6 +66,7 @@ func (si *storageInspector) Status(ctx context.Context) views.StorageData {
 		si.cachedAt = now
 	}
 	d := si.cached
+	si.copyStatus(ctx, &d)
 	if si.saver != nil {
 		saved, err := si.saver.LastSaved()
 		d.CatalogSaved = saved
@@ -180,4 +186,127 @@ func checkDir(dir string) error {
 		return fmt.Errorf("cannot read back a file written to %s: %v", filepath.Base(f.Name()), err)
 	}
 	return nil
+}
+
+// storedBackupsShown is how many of the newest backups the storage page lists with their locations.
+const storedBackupsShown = 20
+
+// copyStatus fills in the copy target and where the newest backups are.
+func (si *storageInspector) copyStatus(ctx context.Context, d *views.StorageData) {
+	if si.catalog == nil {
+		return
+	}
+	t, err := loadCopyTarget(ctx, si.catalog)
+	if err != nil {
+		d.CopyForm.Error = "Could not read the copy target: " + err.Error()
+		return
+	}
+	var synced time.Time
+	if t != nil {
+		synced = copiedBefore(ctx, si.catalog)
+		cd := &views.CopyData{URL: t.URL, SyncedAt: synced, Credentials: "the server's (AWS chain)"}
+		if strings.HasPrefix(t.URL, "file://") {
+			cd.Credentials = "none (local path)"
+		} else if t.AccessKey != "" {
+			cd.Credentials = "access key " + maskKey(t.AccessKey)
+		}
+		if e, err := si.catalog.Setting(ctx, settingCopyError); err == nil {
+			cd.Error = e
+		}
+		cd.Running = si.copier != nil && si.copier.Running()
+		d.Copy = cd
+	}
+	complete := db.BackupComplete
+	rows, _, err := si.catalog.FindBackups(ctx, db.BackupFilter{Status: &complete, Limit: storedBackupsShown})
+	if err != nil {
+		return
+	}
+	for _, b := range rows {
+		sb := views.StoredBackup{ID: b.ID, Environment: b.Environment, Kind: b.Kind, StoredIn: []string{"primary"}}
+		if b.CompletedAt != nil {
+			sb.Completed = *b.CompletedAt
+			if t != nil && !synced.IsZero() && !b.CompletedAt.After(synced) {
+				sb.StoredIn = append(sb.StoredIn, "copy")
+			}
+		}
+		d.Backups = append(d.Backups, sb)
+	}
+}
+
+// maskKey shows the first characters of an access key id only.
+func maskKey(k string) string {
+	if len(k) <= 4 {
+		return "…"
+	}
+	return k[:4] + "…"
+}
+
+// SetCopyTarget implements handlers.StorageInspector.
+func (si *storageInspector) SetCopyTarget(ctx context.Context, raw, accessKey, secretKey, actor string) error {
+	u, err := parseCopyURL(raw)
+	if err != nil {
+		return fmt.Errorf("copy target %q: %v", strings.TrimSpace(raw), err)
+	}
+	if u == si.where || (si.s3 != nil && strings.HasPrefix(u, "s3://") && sameBucket(u, *si.s3)) {
+		return errors.New("the copy target is the primary storage itself: choose another bucket, prefix or path")
+	}
+	t := copyTarget{URL: u, AccessKey: strings.TrimSpace(accessKey), SecretKey: secretKey}
+	if strings.HasPrefix(u, "file://") {
+		t.AccessKey, t.SecretKey = "", ""
+	} else if t.AccessKey != "" && t.SecretKey == "" {
+		if old, err := loadCopyTarget(ctx, si.catalog); err == nil && old != nil && old.AccessKey == t.AccessKey {
+			t.SecretKey = old.SecretKey // unchanged key: keep the saved secret
+		} else {
+			return errors.New("enter the secret access key that goes with the access key ID")
+		}
+	}
+	if err := t.check(ctx); err != nil {
+		return fmt.Errorf("cannot use %s as the copy target: %v", u, err)
+	}
+	for _, kv := range [][2]string{{settingCopyKey, t.AccessKey}, {settingCopySecret, t.SecretKey}} {
+		if err := si.catalog.SetSecretSetting(ctx, kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	_ = si.catalog.SetSetting(ctx, settingCopySyncedAt, "")
+	_ = si.catalog.SetSetting(ctx, settingCopyError, "")
+	if err := si.catalog.SetSetting(ctx, settingCopyURL, u); err != nil {
+		return err
+	}
+	if err := si.catalog.CreateActivity(ctx, &db.Activity{Type: "storage.copy_target", Actor: actor, State: db.ActivitySucceeded,
+		Summary: "Set the copy target to " + u}); err != nil {
+		return err
+	}
+	if si.copier != nil {
+		si.copier.Trigger()
+	}
+	return nil
+}
+
+// sameBucket reports whether an s3 URL names the primary's bucket and prefix (wherever its endpoint).
+func sameBucket(u string, primary s3.Options) bool {
+	o, err := s3.ParseURL(u)
+	return err == nil && o.Bucket == primary.Bucket && o.Prefix == primary.Prefix && o.Endpoint == primary.Endpoint
+}
+
+// RemoveCopyTarget implements handlers.StorageInspector.
+func (si *storageInspector) RemoveCopyTarget(ctx context.Context, actor string) error {
+	t, err := loadCopyTarget(ctx, si.catalog)
+	if err != nil || t == nil {
+		return err
+	}
+	for _, k := range []string{settingCopyURL, settingCopyKey, settingCopySecret, settingCopySyncedAt, settingCopyError} {
+		if err := si.catalog.SetSetting(ctx, k, ""); err != nil {
+			return err
+		}
+	}
+	return si.catalog.CreateActivity(ctx, &db.Activity{Type: "storage.copy_target", Actor: actor, State: db.ActivitySucceeded,
+		Summary: "Stopped copying to " + t.URL + " (the copy made stays there)"})
+}
+
+// SyncCopy implements handlers.StorageInspector.
+func (si *storageInspector) SyncCopy(context.Context) {
+	if si.copier != nil {
+		si.copier.Trigger()
+	}
 }

@@ -19,17 +19,26 @@ type StorageInspector interface {
 	Status(ctx context.Context) views.StorageData
 	// Test lists, writes, reads and deletes a test object and explains a failure in words an admin can act on.
 	Test(ctx context.Context) *views.StorageTest
+	// SetCopyTarget tests and saves the second location (url: s3://… or file:///…; accessKey/secretKey: explicit
+	// S3 credentials, "" for the server's AWS chain, secretKey "" keeps a saved one) and starts a copy. Its error
+	// is a message for the admin.
+	SetCopyTarget(ctx context.Context, url, accessKey, secretKey, actor string) error
+	// RemoveCopyTarget stops copying (the copy made stays).
+	RemoveCopyTarget(ctx context.Context, actor string) error
+	// SyncCopy starts a copy now.
+	SyncCopy(ctx context.Context)
 }
 
 // Storage is the storage settings page: GET /settings/storage and its "Test connection" (POST
 // /settings/storage/test). Admins only.
 type Storage struct {
 	storage StorageInspector // nil: the page says the storage is not available
+	session Session
 	now     func() time.Time
 }
 
-func NewStorage(storage StorageInspector, now func() time.Time) *Storage {
-	return &Storage{storage: storage, now: now}
+func NewStorage(storage StorageInspector, session Session, now func() time.Time) *Storage {
+	return &Storage{storage: storage, session: session, now: now}
 }
 
 func requireStorageAdmin(c echo.Context) error {
@@ -68,11 +77,61 @@ func (h *Storage) Test(c echo.Context) error {
 	return render(c, http.StatusOK, views.StoragePage(page(c, "Storage", "storage"), h.status(c.Request().Context(), res)))
 }
 
+// SetCopy is POST /settings/storage/copy.
+func (h *Storage) SetCopy(c echo.Context) error {
+	if err := requireStorageAdmin(c); err != nil {
+		return err
+	}
+	if h.storage == nil {
+		return forbidden("The backup storage is not open in this server.")
+	}
+	form := views.CopyForm{URL: c.FormValue("url"), AccessKey: c.FormValue("access_key")}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 45*time.Second)
+	defer cancel()
+	if err := h.storage.SetCopyTarget(ctx, form.URL, form.AccessKey, c.FormValue("secret_key"), actor(c)); err != nil {
+		form.Error = err.Error()
+		d := h.status(c.Request().Context(), nil)
+		d.CopyForm = form
+		return render(c, http.StatusUnprocessableEntity, views.StoragePage(page(c, "Storage", "storage"), d))
+	}
+	_ = h.session.Flash(c, "success", "Copy target saved; the repository is being copied there now.")
+	return redirect(c, "/settings/storage")
+}
+
+// RemoveCopy is POST /settings/storage/copy/delete.
+func (h *Storage) RemoveCopy(c echo.Context) error {
+	if err := requireStorageAdmin(c); err != nil {
+		return err
+	}
+	if h.storage != nil {
+		if err := h.storage.RemoveCopyTarget(c.Request().Context(), actor(c)); err != nil {
+			return err
+		}
+	}
+	_ = h.session.Flash(c, "success", "Copying stopped. The copy already made stays where it is.")
+	return redirect(c, "/settings/storage")
+}
+
+// SyncCopy is POST /settings/storage/copy/sync.
+func (h *Storage) SyncCopy(c echo.Context) error {
+	if err := requireStorageAdmin(c); err != nil {
+		return err
+	}
+	if h.storage != nil {
+		h.storage.SyncCopy(c.Request().Context())
+	}
+	_ = h.session.Flash(c, "info", "Copying to the copy target; the page shows when it is done.")
+	return redirect(c, "/settings/storage")
+}
+
 func (h *Storage) status(ctx context.Context, test *views.StorageTest) views.StorageData {
 	d := views.StorageData{Kind: "—", StatusError: "The backup storage is not open in this server."}
 	if h.storage != nil {
 		d = h.storage.Status(ctx)
 	}
 	d.Now, d.Test = h.now(), test
+	if d.CopyForm.URL == "" && d.Copy != nil {
+		d.CopyForm.URL = d.Copy.URL
+	}
 	return d
 }

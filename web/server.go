@@ -112,7 +112,7 @@ func NewServer(cfg Config) (*Server, error) {
 	settings := handlers.NewSettings(cat, cfg.Plans, cfg.Scheduler, sm, cfg.Now)
 	planAPI := handlers.NewPlanAPI(settings)
 	metrics := handlers.NewMetrics(cat, cfg.Gates)
-	storage := handlers.NewStorage(cfg.Storage, cfg.Now)
+	storage := handlers.NewStorage(cfg.Storage, sm, cfg.Now)
 
 	e.GET("/healthz", func(c echo.Context) error {
 		if _, err := cat.CountUsers(c.Request().Context()); err != nil {
@@ -173,6 +173,9 @@ func NewServer(cfg Config) (*Server, error) {
 	in.POST("/settings/plan", settings.ChangePlan)
 	in.GET("/settings/storage", storage.Show)
 	in.POST("/settings/storage/test", storage.Test)
+	in.POST("/settings/storage/copy", storage.SetCopy)
+	in.POST("/settings/storage/copy/delete", storage.RemoveCopy)
+	in.POST("/settings/storage/copy/sync", storage.SyncCopy)
 	in.GET("/users", users.List)
 	in.POST("/users", users.Create)
 	in.POST("/users/:id", users.Update)

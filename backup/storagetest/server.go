@@ -30,7 +30,14 @@ type S3Server struct {
 	SecretKey string
 	Dir       string
 	cmd       *exec.Cmd
+	exited    chan struct{}
 	buckets   atomic.Int64
+}
+
+// Stop kills the server (a storage outage); the test's cleanup calls it too.
+func (s *S3Server) Stop() {
+	s.cmd.Process.Kill() //nolint:errcheck
+	<-s.exited
 }
 
 // versitygwPath finds the versitygw binary on PATH or in $(go env GOPATH)/bin.
@@ -86,10 +93,8 @@ func StartS3(t testing.TB) *S3Server {
 		go func() { cmd.Wait(); logf.Close(); close(exited) }() //nolint:errcheck
 		srv.cmd, srv.Endpoint = cmd, "http://"+addr
 		if waitHTTP(srv.Endpoint, exited, 15*time.Second) {
-			t.Cleanup(func() {
-				cmd.Process.Kill() //nolint:errcheck
-				<-exited
-			})
+			srv.exited = exited
+			t.Cleanup(srv.Stop)
 			return srv
 		}
 		cmd.Process.Kill() //nolint:errcheck
