@@ -391,10 +391,31 @@ func (o *Operations) expiring(ctx context.Context, plan db.Plan, env string) ([]
 		return nil, err
 	}
 	verdicts := Retain(backups, plan.Schedule, envType, plan.Location(), o.now())
+	restoring, err := o.restoring(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []Expiring
 	for _, b := range backups { // newest first
-		if v, ok := verdicts[b.ID]; ok && !v.Keep {
+		if v, ok := verdicts[b.ID]; ok && !v.Keep && !restoring[b.ID] {
 			out = append(out, Expiring{Backup: b, Reason: v.Reason})
+		}
+	}
+	return out, nil
+}
+
+// restoring returns the backups a queued or running restore reads: retention leaves them until it ends.
+func (o *Operations) restoring(ctx context.Context) (map[string]bool, error) {
+	out := map[string]bool{}
+	typ := TypeRestore
+	for _, st := range []string{db.ActivityQueued, db.ActivityRunning} {
+		st := st
+		acts, _, err := o.Catalog.FindActivities(ctx, db.ActivityFilter{Type: &typ, State: &st, Limit: 1000})
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range acts {
+			out[a.BackupID] = true
 		}
 	}
 	return out, nil

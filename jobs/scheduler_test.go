@@ -288,3 +288,33 @@ func TestExplain(t *testing.T) {
 		t.Fatalf("staging explanation = %+v", ex)
 	}
 }
+
+func TestRetentionSparesABackupBeingRestored(t *testing.T) {
+	ctx := context.Background()
+	w := newSchedWorld(t, db.ScheduleBasic, "UTC", time.Date(2028, 1, 1, 4, 0, 0, 0, time.UTC))
+	var ids []string
+	for i := 0; i < 3; i++ {
+		w.clock.Set(time.Date(2028, 1, 1+i, 4, 0, 0, 0, time.UTC))
+		b := &db.Backup{ID: strings.Repeat(string(rune('a'+i)), 20), Environment: "main", Kind: db.BackupAutomated,
+			Status: db.BackupComplete}
+		if err := w.catalog.CreateBackup(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, b.ID)
+	}
+	restore := &db.Activity{Type: jobs.TypeRestore, Environment: "main", State: db.ActivityQueued, BackupID: ids[0]}
+	if err := w.catalog.CreateActivity(ctx, restore); err != nil {
+		t.Fatal(err)
+	}
+	plan, _ := w.catalog.FindPlan(ctx)
+	if expired, err := w.ops.ApplyRetention(ctx, *plan, "main", "test"); err != nil || len(expired) != 0 {
+		t.Fatalf("retention while a restore of %s is queued expired %d (%v), want none", ids[0], len(expired), err)
+	}
+	done := db.ActivitySucceeded
+	if _, err := w.catalog.UpdateActivity(ctx, restore.ID, db.ActivityUpdate{State: &done}); err != nil {
+		t.Fatal(err)
+	}
+	if expired, err := w.ops.ApplyRetention(ctx, *plan, "main", "test"); err != nil || len(expired) != 1 || expired[0].ID != ids[0] {
+		t.Fatalf("retention after the restore expired %v (%v), want %s", expired, err, ids[0])
+	}
+}
