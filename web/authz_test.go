@@ -113,6 +113,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 			return fmt.Sprintf("/tokens/%d/revoke", tok.ID)
 		}, none, []string{login, ok, forbidden, forbidden, forbidden, ok}},
+		{"save project settings", static("/settings"), func() url.Values { return url.Values{"name": {unique()}, "timezone": {"UTC"}} },
+			[]string{login, ok, forbidden, forbidden, forbidden, ok}},
+		{"change the plan", static("/settings/plan"), func() url.Values { return url.Values{"tier": {"professional"}, "schedule": {"advanced"}} },
+			[]string{login, ok, forbidden, forbidden, forbidden, ok}},
 		{"back up staging environment", static("/environments/bstage/backups"), func() url.Values { return url.Values{"replace_oldest": {"true"}} },
 			[]string{login, ok, forbidden, forbidden, ok, ok}},
 		{"back up production environment", static("/environments/bprod/backups"), func() url.Values { return url.Values{"live": {"true"}, "replace_oldest": {"true"}} },
@@ -166,6 +170,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 	}{
 		{"list environments", http.MethodGet, static("/api/v1/environments"), noBody, []string{unauth, ok, ok, ok, ok, ok}},
 		{"list activities", http.MethodGet, static("/api/v1/activities"), noBody, []string{unauth, ok, ok, ok, ok, ok}},
+		{"get the plan", http.MethodGet, static("/api/v1/plan"), noBody, []string{unauth, ok, forbidden, forbidden, forbidden, ok}},
+		{"change the plan", http.MethodPut, static("/api/v1/plan"), func() string { return `{"name":"` + unique() + `"}` },
+			[]string{unauth, ok, forbidden, forbidden, forbidden, ok}},
 		{"create staging environment", http.MethodPut, func() string { return "/api/v1/environments/" + unique() },
 			jsonBody(`{"type":"staging"}`), []string{unauth, ok, forbidden, forbidden, ok, ok}},
 		{"create production environment", http.MethodPut, func() string { return "/api/v1/environments/" + unique() },
