@@ -87,52 +87,21 @@ func (e *Engine) upload(ctx context.Context, w repo.RepositoryWriter, m *Manifes
 			PinnedAt: ps.info.PinnedAt, PinDuration: ps.info.PinDuration,
 		})
 	}
-	upRoot, err := rootOf(w, up)
+	// The listing as stored: snapshotfs would report each folder's newest time below it instead of its own.
+	upEntries, err := readListing(ctx, w, up.RootEntry.ObjectID)
 	if err != nil {
-		return err
+		return fmt.Errorf("read uploaded root: %w", err)
 	}
 	sums := Sums{}
 	var builder snapshotfs.DirManifestBuilder
-	err = fs.IterateEntries(ctx, upRoot, func(ctx context.Context, ent fs.Entry) error {
-		svc := ent.Name()
-		d, ok := ent.(fs.Directory)
-		if !ok {
-			return fmt.Errorf("upload root holds %q, not a service folder", svc)
+	err = func() error {
+		for _, de := range upEntries {
+			if err := e.sumService(ctx, w, de, m, &builder, sums, rec, pre, prevSums); err != nil {
+				return err
+			}
 		}
-		de := ent.(snapshot.HasDirEntry).DirEntry() //nolint:forcetypeassert
-		builder.AddEntry(de)
-		sm := m.Service(svc)
-		if sm == nil {
-			return fmt.Errorf("upload root holds unknown service %q", svc)
-		}
-		if de.DirSummary != nil {
-			sm.Bytes = de.DirSummary.TotalFileSize
-			sm.Files = int(de.DirSummary.TotalFileCount)
-		}
-		return fileEntries(ctx, d, svc, func(rel string, f fs.File, de *snapshot.DirEntry) error {
-			if s, ok := rec.lookup(rel); ok && (de == nil || s.size == de.FileSize) {
-				sums[rel] = s.sum
-				return nil
-			}
-			if pre != nil {
-				if s, ok := pre.rec.lookup(rel); ok && (de == nil || s.size == de.FileSize) {
-					sums[rel] = s.sum
-					return nil
-				}
-			}
-			if s, ok := prevSums[rel]; ok {
-				sums[rel] = s
-				return nil
-			}
-			// neither read now nor known from the previous backup: hash it from the repository
-			s, err := hashEntry(ctx, f)
-			if err != nil {
-				return fmt.Errorf("checksum %s: %w", rel, err)
-			}
-			sums[rel] = s.sum
-			return nil
-		})
-	})
+		return nil
+	}()
 	if err != nil {
 		return err
 	}
@@ -506,4 +475,66 @@ func dropPaths(ctx context.Context, w repo.RepositoryWriter, de *snapshot.DirEnt
 	out.ObjectID = oid
 	out.DirSummary = built.Summary
 	return &out, nil
+}
+
+// sumService adds the uploaded folder de of one service to the root being built and the checksums of its files
+// to sums: read in this upload, read in the first pass, known from the previous backup, or (rarely) read back
+// from the repository.
+func (e *Engine) sumService(ctx context.Context, w repo.RepositoryWriter, de *snapshot.DirEntry, m *Manifest,
+	builder *snapshotfs.DirManifestBuilder, sums Sums, rec *hashRecorder, pre *firstPass, prevSums Sums,
+) error {
+	svc := de.Name
+	if de.Type != snapshot.EntryTypeDirectory {
+		return fmt.Errorf("upload root holds %q, not a service folder", svc)
+	}
+	sm := m.Service(svc)
+	if sm == nil {
+		return fmt.Errorf("upload root holds unknown service %q", svc)
+	}
+	builder.AddEntry(de)
+	if de.DirSummary != nil {
+		sm.Bytes = de.DirSummary.TotalFileSize
+		sm.Files = int(de.DirSummary.TotalFileCount)
+	}
+	d, ok := snapshotfs.EntryFromDirEntry(w, de).(fs.Directory)
+	if !ok {
+		return fmt.Errorf("folder of service %q is not a directory", svc)
+	}
+	return fileEntries(ctx, d, svc, func(rel string, f fs.File, de *snapshot.DirEntry) error {
+		if s, ok := rec.lookup(rel); ok && (de == nil || s.size == de.FileSize) {
+			sums[rel] = s.sum
+			return nil
+		}
+		if pre != nil {
+			if s, ok := pre.rec.lookup(rel); ok && (de == nil || s.size == de.FileSize) {
+				sums[rel] = s.sum
+				return nil
+			}
+		}
+		if s, ok := prevSums[rel]; ok {
+			sums[rel] = s
+			return nil
+		}
+		// neither read now nor known from the previous backup: hash it from the repository
+		s, err := hashEntry(ctx, f)
+		if err != nil {
+			return fmt.Errorf("checksum %s: %w", rel, err)
+		}
+		sums[rel] = s.sum
+		return nil
+	})
+}
+
+// readListing reads a directory listing as stored in the repository.
+func readListing(ctx context.Context, r repo.Repository, oid object.ID) ([]*snapshot.DirEntry, error) {
+	rd, err := r.OpenObject(ctx, oid)
+	if err != nil {
+		return nil, fmt.Errorf("open directory: %w", err)
+	}
+	defer rd.Close() //nolint:errcheck
+	var dm snapshot.DirManifest
+	if err := json.NewDecoder(rd).Decode(&dm); err != nil {
+		return nil, fmt.Errorf("read directory: %w", err)
+	}
+	return dm.Entries, nil
 }

@@ -27,7 +27,11 @@ func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progres
 	if err := os.MkdirAll(filepath.Dir(s.root), 0o755); err != nil {
 		return nil, fmt.Errorf("create parent of the mount: %w", err)
 	}
-	if err := os.Mkdir(target, 0o700); err != nil {
+	mkdir := func() error { return os.Mkdir(target, 0o700) }
+	if inside {
+		mkdir = keepTimes(s.root, mkdir) // the live mount must not look changed
+	}
+	if err := mkdir(); err != nil {
 		return nil, fmt.Errorf("create restore directory: %w", err)
 	}
 	r := &restorer{root: target, p: p, chown: os.Geteuid() == 0}
@@ -221,16 +225,12 @@ func (p *prepared) Switch(context.Context) (backup.Replaced, error) {
 		return nil, err
 	}
 	if p.inside {
-		// The restored tree's directory becomes the replaced tree's once their contents are swapped.
-		dir := p.s.inside("replaced")
-		if err := os.Rename(p.dir, dir); err != nil {
-			return nil, fmt.Errorf("switch: %w", err)
-		}
-		if err := swapContents(p.s.root, dir); err != nil {
+		// The restored tree's directory holds the replaced tree once their contents are swapped.
+		if err := swapContents(p.s.root, p.dir); err != nil {
 			return nil, err
 		}
 		p.switched = true
-		return &replaced{s: p.s, dir: dir, inside: true}, nil
+		return &replaced{s: p.s, dir: p.dir, inside: true}, nil
 	}
 	if err := exchange(p.dir, p.s.root); err != nil {
 		return nil, err
@@ -244,7 +244,11 @@ func (p *prepared) Discard(context.Context) error {
 	if p.switched {
 		return nil
 	}
-	if err := os.RemoveAll(p.dir); err != nil {
+	remove := func() error { return os.RemoveAll(p.dir) }
+	if p.inside {
+		remove = keepTimes(p.s.root, remove)
+	}
+	if err := remove(); err != nil {
 		return fmt.Errorf("discard restored tree: %w", err)
 	}
 	return nil
@@ -290,7 +294,14 @@ func (r *replaced) Revert(context.Context) error {
 }
 
 func (r *replaced) Discard(context.Context) error {
-	if err := os.RemoveAll(r.dir); err != nil {
+	remove := func() error { return os.RemoveAll(r.dir) }
+	if r.inside {
+		if _, err := os.Lstat(r.dir); errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		remove = keepTimes(r.s.root, remove)
+	}
+	if err := remove(); err != nil {
 		return fmt.Errorf("discard replaced tree: %w", err)
 	}
 	return nil
@@ -359,10 +370,6 @@ func moveExcludedDir(from, to, rel string, m *Matcher) error {
 // swapContents exchanges the entries (and the mode and times) of the mount root and of dir, a directory inside
 // it on the same filesystem, one rename at a time. Rewind's scratch entries stay where they are.
 func swapContents(root, dir string) error {
-	tmp := filepath.Join(root, ".rewind-stage-swap-"+filepath.Base(dir))
-	if err := os.Mkdir(tmp, 0o700); err != nil {
-		return fmt.Errorf("swap: %w", err)
-	}
 	move := func(from, to string, skipScratch bool) error {
 		ents, err := os.ReadDir(from)
 		if err != nil {
@@ -384,6 +391,10 @@ func swapContents(root, dir string) error {
 	}
 	dfi, err := os.Lstat(dir)
 	if err != nil {
+		return fmt.Errorf("swap: %w", err)
+	}
+	tmp := filepath.Join(root, ".rewind-stage-swap-"+filepath.Base(dir))
+	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return fmt.Errorf("swap: %w", err)
 	}
 	if err := move(root, tmp, true); err != nil {
@@ -411,4 +422,19 @@ func swapContents(root, dir string) error {
 		}
 	}
 	return syncDir(root)
+}
+
+// keepTimes returns fn wrapped so that dir's modification time is the same after fn as before.
+func keepTimes(dir string, fn func() error) func() error {
+	return func() error {
+		fi, err := os.Lstat(dir)
+		if err != nil {
+			return err //nolint:wrapcheck
+		}
+		if err := fn(); err != nil {
+			return err
+		}
+		mt := unix.NsecToTimespec(fi.ModTime().UnixNano())
+		return unix.UtimesNanoAt(unix.AT_FDCWD, dir, []unix.Timespec{mt, mt}, unix.AT_SYMLINK_NOFOLLOW) //nolint:wrapcheck
+	}
 }
