@@ -140,9 +140,10 @@ func waitActivityDone(t *testing.T, catalog *db.DB, id int64) *db.Activity {
 	return nil
 }
 
-// TestDisasterRecoveryFromS3: back up an environment (SQLite + files) to a real S3 server, lose the whole data
-// directory, rebuild the catalog from the bucket with the repository password, sign in with the old
-// credentials, restore: the app's data is back, identical.
+// TestDisasterRecoveryFromS3: back up an environment with every service type (PostgreSQL, MariaDB, Redis on
+// the private test servers; SQLite and files) to a real S3 server, lose the whole data directory, rebuild the
+// catalog from the bucket with the repository password, sign in with the old credentials, restore: the data of
+// every service is back, identical.
 func TestDisasterRecoveryFromS3(t *testing.T) {
 	srv := storagetest.StartS3(t)
 	s3Env(t, srv)
@@ -154,15 +155,24 @@ func TestDisasterRecoveryFromS3(t *testing.T) {
 		"REWIND_ADMIN_PASSWORD": "a long admin password",
 	}
 	app := newAppData(t)
+	servers := newStack(t, "main", db.EnvProduction, true) // PostgreSQL, MariaDB, Redis (and its own SQLite, files)
+	servers.set("before the disaster")
+	dbs := &db.Environment{Services: []db.Service{
+		{Name: "db", Type: db.ServicePostgreSQL, URL: servers.pgURL},
+		{Name: "shop", Type: db.ServiceMySQL, URL: servers.myURL},
+		{Name: "cache", Type: db.ServiceRedis, URL: servers.rd.URL(servers.rdDB)},
+		{Name: "local", Type: db.ServiceSQLite, Path: servers.sqlitePath},
+		{Name: "files", Type: db.ServiceFiles, Path: servers.filesPath},
+	}}
 	ctx := context.Background()
 
 	lost := t.TempDir()
 	m := bootMainOn(t, lost, storage, env)
 	if err := m.Catalog.CreateEnvironment(ctx, &db.Environment{Name: "main", Title: "Main shop", Type: db.EnvProduction,
-		Status: db.StatusActive, Services: []db.Service{
+		Status: db.StatusActive, Services: append([]db.Service{
 			{Name: "app", Type: db.ServiceSQLite, Path: app.dbPath},
 			{Name: "uploads", Type: db.ServiceFiles, Path: app.mount},
-		}}); err != nil {
+		}, dbs.Services...)}); err != nil {
 		t.Fatal(err)
 	}
 	a, b, err := m.Ops.StartBackup(ctx, jobs.BackupRequest{Environment: "main", Actor: "test"})
@@ -181,6 +191,7 @@ func TestDisasterRecoveryFromS3(t *testing.T) {
 	if app.state(t) == want {
 		t.Fatal("damage did not change the app's data")
 	}
+	servers.set("written after the backup")
 
 	// A new server: only the storage URL and the password.
 	fresh := filepath.Join(t.TempDir(), "data")
@@ -210,8 +221,8 @@ func TestDisasterRecoveryFromS3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.Title != "Main shop" || len(e.Services) != 2 {
-		t.Fatalf("rebuilt environment = %+v, want the saved one with its 2 services", e)
+	if e.Title != "Main shop" || len(e.Services) != 7 || e.Service("db").URL != servers.pgURL {
+		t.Fatalf("rebuilt environment = %+v, want the saved one with its 7 services and their URLs", e.Masked())
 	}
 	ra, _, err := m2.Ops.StartRestore(ctx, jobs.RestoreRequest{BackupID: b.ID, Confirm: "main", Actor: "test"})
 	if err != nil {
@@ -220,6 +231,9 @@ func TestDisasterRecoveryFromS3(t *testing.T) {
 	waitActivityDone(t, m2.Catalog, ra.ID)
 	if got := app.state(t); got != want {
 		t.Fatal("restored data differs from the backed-up data")
+	}
+	if got, want := servers.values(dbs), servers.want(dbs, "before the disaster"); got != want {
+		t.Fatalf("restored services = %s, want %s", got, want)
 	}
 }
 
