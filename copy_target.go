@@ -272,3 +272,28 @@ func copiedBefore(ctx context.Context, catalog *db.DB) time.Time {
 	t, _ := time.Parse(time.RFC3339Nano, v)
 	return t
 }
+
+// readFromCopy makes the repository read from the copy target when the primary storage is down (nil without a
+// copy target): a server can then start and restore from the copy alone. Writes still go to the primary only.
+// A copy target set while the server runs is used for reading from the next start.
+func readFromCopy(t *copyTarget, logger *slog.Logger) func(backup.StorageOpener) backup.StorageOpener {
+	if t == nil {
+		return nil
+	}
+	return func(primary backup.StorageOpener) backup.StorageOpener {
+		return func(ctx context.Context, create bool) (blob.Storage, error) {
+			p, err := primary(ctx, create)
+			if err != nil {
+				return nil, err
+			}
+			cp, err := t.open(ctx)
+			if err != nil {
+				logger.Warn("the copy target cannot be opened: reading from the primary only", "copy", t.URL, "err", err)
+				return p, nil
+			}
+			s3.Register() // kopia reopens both storages from the failover's ConnectionInfo
+			mirror.RegisterFailover()
+			return mirror.NewFailover(p, cp), nil
+		}
+	}
+}

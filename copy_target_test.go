@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -109,6 +110,82 @@ func TestCopyTargetAndPrimaryOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitActivityDone(t, m2.Catalog, ra.ID)
+	if app.state(t) != want {
+		t.Fatal("data restored from the copy differs from the backup")
+	}
+}
+
+// TestRestoreReadsTheCopyWhenThePrimaryIsDown: the same server, restarted while its primary S3 server is down,
+// starts and restores from the copy target (the restore's pre-restore backup cannot be written while the primary
+// is down, and says so).
+func TestRestoreReadsTheCopyWhenThePrimaryIsDown(t *testing.T) {
+	primary := storagetest.StartS3(t)
+	second := storagetest.StartS3(t)
+	s3Env(t, primary)
+	popts := primary.Bucket(t, "rewind/")
+	popts.MaxAttempts = 2 // fail over at once in the test (the default tries each request 8 times)
+	storage := popts.URL()
+	copyOpts := second.Bucket(t, "copy/")
+	env := map[string]string{"REWIND_REPO_PASSWORD": "pw", "REWIND_ADMIN_EMAIL": "ana@example.com", "REWIND_ADMIN_PASSWORD": "a long admin password"}
+	ctx := context.Background()
+	app := newAppData(t)
+	dataDir := t.TempDir()
+	m := bootMainOn(t, dataDir, storage, env)
+	for k, v := range map[string]string{settingCopyKey: copyOpts.AccessKeyID, settingCopySecret: copyOpts.SecretAccessKey} {
+		if err := m.Catalog.SetSecretSetting(ctx, k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Catalog.SetSetting(ctx, settingCopyURL, copyOpts.URL()); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Catalog.CreateEnvironment(ctx, &db.Environment{Name: "main", Type: db.EnvProduction, Status: db.StatusActive,
+		Services: []db.Service{{Name: "app", Type: db.ServiceSQLite, Path: app.dbPath}, {Name: "uploads", Type: db.ServiceFiles, Path: app.mount}}}); err != nil {
+		t.Fatal(err)
+	}
+	a, b, err := m.Ops.StartBackup(ctx, jobs.BackupRequest{Environment: "main", Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitActivityDone(t, m.Catalog, a.ID)
+	want := app.state(t)
+	done, _ := m.Catalog.FindBackupByID(ctx, b.ID)
+	for deadline := time.Now().Add(30 * time.Second); !copiedBefore(ctx, m.Catalog).After(*done.CompletedAt); {
+		if time.Now().After(deadline) {
+			t.Fatal("the backup was not copied")
+		}
+		m.Copier.Trigger()
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	primary.Stop()
+	app.damage(t)
+	os.RemoveAll(filepath.Join(dataDir, "kopia", "cache")) //nolint:errcheck // nothing read from the local cache
+	m2 := bootMainOn(t, dataDir, storage, env)
+	defer m2.Close()
+	ra, _, err := m2.Ops.StartRestore(ctx, jobs.RestoreRequest{BackupID: b.ID, Confirm: "main", Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		act, err := m2.Catalog.FindActivityByID(ctx, ra.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if act.Done() {
+			if act.State != db.ActivitySucceeded && !strings.Contains(act.Log, "the restore switched") {
+				t.Fatalf("restore with the primary down ended %s:\n%s", act.State, act.Log)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("restore did not finish")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if app.state(t) != want {
 		t.Fatal("data restored from the copy differs from the backup")
 	}

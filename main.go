@@ -114,7 +114,11 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	if m.Repo, m.StorageURL, err = openRepository(ctx, m.DataDir, m.Storage, m.Getenv, m.Console); err != nil {
+	copyTo, err := loadCopyTarget(ctx, catalog)
+	if err != nil {
+		return fmt.Errorf("read the copy target: %w", err)
+	}
+	if m.Repo, m.StorageURL, err = openRepository(ctx, m.DataDir, m.Storage, m.Getenv, m.Console, readFromCopy(copyTo, m.Logger)); err != nil {
 		return err
 	}
 	interval := m.CatalogSaveInterval

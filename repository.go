@@ -100,11 +100,17 @@ func repoPassword(dataDir string, getenv func(string) string, console io.Writer)
 	return p, nil
 }
 
-// openRepository opens (creating on first start) the backup repository of the data directory.
-func openRepository(ctx context.Context, dataDir, storage string, getenv func(string) string, console io.Writer) (*backup.Repository, string, error) {
+// openRepository opens (creating on first start) the backup repository of the data directory. wrap, when not
+// nil, wraps the storage (Main reads from the copy target when the primary is down).
+func openRepository(ctx context.Context, dataDir, storage string, getenv func(string) string, console io.Writer,
+	wrap func(backup.StorageOpener) backup.StorageOpener,
+) (*backup.Repository, string, error) {
 	opener, where, err := storageFor(storage, dataDir)
 	if err != nil {
 		return nil, "", err
+	}
+	if wrap != nil {
+		opener = wrap(opener)
 	}
 	password, err := repoPassword(dataDir, getenv, console)
 	if err != nil {

@@ -50,6 +50,9 @@ func Sync(ctx context.Context, src blob.Reader, dst blob.Storage, parallel int, 
 	if err != nil {
 		return st, fmt.Errorf("list the primary: %w", err)
 	}
+	if err := sameRepository(ctx, src, dst, have); err != nil {
+		return st, err
+	}
 	st.Blobs = len(want)
 	var todo []blob.Metadata
 	var total int64
@@ -101,6 +104,31 @@ func Sync(ctx context.Context, src blob.Reader, dst blob.Storage, parallel int, 
 		st.Deleted++
 	}
 	return st, nil
+}
+
+// formatBlob identifies a kopia repository (its unique id, encryption and format parameters).
+const formatBlob blob.ID = "kopia.repository"
+
+// ErrOtherRepository is returned by Sync when the destination holds another repository: syncing would delete it.
+var ErrOtherRepository = errors.New("the copy target holds another backup repository")
+
+// sameRepository refuses a destination that holds a repository other than the source's.
+func sameRepository(ctx context.Context, src blob.Reader, dst blob.Storage, have map[blob.ID]blob.Metadata) error {
+	if _, ok := have[formatBlob]; !ok {
+		return nil
+	}
+	var a, b buffer
+	if err := src.GetBlob(ctx, formatBlob, 0, -1, &a); err != nil {
+		return fmt.Errorf("read the primary's %s: %w", formatBlob, err)
+	}
+	if err := dst.GetBlob(ctx, formatBlob, 0, -1, &b); err != nil {
+		return fmt.Errorf("read the copy's %s: %w", formatBlob, err)
+	}
+	if !bytes.Equal(a.Bytes(), b.Bytes()) {
+		return fmt.Errorf("%w (a copy of an earlier repository?): nothing was copied or deleted; choose an empty "+
+			"bucket, prefix or directory", ErrOtherRepository)
+	}
+	return nil
 }
 
 // phase orders the copy: content packs (p, q) first, then everything else, the format blobs last.

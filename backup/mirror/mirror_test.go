@@ -3,6 +3,7 @@ package mirror_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/kopia/kopia/repo/blob"
@@ -70,4 +71,76 @@ type recorder struct {
 func (r recorder) PutBlob(ctx context.Context, id blob.ID, data blob.Bytes, opts blob.PutOptions) error {
 	*r.order = append(*r.order, string(id))
 	return r.Storage.PutBlob(ctx, id, data, opts)
+}
+
+func TestSyncRefusesAnotherRepository(t *testing.T) {
+	ctx := context.Background()
+	src, dst := fsStorage(t), fsStorage(t)
+	src.PutBlob(ctx, "kopia.repository", storagetest.Bytes("repository A"), blob.PutOptions{}) //nolint:errcheck
+	dst.PutBlob(ctx, "kopia.repository", storagetest.Bytes("repository B"), blob.PutOptions{}) //nolint:errcheck
+	dst.PutBlob(ctx, "p0001", storagetest.Bytes("B's data"), blob.PutOptions{})                //nolint:errcheck
+	if _, err := mirror.Sync(ctx, src, dst, 2, nil); !errors.Is(err, mirror.ErrOtherRepository) {
+		t.Fatalf("Sync onto another repository = %v, want ErrOtherRepository", err)
+	}
+	if got, _ := storagetest.Get(ctx, dst, "p0001"); string(got) != "B's data" {
+		t.Fatal("Sync deleted the other repository's data")
+	}
+}
+
+// TestFailoverReadsTheCopy: reads go to the copy when the primary fails (not when a blob is missing), writes
+// never do.
+func TestFailoverReadsTheCopy(t *testing.T) {
+	ctx := context.Background()
+	primary, cp := fsStorage(t), fsStorage(t)
+	cp.PutBlob(ctx, "p1", storagetest.Bytes("from the copy"), blob.PutOptions{})         //nolint:errcheck
+	primary.PutBlob(ctx, "p1", storagetest.Bytes("from the primary"), blob.PutOptions{}) //nolint:errcheck
+	down := &broken{Storage: primary}
+	f := mirror.NewFailover(down, cp)
+	if got, _ := storagetest.Get(ctx, f, "p1"); string(got) != "from the primary" {
+		t.Fatalf("read with the primary up = %q", got)
+	}
+	if _, err := storagetest.Get(ctx, f, "p2"); !errors.Is(err, blob.ErrBlobNotFound) {
+		t.Fatalf("missing blob = %v, want not found (from the primary, no fallback)", err)
+	}
+	down.fail = true
+	if got, err := storagetest.Get(ctx, f, "p1"); err != nil || string(got) != "from the copy" {
+		t.Fatalf("read with the primary down = %q, %v; want the copy's", got, err)
+	}
+	if ids, err := storagetest.List(ctx, f, ""); err != nil || len(ids) != 1 {
+		t.Fatalf("list with the primary down = %v, %v", ids, err)
+	}
+	if err := f.PutBlob(ctx, "p3", storagetest.Bytes("x"), blob.PutOptions{}); err == nil {
+		t.Fatal("write with the primary down succeeded")
+	}
+	if _, err := cp.GetMetadata(ctx, "p3"); !errors.Is(err, blob.ErrBlobNotFound) {
+		t.Fatal("a write went to the copy")
+	}
+}
+
+type broken struct {
+	blob.Storage
+	fail bool
+}
+
+var errDown = errors.New("connection refused")
+
+func (b *broken) GetBlob(ctx context.Context, id blob.ID, off, n int64, out blob.OutputBuffer) error {
+	if b.fail {
+		return errDown
+	}
+	return b.Storage.GetBlob(ctx, id, off, n, out)
+}
+
+func (b *broken) ListBlobs(ctx context.Context, p blob.ID, cb func(blob.Metadata) error) error {
+	if b.fail {
+		return errDown
+	}
+	return b.Storage.ListBlobs(ctx, p, cb)
+}
+
+func (b *broken) PutBlob(ctx context.Context, id blob.ID, d blob.Bytes, o blob.PutOptions) error {
+	if b.fail {
+		return errDown
+	}
+	return b.Storage.PutBlob(ctx, id, d, o)
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/kopia/kopia/repo/blob"
 )
@@ -14,7 +15,7 @@ import (
 // Retry wraps st so that each blob operation that fails with a transient error is tried again, up to attempts
 // times in all, waiting b.Delay between tries. Transient is everything but a missing blob, a bad range, an
 // unsupported option, a client error of the server (4xx other than 408 and 429: wrong credentials, missing
-// bucket, access denied) and the context's end. A listing that fails midway is listed again from the start and
+// bucket, access denied), a request the SDK already retried to its limit, and the context's end. A listing that fails midway is listed again from the start and
 // already reported blobs are not reported twice; an error returned by the callback is never retried.
 //
 // It works on any blob.Storage (the tests wrap kopia's filesystem storage and a fault-injecting one with it).
@@ -105,6 +106,7 @@ func (r *retrying) ListBlobs(ctx context.Context, prefix blob.ID, cb func(blob.M
 func Transient(err error) bool {
 	var ce *callbackError
 	var re *awshttp.ResponseError
+	var mae *retry.MaxAttemptsError
 	switch {
 	case err == nil,
 		errors.As(err, &ce),
@@ -118,6 +120,8 @@ func Transient(err error) bool {
 		errors.Is(err, blob.ErrBlobAlreadyExists),
 		errors.Is(err, blob.ErrInvalidCredentials):
 		return false
+	case errors.As(err, &mae):
+		return false // the SDK already tried this request MaxAttempts times, with backoff
 	case errors.As(err, &re):
 		c := re.HTTPStatusCode()
 		return c >= 500 || c == http.StatusRequestTimeout || c == http.StatusTooManyRequests

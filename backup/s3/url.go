@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// ParseURL parses s3://BUCKET[/PREFIX][?endpoint=URL&region=REGION&path_style=true&profile=NAME]. Credentials
+// ParseURL parses s3://BUCKET[/PREFIX][?endpoint=URL&region=REGION&path_style=true&profile=NAME&max_attempts=N]. Credentials
 // are refused in the URL (it ends up in process lists, shell history and logs): they come from the AWS chain
 // (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, the shared files, an instance role).
 func ParseURL(raw string) (Options, error) {
@@ -51,8 +51,14 @@ func ParseURL(raw string) (Options, error) {
 			o.PathStyle = b
 		case "profile":
 			o.Profile = v
+		case "max_attempts":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 100 {
+				return Options{}, fmt.Errorf("max_attempts %q: want the number of tries of each request, 1 to 100", v)
+			}
+			o.MaxAttempts = n
 		default:
-			return Options{}, fmt.Errorf("unknown parameter %q: use endpoint, region, path_style or profile", k)
+			return Options{}, fmt.Errorf("unknown parameter %q: use endpoint, region, path_style, profile or max_attempts", k)
 		}
 	}
 	return o, nil
@@ -73,6 +79,9 @@ func (o Options) URL() string {
 	}
 	if o.Profile != "" {
 		q = append(q, "profile="+url.QueryEscape(o.Profile))
+	}
+	if o.MaxAttempts > 0 {
+		q = append(q, "max_attempts="+strconv.Itoa(o.MaxAttempts))
 	}
 	if len(q) > 0 {
 		s += "?" + strings.Join(q, "&")

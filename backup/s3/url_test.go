@@ -18,6 +18,7 @@ func TestParseURL(t *testing.T) {
 		{"s3://b/team/prod/?endpoint=http://127.0.0.1:9000&region=eu-west-1&path_style=true",
 			s3.Options{Bucket: "b", Prefix: "team/prod/", Endpoint: "http://127.0.0.1:9000", Region: "eu-west-1", PathStyle: true}},
 		{"s3://b/p?profile=backup", s3.Options{Bucket: "b", Prefix: "p/", Profile: "backup"}},
+		{"s3://b/p?max_attempts=3", s3.Options{Bucket: "b", Prefix: "p/", MaxAttempts: 3}},
 	} {
 		got, err := s3.ParseURL(tc.raw)
 		if err != nil {
