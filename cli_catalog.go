@@ -41,8 +41,10 @@ type catalogSaver struct {
 	Logger   *slog.Logger
 	Now      func() time.Time
 
-	mu        sync.Mutex
-	last      [sha256.Size]byte
+	mu   sync.Mutex // one Save at a time
+	last [sha256.Size]byte
+
+	statusMu  sync.Mutex
 	lastSaved time.Time
 	lastErr   error
 
@@ -84,9 +86,18 @@ func (s *catalogSaver) Close(ctx context.Context) error {
 
 // LastSaved returns when the catalog was last saved into the repository by this server, and the last error.
 func (s *catalogSaver) LastSaved() (time.Time, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.statusMu.Lock()
+	defer s.statusMu.Unlock()
 	return s.lastSaved, s.lastErr
+}
+
+func (s *catalogSaver) record(saved time.Time, err error) {
+	s.statusMu.Lock()
+	defer s.statusMu.Unlock()
+	if err == nil {
+		s.lastSaved = saved
+	}
+	s.lastErr = err
 }
 
 // Save uploads the catalog and secret.key when they changed since the last upload.
@@ -95,7 +106,7 @@ func (s *catalogSaver) Save(ctx context.Context) error {
 	defer s.mu.Unlock()
 	files, err := catalogFiles(ctx, s.Catalog, s.DataDir)
 	if err != nil {
-		s.lastErr = err
+		s.record(time.Time{}, err)
 		return err
 	}
 	h := sha256.New()
@@ -109,11 +120,11 @@ func (s *catalogSaver) Save(ctx context.Context) error {
 		return nil
 	}
 	if err := s.Repo.SaveCatalog(ctx, files); err != nil {
-		s.lastErr = err
+		s.record(time.Time{}, err)
 		return err
 	}
-	s.last, s.lastErr = sum, nil
-	s.lastSaved = s.now()
+	s.last = sum
+	s.record(s.now(), nil)
 	return nil
 }
 
