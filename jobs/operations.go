@@ -8,6 +8,7 @@ import (
 	"io"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rewind/rewind/backup"
@@ -61,6 +62,8 @@ type Operations struct {
 	Now     func() time.Time
 	// AfterBackup, when set, runs in a backup's job after the backup completed (retention: Scheduler.AfterBackup).
 	AfterBackup func(ctx context.Context, env string, p *Progress)
+
+	retention sync.Mutex // one retention pass at a time (after a backup, the daily pass, a plan change)
 }
 
 func (o *Operations) now() time.Time {

@@ -295,6 +295,8 @@ func (s *Scheduler) AfterBackup(ctx context.Context, env string, p *Progress) {
 // row marked expired, an activity for each; then queues a repository maintenance so the space is freed. It
 // returns the expired backups.
 func (o *Operations) ApplyRetention(ctx context.Context, plan db.Plan, env, actor string) ([]*db.Backup, error) {
+	o.retention.Lock()
+	defer o.retention.Unlock()
 	expiring, err := o.expiring(ctx, plan, env)
 	if err != nil || len(expiring) == 0 {
 		return nil, err
