@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	_ "time/tzdata" // IANA timezones even on a machine without zoneinfo (a scratch container)
 )
 
 // Tiers and backup schedules of the project's plan (DESIGN.md, "Plans").
