@@ -179,6 +179,9 @@ type BackupFilter struct {
 	Status      *string
 	Offset      int
 	Limit       int
+	// CountUpTo, when positive, stops counting the total at that many matches, so a page of a long list
+	// costs no full count (the Backups tab shows "of 1000+"); 0 counts them all.
+	CountUpTo int
 }
 
 // DefaultBackupLimit is the page size when BackupFilter.Limit is 0.
@@ -198,7 +201,12 @@ func (db *DB) FindBackups(ctx context.Context, f BackupFilter) ([]*Backup, int, 
 	}
 	cond := strings.Join(where, " AND ")
 	var total int
-	if err := db.sql.QueryRowContext(ctx, `SELECT COUNT(*) FROM backups WHERE `+cond, args...).Scan(&total); err != nil {
+	count, countArgs := `SELECT COUNT(*) FROM backups WHERE `+cond, args
+	if f.CountUpTo > 0 {
+		count = `SELECT COUNT(*) FROM (SELECT 1 FROM backups WHERE ` + cond + ` LIMIT ?)`
+		countArgs = append(append([]any{}, args...), f.CountUpTo)
+	}
+	if err := db.sql.QueryRowContext(ctx, count, countArgs...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count backups: %w", err)
 	}
 	limit := f.Limit

@@ -71,3 +71,23 @@ func TestBackups(t *testing.T) {
 		t.Fatalf("FindBackupByID after delete = %v, want ErrNotFound", err)
 	}
 }
+
+func TestFindBackupsCountUpTo(t *testing.T) {
+	ctx := context.Background()
+	c := MustOpenDB(t)
+	for i := range 30 {
+		if err := c.CreateBackup(ctx, &db.Backup{ID: fmt.Sprintf("%020x", i+1), Environment: "main", Kind: db.BackupManual}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := "main"
+	for _, tc := range []struct{ upTo, want int }{{0, 30}, {12, 12}, {30, 30}, {100, 30}} {
+		page, total, err := c.FindBackups(ctx, db.BackupFilter{Environment: &env, Limit: 10, CountUpTo: tc.upTo})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := total; got != tc.want || len(page) != 10 {
+			t.Errorf("CountUpTo %d: total = %d (page of %d), want %d", tc.upTo, got, len(page), tc.want)
+		}
+	}
+}

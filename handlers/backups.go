@@ -112,10 +112,13 @@ func backupsTab(c echo.Context, store interface {
 	d.Offset, _ = strconv.Atoi(c.QueryParam("offset"))
 	d.Offset = max(d.Offset, 0)
 	var err error
+	// Count at most a thousand past this page: an exact count of a long list costs more than the page.
+	countUpTo := d.Offset + d.Limit + 1000
 	if d.Backups, d.Total, err = store.FindBackups(c.Request().Context(), db.BackupFilter{Environment: &e.Name,
-		Offset: d.Offset, Limit: d.Limit}); err != nil {
+		Offset: d.Offset, Limit: d.Limit, CountUpTo: countUpTo}); err != nil {
 		return d, err
 	}
+	d.TotalAtLeast = d.Total == countUpTo
 	if plans, ok := store.(planFinder); ok {
 		if d.Retention, err = retentionData(c.Request().Context(), retentionStore{plans, store}, e, now); err != nil {
 			return d, err

@@ -28,6 +28,14 @@ func (d BackupsData) pageURL(offset int) string {
 	return d.BaseURL + "?" + url.Values{"offset": {strconv.Itoa(offset)}}.Encode()
 }
 
+func (d BackupsData) rangeText() string {
+	s := pageRange(d.Offset, len(d.Backups), d.Total, "backups")
+	if d.TotalAtLeast {
+		s += "+"
+	}
+	return s
+}
+
 func backupBusy(b *db.Backup) bool {
 	return b.Status == db.BackupPending || b.Status == db.BackupRunning
 }
