@@ -40,7 +40,7 @@ type stack struct {
 	name, envType   string
 }
 
-func newStack(t *testing.T, name, envType string, withRedis bool) *stack {
+func newStack(t testing.TB, name, envType string, withRedis bool) *stack {
 	t.Helper()
 	s := &stack{t: t, name: name, envType: envType, withRedis: withRedis,
 		pg: testserver.StartPostgres(t), my: testserver.StartMariaDB(t)}
