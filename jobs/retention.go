@@ -139,32 +139,95 @@ func cascade(automated []*db.Backup, p Policy, loc *time.Location, now time.Time
 	out := make(map[string]Verdict, len(automated))
 	sorted := append([]*db.Backup(nil), automated...)
 	newestFirst(sorted)
-	for _, r := range p.Rules {
-		seen := map[string]bool{}
-		for _, b := range sorted {
+	local := make([]time.Time, len(sorted))
+	for i, b := range sorted {
+		local[i] = b.CreatedAt.In(loc)
+	}
+	beyond := fmt.Sprintf("beyond the %s schedule's %s", p.Schedule, p.Words())
+	for i, ri := range keptBy(periodKeys(local, p.Rules), p.Rules, nil) {
+		if ri < 0 {
+			out[sorted[i].ID] = Verdict{Reason: beyond}
+			continue
+		}
+		r := p.Rules[ri]
+		_, label := period(r.Name, local[i], now.In(loc))
+		if r.Name != "6-hourly" {
+			label = r.Name + ", " + label
+		}
+		out[sorted[i].ID] = Verdict{Keep: true, Reason: label}
+	}
+	return out
+}
+
+// keys are a backup's period numbers under each rule of a policy (at most 3 rules).
+type keys [3]int64
+
+func periodKeys(local []time.Time, rules []Rule) []keys {
+	out := make([]keys, len(local))
+	for i, t := range local {
+		out[i] = keysOf(t, rules)
+	}
+	return out
+}
+
+func keysOf(t time.Time, rules []Rule) keys {
+	var k keys
+	for ri, r := range rules {
+		k[ri] = periodKey(r.Name, t)
+	}
+	return k
+}
+
+// keptBy is the cascade itself, over backups sorted newest first (their period keys): for each, the index of the
+// rule that keeps it, or -1 when none does. by is reused when it is large enough.
+func keptBy(local []keys, rules []Rule, by []int) []int {
+	if cap(by) < len(local) {
+		by = make([]int, len(local))
+	}
+	by = by[:len(local)]
+	for i := range by {
+		by[i] = -1
+	}
+	seen := make([]int64, 0, 32)
+	for ri, r := range rules {
+		seen = seen[:0]
+	next:
+		for i, t := range local {
 			if len(seen) == r.Count {
 				break
 			}
-			if _, kept := out[b.ID]; kept {
+			if by[i] >= 0 {
 				continue
 			}
-			key, label := period(r.Name, b.CreatedAt.In(loc), now.In(loc))
-			if seen[key] {
-				continue
+			k := t[ri]
+			for _, s := range seen {
+				if s == k {
+					continue next
+				}
 			}
-			seen[key] = true
-			if r.Name != "6-hourly" {
-				label = r.Name + ", " + label
-			}
-			out[b.ID] = Verdict{Keep: true, Reason: label}
+			seen = append(seen, k)
+			by[i] = ri
 		}
 	}
-	for _, b := range sorted {
-		if _, kept := out[b.ID]; !kept {
-			out[b.ID] = Verdict{Reason: fmt.Sprintf("beyond the %s schedule's %s", p.Schedule, p.Words())}
-		}
+	return by
+}
+
+// periodKey numbers t's period under rule (t in the project's timezone).
+func periodKey(rule string, t time.Time) int64 {
+	day := func(t time.Time) int64 {
+		y, m, d := t.Date()
+		return int64(y)*10000 + int64(m)*100 + int64(d)
 	}
-	return out
+	switch rule {
+	case "6-hourly":
+		return day(t)*10 + int64(t.Hour()/6)
+	case "weekly":
+		return day(t.AddDate(0, 0, -((int(t.Weekday()) + 6) % 7)))
+	case "monthly":
+		y, m, _ := t.Date()
+		return int64(y)*100 + int64(m)
+	}
+	return day(t)
 }
 
 // period returns the key of t's period under rule and its label in words.

@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/rewind/rewind/db"
@@ -99,31 +98,40 @@ func Explain(plan db.Plan, env *db.Environment, backups []*db.Backup, now time.T
 // whose backup makes retention expire it.
 func projectExpiry(backups []*db.Backup, verdicts map[string]Verdict, schedule string, loc *time.Location, now time.Time) map[string]time.Time {
 	var kept []*db.Backup
-	real := map[string]bool{}
 	for _, b := range backups {
 		if v, ok := verdicts[b.ID]; ok && v.Keep && b.Kind == db.BackupAutomated {
 			kept = append(kept, b)
-			real[b.ID] = true
 		}
 	}
+	newestFirst(kept)
+	// Newest first: local times, and the real backup's id ("" for a simulated one).
+	rules := PolicyFor(schedule).Rules
+	local, ids := make([]keys, len(kept)), make([]string, len(kept))
+	for i, b := range kept {
+		local[i], ids[i] = keysOf(b.CreatedAt.In(loc), rules), b.ID
+	}
 	out := map[string]time.Time{}
-	p := PolicyFor(schedule)
 	t := now
 	// Thirteen months of slots is enough for every rule (12 monthly + 3 weekly at most).
-	for i := 0; i < 4*400 && len(out) < len(real); i++ {
+	var by []int
+	for i := 0; i < 4*400 && len(out) < len(kept); i++ {
 		t = NextRun(schedule, loc, t)
-		kept = append(kept, &db.Backup{ID: "~" + strconv.Itoa(i), Kind: db.BackupAutomated, Status: db.BackupComplete,
-			CreatedAt: t})
-		v := cascade(kept, p, loc, t)
-		next := kept[:0]
-		for _, b := range kept {
-			if v[b.ID].Keep {
-				next = append(next, b)
-			} else if real[b.ID] {
-				out[b.ID] = t
+		// The new slot's backup is the newest: shift the others down (no allocation once the slices are grown).
+		local, ids = append(local, keys{}), append(ids, "")
+		copy(local[1:], local)
+		copy(ids[1:], ids)
+		local[0], ids[0] = keysOf(t.In(loc), rules), ""
+		by = keptBy(local, rules, by)
+		n := 0
+		for j := range local {
+			if by[j] >= 0 {
+				local[n], ids[n] = local[j], ids[j]
+				n++
+			} else if ids[j] != "" {
+				out[ids[j]] = t
 			}
 		}
-		kept = next
+		local, ids = local[:n], ids[:n]
 	}
 	return out
 }
