@@ -48,7 +48,7 @@ func newBackupApp(t *testing.T) *backupApp {
 		if err := ops.Runner.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
-		cfg.Ops, cfg.Runner, cfg.Gates = ops, ops.Runner, gate.NewSet(gate.Config{}, nil)
+		cfg.Ops, cfg.Runner, cfg.Gates = ops, ops, gate.NewSet(gate.Config{}, nil)
 	})
 	t.Cleanup(func() { // before the catalog closes
 		ops.Runner.Close()
@@ -384,6 +384,29 @@ func TestBackupsAPI(t *testing.T) {
 		t.Fatalf("tar entries: %v", names)
 	}
 
+	// Cancel a backup queued behind another of the same environment: cancelled, its backup failed at once.
+	var first, second struct {
+		Activity db.Activity `json:"activity"`
+		Backup   db.Backup   `json:"backup"`
+	}
+	app.api(http.MethodPost, "/api/v1/environments/shop/backups", token, `{"live":true,"replace_oldest":true}`).json(t, &first)
+	app.api(http.MethodPost, "/api/v1/environments/shop/backups", token, `{"live":true,"replace_oldest":true}`).json(t, &second)
+	r = app.api(http.MethodPost, "/api/v1/activities/"+itoa(second.Activity.ID)+"/cancel", viewerToken, "")
+	if r.StatusCode != http.StatusForbidden {
+		t.Fatalf("cancel by a viewer = %d", r.StatusCode)
+	}
+	r = app.api(http.MethodPost, "/api/v1/activities/"+itoa(second.Activity.ID)+"/cancel", token, "")
+	if r.StatusCode != http.StatusAccepted {
+		t.Fatalf("cancel = %d %s", r.StatusCode, r.body)
+	}
+	if a := app.waitActivity(second.Activity.ID); a.State != db.ActivityCancelled {
+		t.Fatalf("cancelled activity is %s", a.State)
+	}
+	if b, _ := app.cat.FindBackupByID(context.Background(), second.Backup.ID); b.Status != db.BackupFailed || b.Restorable() {
+		t.Fatalf("backup of a cancelled activity: %s", b.Status)
+	}
+	app.waitActivity(first.Activity.ID)
+
 	// Cancel an activity that is not running: refused.
 	r = app.api(http.MethodPost, "/api/v1/activities/"+itoa(started.Activity.ID)+"/cancel", token, "")
 	if r.StatusCode != http.StatusConflict || !strings.Contains(r.body, "only queued or running") {
@@ -395,7 +418,7 @@ func TestBackupsAPI(t *testing.T) {
 		t.Fatalf("metrics without a token = %d", r.StatusCode)
 	}
 	r = app.api(http.MethodGet, "/metrics", viewerToken, "")
-	for _, want := range []string{`rewind_backups{environment="shop",status="complete"} 2`, "rewind_backup_last_pause_seconds{environment=\"shop\"}", "# TYPE rewind_gate_holds_total counter"} {
+	for _, want := range []string{`rewind_backups{environment="shop",status="failed"} 1`, "rewind_backup_last_pause_seconds{environment=\"shop\"}", "# TYPE rewind_gate_holds_total counter"} {
 		if !strings.Contains(r.body, want) {
 			t.Errorf("metrics lack %q:\n%s", want, r.body)
 		}
