@@ -87,6 +87,20 @@ func TestCopyTargetAndPrimaryOutage(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	page, _ := getDoc(t, admin, base+"/backups/"+b.ID)
+	if src, _ := page.Find(`[data-testid="backup-stored-in"]`).Attr("hx-get"); src != "/backups/"+b.ID+"/stored-in" {
+		t.Fatalf("the backup page does not load where the backup is stored (hx-get %q)", src)
+	}
+	res, err := admin.Get(base + "/backups/" + b.ID + "/stored-in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var where bytes.Buffer
+	where.ReadFrom(res.Body) //nolint:errcheck
+	res.Body.Close()
+	if got := strings.TrimSpace(where.String()); got != "primary, copy" {
+		t.Fatalf("stored in = %q, want primary, copy", got)
+	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}

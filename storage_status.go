@@ -310,3 +310,18 @@ func (si *storageInspector) SyncCopy(context.Context) {
 		si.copier.Trigger()
 	}
 }
+
+// StoredIn implements handlers.StorageInspector.
+func (si *storageInspector) StoredIn(ctx context.Context, id string) ([]string, error) {
+	b, err := si.catalog.FindBackupByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	where := []string{"primary"}
+	if t, err := loadCopyTarget(ctx, si.catalog); err == nil && t != nil && b.CompletedAt != nil {
+		if synced := copiedBefore(ctx, si.catalog); !synced.IsZero() && !b.CompletedAt.After(synced) {
+			where = append(where, "copy")
+		}
+	}
+	return where, nil
+}

@@ -27,6 +27,8 @@ type StorageInspector interface {
 	RemoveCopyTarget(ctx context.Context, actor string) error
 	// SyncCopy starts a copy now.
 	SyncCopy(ctx context.Context)
+	// StoredIn names the locations holding backup id: "primary", and "copy" once it was copied.
+	StoredIn(ctx context.Context, id string) ([]string, error)
 }
 
 // Storage is the storage settings page: GET /settings/storage and its "Test connection" (POST
@@ -122,6 +124,23 @@ func (h *Storage) SyncCopy(c echo.Context) error {
 	}
 	_ = h.session.Flash(c, "info", "Copying to the copy target; the page shows when it is done.")
 	return redirect(c, "/settings/storage")
+}
+
+// StoredIn is GET /backups/:id/stored-in, the "Stored in" of a backup's page (loaded by HTMX); any signed-in
+// user may see it, as they see the backup.
+func (h *Storage) StoredIn(c echo.Context) error {
+	if _, err := user(c); err != nil {
+		return err
+	}
+	where := []string{"primary"}
+	if h.storage != nil {
+		w, err := h.storage.StoredIn(c.Request().Context(), c.Param("id"))
+		if err != nil {
+			return err
+		}
+		where = w
+	}
+	return render(c, http.StatusOK, views.StoredIn(where))
 }
 
 func (h *Storage) status(ctx context.Context, test *views.StorageTest) views.StorageData {

@@ -176,6 +176,7 @@ func NewServer(cfg Config) (*Server, error) {
 	in.POST("/settings/storage/copy", storage.SetCopy)
 	in.POST("/settings/storage/copy/delete", storage.RemoveCopy)
 	in.POST("/settings/storage/copy/sync", storage.SyncCopy)
+	in.GET("/backups/:id/stored-in", storage.StoredIn)
 	in.GET("/users", users.List)
 	in.POST("/users", users.Create)
 	in.POST("/users/:id", users.Update)
