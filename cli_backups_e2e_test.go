@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,7 +23,25 @@ import (
 	"github.com/rewind/rewind/jobs"
 )
 
-func TestMain(m *testing.M) { testserver.Main(m) }
+// TestMain runs the tests, or, with REWIND_TEST_AS_CLI set, runs this test binary as the rewind command (the
+// crash test starts and kills `rewind serve` as a child process without building the binary).
+func TestMain(m *testing.M) {
+	if args, ok := os.LookupEnv(cliArgsEnv); ok {
+		os.Args = append([]string{"rewind"}, strings.Split(args, "\x1f")...)
+		main()
+		os.Exit(0)
+	}
+	testserver.Main(m)
+}
+
+const cliArgsEnv = "REWIND_TEST_AS_CLI"
+
+// rewindCommand is `rewind args...`, run by this test binary.
+func rewindCommand(args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), cliArgsEnv+"="+strings.Join(args, "\x1f"))
+	return cmd
+}
 
 // stack is one environment's five services on the private test servers and in a temp dir, with one value in each
 // that the test reads and changes.

@@ -22,10 +22,11 @@ import (
 	"github.com/rewind/rewind/db"
 )
 
-// crashServer is `rewind serve` run as a child process of the test, to be killed with SIGKILL.
+// crashServer is `rewind serve` run as a child process of the test (the test binary acting as rewind), to be
+// killed with SIGKILL.
 type crashServer struct {
 	t          *testing.T
-	bin, data  string
+	data       string
 	addr       string
 	token      string
 	cmd        *exec.Cmd
@@ -36,8 +37,8 @@ type crashServer struct {
 func (s *crashServer) start() {
 	s.t.Helper()
 	s.log = &bytes.Buffer{}
-	s.cmd = exec.Command(s.bin, "serve", "--addr", s.addr, "--data", s.data, "--log-level", "warn")
-	s.cmd.Env = append(os.Environ(), "REWIND_REPO_PASSWORD="+s.repoSecret)
+	s.cmd = rewindCommand("serve", "--addr", s.addr, "--data", s.data, "--log-level", "warn")
+	s.cmd.Env = append(s.cmd.Env, "REWIND_REPO_PASSWORD="+s.repoSecret)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
@@ -212,20 +213,16 @@ func (d *crashData) generations() (sqliteGen, filesGen string) {
 // service's live data holds exactly one state, the old or the restored one, never a mix or a corrupt file.
 func TestCrash(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds the binary and kills it")
+		t.Skip("starts and kills rewind serve several times")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "rewind")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	s := &crashServer{t: t, bin: bin, data: filepath.Join(dir, "data"), addr: freeAddr(t), repoSecret: "crash test password"}
-	add := exec.Command(bin, "users:add", "ops@example.com", "--role", "admin", "--password-stdin", "--data", s.data)
+	s := &crashServer{t: t, data: filepath.Join(dir, "data"), addr: freeAddr(t), repoSecret: "crash test password"}
+	add := rewindCommand("users:add", "ops@example.com", "--role", "admin", "--password-stdin", "--data", s.data)
 	add.Stdin = strings.NewReader("crash test admin password\n")
 	if out, err := add.CombinedOutput(); err != nil {
 		t.Fatalf("users:add: %v\n%s", err, out)
 	}
-	out, err := exec.Command(bin, "tokens:create", "--user", "ops@example.com", "--data", s.data).Output()
+	out, err := rewindCommand("tokens:create", "--user", "ops@example.com", "--data", s.data).Output()
 	if err != nil {
 		t.Fatalf("tokens:create: %v", err)
 	}
