@@ -224,13 +224,17 @@ func TestGateUnderLoad(t *testing.T) {
 		"backup pause median %s max %s; gate max hold %s over %d holds",
 		requests.Load(), st.HeldRequests, base, baseWorst, worst, added, pauses[len(pauses)/2], pauses[len(pauses)-1],
 		st.MaxHold, st.Holds)
-	t.Logf("slow: %v", slow)
+	if testing.Verbose() {
+		t.Logf("requests over 20 ms (start +latency): %v", slow)
+	}
 	if st.HeldRequests == 0 {
 		t.Fatal("no request was ever held: the load did not meet a pause")
 	}
-	// A held request waits at most the hold, plus what any request may take while a backup runs.
-	if limit := st.MaxHold + baseWorst; worst > limit {
-		t.Fatalf("worst latency %s exceeds the longest hold %s + the worst latency during live backups %s", worst, st.MaxHold, baseWorst)
+	// A held request waits at most the hold, plus what any request may take while Rewind works (restores
+	// read and write more than live backups, and other tests share the CPU: twice the baseline's worst).
+	if limit := st.MaxHold + 2*baseWorst + 20*time.Millisecond; worst > limit {
+		t.Fatalf("worst latency %s exceeds the longest hold %s + twice the worst latency during live backups %s",
+			worst, st.MaxHold, baseWorst)
 	}
 }
 
