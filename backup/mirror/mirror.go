@@ -50,7 +50,7 @@ func Sync(ctx context.Context, src blob.Reader, dst blob.Storage, parallel int, 
 	if err != nil {
 		return st, fmt.Errorf("list the primary: %w", err)
 	}
-	if err := sameRepository(ctx, src, dst, have); err != nil {
+	if err := sameRepository(ctx, src, dst, have, want); err != nil {
 		return st, err
 	}
 	st.Blobs = len(want)
@@ -109,12 +109,21 @@ func Sync(ctx context.Context, src blob.Reader, dst blob.Storage, parallel int, 
 // formatBlob identifies a kopia repository (its unique id, encryption and format parameters).
 const formatBlob blob.ID = "kopia.repository"
 
-// ErrOtherRepository is returned by Sync when the destination holds another repository: syncing would delete it.
-var ErrOtherRepository = errors.New("the copy target holds another backup repository")
+// ErrOtherRepository is returned by Sync when the destination holds another repository or other data: syncing
+// would delete it.
+var ErrOtherRepository = errors.New("the copy target holds another backup repository or other data")
 
-// sameRepository refuses a destination that holds a repository other than the source's.
-func sameRepository(ctx context.Context, src blob.Reader, dst blob.Storage, have map[blob.ID]blob.Metadata) error {
+// sameRepository refuses a destination that holds a repository other than the source's, or other data: Sync
+// would delete it. A destination without a repository may only hold blobs of the source (an interrupted first
+// sync).
+func sameRepository(ctx context.Context, src blob.Reader, dst blob.Storage, have, want map[blob.ID]blob.Metadata) error {
 	if _, ok := have[formatBlob]; !ok {
+		for id := range have {
+			if _, ok := want[id]; !ok {
+				return fmt.Errorf("%w: it holds %s, which is not part of this repository: nothing was copied or "+
+					"deleted; choose an empty bucket, prefix or directory", ErrOtherRepository, id)
+			}
+		}
 		return nil
 	}
 	var a, b buffer

@@ -33,17 +33,18 @@ func TestSync(t *testing.T) {
 	put(src, "p0001", "pack one")
 	put(src, "q0002", "meta pack")
 	put(src, "xn0_0003", "index")
-	put(dst, "p0001", "pack one")     // already there
-	put(dst, "zz-stale", "collected") // gone from the source
+	put(dst, "p0001", "pack one") // already there (an interrupted first sync)
 
 	var order []string
 	st, err := mirror.Sync(ctx, src, recorder{dst, &order}, 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Blobs != 4 || st.Copied != 3 || st.Deleted != 1 {
-		t.Fatalf("Sync = %+v, want 4 blobs, 3 copied, 1 deleted", st)
+	if st.Blobs != 4 || st.Copied != 3 || st.Deleted != 0 {
+		t.Fatalf("Sync = %+v, want 4 blobs, 3 copied", st)
 	}
+	// maintenance collects a blob in the primary: the next sync removes it from the copy
+	put(dst, "zz-stale", "collected")
 	if got := order; len(got) != 3 || got[0] != "q0002" || got[2] != "kopia.repository" {
 		t.Fatalf("copy order = %v, want packs first and the format blob last", got)
 	}
@@ -53,6 +54,9 @@ func TestSync(t *testing.T) {
 		if err != nil || !bytes.Equal(a, b) {
 			t.Fatalf("%s in the copy = %q, %v; want %q", id, b, err, a)
 		}
+	}
+	if st, err := mirror.Sync(ctx, src, dst, 2, nil); err != nil || st.Deleted != 1 {
+		t.Fatalf("Sync after a blob was collected = %+v, %v; want 1 deleted", st, err)
 	}
 	if ids, _ := storagetest.List(ctx, dst, "zz"); len(ids) != 0 {
 		t.Fatalf("stale blob still in the copy: %v", ids)
@@ -143,4 +147,17 @@ func (b *broken) PutBlob(ctx context.Context, id blob.ID, d blob.Bytes, o blob.P
 		return errDown
 	}
 	return b.Storage.PutBlob(ctx, id, d, o)
+}
+
+func TestSyncRefusesOtherData(t *testing.T) {
+	ctx := context.Background()
+	src, dst := fsStorage(t), fsStorage(t)
+	src.PutBlob(ctx, "kopia.repository", storagetest.Bytes("repository A"), blob.PutOptions{}) //nolint:errcheck
+	dst.PutBlob(ctx, "someone-elses-file", storagetest.Bytes("keep me"), blob.PutOptions{})    //nolint:errcheck
+	if _, err := mirror.Sync(ctx, src, dst, 2, nil); !errors.Is(err, mirror.ErrOtherRepository) {
+		t.Fatalf("Sync onto other data = %v, want ErrOtherRepository", err)
+	}
+	if got, _ := storagetest.Get(ctx, dst, "someone-elses-file"); string(got) != "keep me" {
+		t.Fatal("Sync deleted data it did not write")
+	}
 }
