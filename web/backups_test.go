@@ -433,3 +433,56 @@ func TestBackupsAPI(t *testing.T) {
 		t.Fatalf("deleted backup = %d", r.StatusCode)
 	}
 }
+
+func TestRestoreDialogTargets(t *testing.T) {
+	app := newBackupApp(t)
+	app.user("admin@example.com", db.RoleAdmin, nil)
+	app.filesEnv("shop", db.EnvProduction, "v1")
+	stage := app.filesEnv("stage", db.EnvStaging, "old stage")
+	app.env("odd", db.EnvStaging, db.Service{Name: "uploads", Type: db.ServiceSQLite, Path: filepath.Join(app.dir, "odd.db")})
+	b := app.backup("shop")
+	admin := app.client()
+	admin.login("admin@example.com")
+
+	// Another environment whose service has another type: refused before anything, no confirmation offered.
+	doc := admin.get("/backups/" + b.ID + "/restore?target=odd").doc(t)
+	if !strings.Contains(doc.Find(testid("restore-problems")).Text(), "cannot change a service's type") ||
+		doc.Find(testid("restore-form")).Length() != 0 {
+		t.Fatal("a type mismatch is not shown as a problem, or the dialog still offers to restore")
+	}
+	// Another environment that fits: its service is the target.
+	doc = admin.get("/backups/" + b.ID + "/restore?target=stage").doc(t)
+	if !strings.Contains(doc.Find(testid("restore-mapping")).Text(), stage.Services[0].Path) {
+		t.Fatal("mapping does not name stage's mount")
+	}
+	r := admin.post("/backups/"+b.ID+"/restore", url.Values{"target": {"stage"}, "confirm": {"stage"}})
+	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/environments/stage/activity" {
+		t.Fatalf("restore into stage: %d %s", r.StatusCode, excerpt(r.body))
+	}
+	app.waitActivity(lastActivity(t, app.cat, "stage", jobs.TypeRestore).ID)
+	if got := readTestFile(t, filepath.Join(stage.Services[0].Path, "a.txt")); got != "v1" {
+		t.Fatalf("stage a.txt = %q, want v1", got)
+	}
+
+	// A new environment branched from shop.
+	name := "restore-" + b.ID[:8]
+	doc = admin.get("/backups/" + b.ID + "/restore?branch_from=shop").doc(t)
+	if got := doc.Find(testid("restore-target-name")).First().Text(); got != name ||
+		!strings.Contains(doc.Find(testid("restore-plan")).Text(), "child of shop") {
+		t.Fatalf("branch plan target = %q: %s", got, doc.Find(testid("restore-plan")).Text())
+	}
+	r = admin.post("/backups/"+b.ID+"/restore", url.Values{"target": {name}, "branch_from": {"shop"}, "confirm": {name}})
+	if r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("branch restore: %d %s", r.StatusCode, excerpt(r.body))
+	}
+	if a := app.waitActivity(lastActivity(t, app.cat, name, jobs.TypeRestore).ID); a.State != db.ActivitySucceeded {
+		t.Fatalf("branch restore: %s\n%s", a.State, a.Log)
+	}
+	branch, err := app.cat.FindEnvironmentByName(context.Background(), name)
+	if err != nil || branch.Parent != "shop" {
+		t.Fatalf("branch = %+v, %v", branch, err)
+	}
+	if got := readTestFile(t, filepath.Join(branch.Services[0].Path, "a.txt")); got != "v1" {
+		t.Fatalf("branch a.txt = %q", got)
+	}
+}
