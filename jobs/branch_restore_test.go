@@ -72,4 +72,3 @@ func TestRestoreIntoBranchAndAnotherEnvironment(t *testing.T) {
 		t.Fatal("a mismatched restore started")
 	}
 }
-
