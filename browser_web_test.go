@@ -277,6 +277,14 @@ func TestBrowser(t *testing.T) {
 	if got := read(`[data-testid="backup-row"] [data-testid="backup-progress"]`); got != "100%" {
 		t.Fatalf("%% complete of the finished backup = %q, want 100%%", got)
 	}
+	run("the backup's page",
+		chromedp.Click(css(`[data-testid="backup-link"]`)),
+		chromedp.WaitVisible(css(`[data-testid="backup-services"]`)),
+		shot("16b-backup-page"),
+	)
+	if got := read(`[data-testid="backup-log"]`); !strings.Contains(got, "complete") {
+		t.Fatalf("backup log = %q", got)
+	}
 	shopStep("change the data in the shop",
 		chromedp.Navigate(shop),
 		chromedp.Click(css(`form[action="/orders/clear"] button`)),
