@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -104,10 +105,49 @@ func envType(ctx context.Context, store interface {
 // backupsPageSize is the number of backups on one page of the Backups tab.
 const backupsPageSize = 25
 
+// retentionMemo keeps each environment's retention explanation for a second. Explaining reads up to 2,000
+// backups, which would otherwise dominate the Backups tab's cost when many people (or a polling tab) look at a
+// long list; a change to the newest backup (one starting or completing) explains again at once.
+type retentionMemo struct {
+	mu sync.Mutex
+	m  map[string]retentionMemoEntry
+}
+
+type retentionMemoEntry struct {
+	at   time.Time
+	head string // the newest backup's id and status when explained
+	data views.RetentionData
+}
+
+const retentionMemoTTL = time.Second
+
+func (m *retentionMemo) get(env, head string, now time.Time, explain func() (views.RetentionData, error)) (views.RetentionData, error) {
+	if m == nil {
+		return explain()
+	}
+	m.mu.Lock()
+	e, ok := m.m[env]
+	m.mu.Unlock()
+	if ok && e.head == head && now.Sub(e.at) >= 0 && now.Sub(e.at) < retentionMemoTTL {
+		return e.data, nil
+	}
+	d, err := explain()
+	if err != nil {
+		return d, err
+	}
+	m.mu.Lock()
+	if m.m == nil {
+		m.m = map[string]retentionMemoEntry{}
+	}
+	m.m[env] = retentionMemoEntry{at: now, head: head, data: d}
+	m.mu.Unlock()
+	return d, nil
+}
+
 // backupsTab fills the Backups tab of environment e for u.
 func backupsTab(c echo.Context, store interface {
 	FindBackups(ctx context.Context, f db.BackupFilter) ([]*db.Backup, int, error)
-}, u *db.User, e *db.Environment, now time.Time) (views.BackupsData, error) {
+}, memo *retentionMemo, u *db.User, e *db.Environment, now time.Time) (views.BackupsData, error) {
 	d := views.BackupsData{BaseURL: "/environments/" + url.PathEscape(e.Name), Limit: backupsPageSize, Now: now}
 	d.Offset, _ = strconv.Atoi(c.QueryParam("offset"))
 	d.Offset = max(d.Offset, 0)
@@ -120,7 +160,13 @@ func backupsTab(c echo.Context, store interface {
 	}
 	d.TotalAtLeast = d.Total == countUpTo
 	if plans, ok := store.(planFinder); ok {
-		if d.Retention, err = retentionData(c.Request().Context(), retentionStore{plans, store}, e, now); err != nil {
+		head := ""
+		if d.Offset == 0 && len(d.Backups) > 0 {
+			head = d.Backups[0].ID + " " + d.Backups[0].Status
+		}
+		if d.Retention, err = memo.get(e.Name, head, now, func() (views.RetentionData, error) {
+			return retentionData(c.Request().Context(), retentionStore{plans, store}, e, now)
+		}); err != nil {
 			return d, err
 		}
 	}
@@ -215,7 +261,7 @@ func (h *Backups) Create(c echo.Context) error {
 	if errors.As(err, &qe) {
 		// Ask on the Backups tab whether to replace the oldest manual backup.
 		d := views.EnvironmentData{Env: e.Masked(), Tab: "backups", Deactivate: envAdmin(u, e.Type)}
-		if d.Backups, err = backupsTab(c, h.store, u, e, h.now()); err != nil {
+		if d.Backups, err = backupsTab(c, h.store, nil, u, e, h.now()); err != nil {
 			return err
 		}
 		d.Backups.Quota, d.Backups.QuotaLive = qe.Error()+".", live

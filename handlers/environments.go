@@ -35,6 +35,8 @@ type Environments struct {
 	// Changed is called after an environment is created or changed (the
 	// server syncs the request gates); nil does nothing.
 	Changed func(ctx context.Context)
+
+	retention retentionMemo
 }
 
 func (h *Environments) changed(ctx context.Context) {
@@ -143,7 +145,7 @@ func (h *Environments) Show(tab string) echo.HandlerFunc {
 			}
 			d.Feed = feed
 		case "backups":
-			if d.Backups, err = backupsTab(c, h.store, u, e, h.now()); err != nil {
+			if d.Backups, err = backupsTab(c, h.store, &h.retention, u, e, h.now()); err != nil {
 				return err
 			}
 		case "settings":
