@@ -242,12 +242,6 @@ func TestCrash(t *testing.T) {
 		Activity db.Activity
 		Backup   db.Backup
 	}
-	s.api(http.MethodPost, "/api/v1/environments/app/backups", map[string]any{"replace_oldest": true}, &started)
-	if a := s.waitActivity(started.Activity.ID); a.State != db.ActivitySucceeded {
-		t.Fatalf("first backup: %s\n%s", a.State, a.Log)
-	}
-	backupA := started.Backup.ID
-	data.write("B")
 
 	// check restarts the killed server and checks the catalog: the interrupted activity is finished (failed
 	// with the interruption named, or it had finished before the kill) and no backup is pending or running.
@@ -285,6 +279,14 @@ func TestCrash(t *testing.T) {
 			t.Errorf("%s: activity %s but backup %s", what, a.State, b.Backup.Status)
 		}
 	}
+
+	// The backup the restores restore (taken last, so the manual quota does not expire it), then other data.
+	s.api(http.MethodPost, "/api/v1/environments/app/backups", map[string]any{"replace_oldest": true}, &started)
+	if a := s.waitActivity(started.Activity.ID); a.State != db.ActivitySucceeded {
+		t.Fatalf("backup of A: %s\n%s", a.State, a.Log)
+	}
+	backupA := started.Backup.ID
+	data.write("B")
 
 	for _, delay := range []time.Duration{20 * time.Millisecond, 150 * time.Millisecond, 300 * time.Millisecond, 600 * time.Millisecond} {
 		what := fmt.Sprintf("kill %s into a restore", delay)
