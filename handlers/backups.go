@@ -114,9 +114,10 @@ type retentionMemo struct {
 }
 
 type retentionMemoEntry struct {
-	at   time.Time
-	head string // the newest backup's id and status when explained
-	data views.RetentionData
+	at         time.Time
+	head       string // the newest backup's id and status when explained
+	data       views.RetentionData
+	refreshing bool // one request explains again; the others use data meanwhile
 }
 
 const retentionMemoTTL = time.Second
@@ -127,20 +128,30 @@ func (m *retentionMemo) get(env, head string, now time.Time, explain func() (vie
 	}
 	m.mu.Lock()
 	e, ok := m.m[env]
-	m.mu.Unlock()
-	if ok && e.head == head && now.Sub(e.at) >= 0 && now.Sub(e.at) < retentionMemoTTL {
+	fresh := ok && e.head == head && now.Sub(e.at) >= 0 && now.Sub(e.at) < retentionMemoTTL
+	if fresh || (ok && e.head == head && e.refreshing) {
+		m.mu.Unlock()
 		return e.data, nil
 	}
-	d, err := explain()
-	if err != nil {
-		return d, err
+	if ok && e.head == head {
+		e.refreshing = true
+		m.m[env] = e
 	}
+	m.mu.Unlock()
+	d, err := explain()
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.m == nil {
 		m.m = map[string]retentionMemoEntry{}
 	}
+	if err != nil {
+		if cur, ok := m.m[env]; ok && cur.head == head {
+			cur.refreshing = false
+			m.m[env] = cur
+		}
+		return d, err
+	}
 	m.m[env] = retentionMemoEntry{at: now, head: head, data: d}
-	m.mu.Unlock()
 	return d, nil
 }
 
