@@ -67,7 +67,7 @@ type DB struct {
 	// It defaults to time.Now; tests replace it.
 	Now func() time.Time
 
-	sql  *sql.DB
+	sql  *stmtCache
 	aead cipher.AEAD
 	path string
 }
@@ -89,7 +89,7 @@ func Open(ctx context.Context, path string, key []byte) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open catalog %s: %w", abs, err)
 	}
-	db := &DB{Now: time.Now, sql: sqldb, aead: aead, path: abs}
+	db := &DB{Now: time.Now, sql: newStmtCache(sqldb), aead: aead, path: abs}
 	if err := sqldb.PingContext(ctx); err != nil {
 		sqldb.Close()
 		return nil, fmt.Errorf("open catalog %s: %w", abs, err)
