@@ -283,9 +283,6 @@ func (m *Main) Close() error {
 	if m.Runner != nil {
 		m.Runner.Close()
 	}
-	if m.Copier != nil {
-		m.Copier.Close()
-	}
 	if m.Gates != nil {
 		errs = append(errs, m.Gates.Close())
 	}
@@ -293,6 +290,15 @@ func (m *Main) Close() error {
 	if m.CatalogSaver != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		errs = append(errs, m.CatalogSaver.Close(ctx))
+		cancel()
+	}
+	if m.Copier != nil {
+		// The last catalog save goes to the copy target too, so a server rebuilt from the copy has it.
+		m.Copier.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := m.Copier.Sync(ctx); err != nil {
+			m.Logger.Error("last copy to the copy target", "err", err)
+		}
 		cancel()
 	}
 	if m.Repo != nil {
