@@ -303,6 +303,13 @@ func TestCrash(t *testing.T) {
 		if a.State == db.ActivitySucceeded && (sg != "A" || fg != "A") {
 			t.Errorf("%s: the restore succeeded but the data is sqlite %s, files %s", what, sg, fg)
 		}
+		// The interruption says whether the switch happened ("after the switch" only once it did).
+		if a.State == db.ActivityFailed && strings.Contains(a.Log, "after the switch") && (sg != "A" || fg != "A") {
+			t.Errorf("%s: the activity says the switch happened but the data is sqlite %s, files %s:\n%s", what, sg, fg, a.Log)
+		}
+		if a.State == db.ActivityFailed && sg == "B" && fg == "B" && !strings.Contains(a.Log, "before the switch") {
+			t.Errorf("%s: nothing was switched but the activity does not say so:\n%s", what, a.Log)
+		}
 		data.write("B")
 	}
 

@@ -143,6 +143,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Now:     m.Now,
 	}
 	m.Runner = jobs.NewRunner(catalog, m.Ops.Build, 2, m.Logger)
+	m.Runner.Interrupted = m.Ops.Interrupted
 	m.Runner.Now = m.Now
 	m.Ops.Runner = m.Runner
 	if err := m.Runner.Start(ctx); err != nil {

@@ -149,13 +149,33 @@ func (j *restoreJob) Run(ctx context.Context, p *Progress) error {
 	if err != nil {
 		return fmt.Errorf("%w (the live data of %s was not changed)", err, env.Name)
 	}
-	p.Logf("switched %s to backup %s; requests were held %s", env.Name, b.ID, res.Pause.Round(time.Millisecond))
+	p.Logf("%s %s to backup %s; requests were held %s", switchedMarker, env.Name, b.ID, res.Pause.Round(time.Millisecond))
+	p.Flush()
 	// From here on the restore has happened: what remains must not undo it.
 	ctx = context.WithoutCancel(ctx)
 	if err := o.runHook(ctx, hooks.PostRestore, env.Hooks.PostRestore, env.Name, "restore", b.ID, p); err != nil {
 		p.Logf("warning: %v", err)
 	}
 	return j.keepReplaced(ctx, p, env, b, res)
+}
+
+// switchedMarker starts the log line a restore writes once every service is switched.
+const switchedMarker = "switched"
+
+// Interrupted says what an activity cut off by a stop of Rewind left behind: it is the Runner's Interrupted.
+func (o *Operations) Interrupted(a *db.Activity) error {
+	switch a.Type {
+	case TypeBackup:
+		return fmt.Errorf("%w (no snapshot was saved; this backup is not restorable)", ErrInterrupted)
+	case TypeRestore:
+		if strings.Contains(a.Log, "\n"+switchedMarker+" ") || strings.HasPrefix(a.Log, switchedMarker+" ") {
+			return fmt.Errorf("%w after the switch: %s runs the restored data; the state it replaced is kept "+
+				"beside the live data (renamed databases, .rewind-* directories and files) but was not saved as a "+
+				"pre-restore backup, so there is no undo: take a backup now", ErrInterrupted, a.Environment)
+		}
+		return fmt.Errorf("%w before the switch: the live data of %s was not changed", ErrInterrupted, a.Environment)
+	}
+	return ErrInterrupted
 }
 
 // keepReplaced captures the replaced states as the pre-restore backup, then drops them. If the capture fails

@@ -102,6 +102,9 @@ func (p *Progress) loop() {
 	}
 }
 
+// Flush writes what is pending now, for a line that must survive a crash that follows.
+func (p *Progress) Flush() { p.flush() }
+
 // stop writes what is pending and ends the loop.
 func (p *Progress) stop() {
 	close(p.quit)

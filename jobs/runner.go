@@ -38,8 +38,7 @@ type Store interface {
 }
 
 // ErrInterrupted is the cause recorded on work that was running when Rewind stopped without finishing it.
-var ErrInterrupted = errors.New("interrupted: rewind stopped while this ran; nothing was switched after the " +
-	"interruption, start it again")
+var ErrInterrupted = errors.New("interrupted: rewind stopped while this ran; start it again")
 
 // ErrNotRunning is returned by Cancel for an activity that is neither queued nor running.
 var ErrNotRunning = errors.New("activity is not queued or running")
@@ -51,6 +50,10 @@ type Runner struct {
 	build   Builder
 	workers int
 	log     *slog.Logger
+
+	// Interrupted, when set, says what an activity cut off by a stop left behind (the error recorded on it);
+	// ErrInterrupted when nil.
+	Interrupted func(a *db.Activity) error
 
 	// Now is the clock; ProgressInterval is how often progress is written (about once a second).
 	Now              func() time.Time
@@ -102,7 +105,7 @@ func (r *Runner) Start(ctx context.Context) error {
 	r.mu.Unlock()
 	for _, a := range unfinished {
 		if a.State == db.ActivityRunning {
-			r.finish(a.ID, ErrInterrupted, false)
+			r.finish(a.ID, r.interrupted(a), false)
 			continue
 		}
 		r.mu.Lock()
@@ -254,9 +257,20 @@ func (r *Runner) run(ctx context.Context, cancel context.CancelFunc, a *db.Activ
 	p.stop()
 	closing := r.isClosed()
 	if closing && err != nil && ctx.Err() != nil {
-		err = ErrInterrupted
+		if a, ferr := r.store.FindActivityByID(context.Background(), a.ID); ferr == nil {
+			err = r.interrupted(a)
+		} else {
+			err = ErrInterrupted
+		}
 	}
 	r.finish(a.ID, err, ctx.Err() != nil && !closing)
+}
+
+func (r *Runner) interrupted(a *db.Activity) error {
+	if r.Interrupted != nil {
+		return r.Interrupted(a)
+	}
+	return ErrInterrupted
 }
 
 // execute builds and runs a's job, turning a panic into an error so one bad job cannot take the server down.
