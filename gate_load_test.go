@@ -231,8 +231,10 @@ func TestGateUnderLoad(t *testing.T) {
 		t.Fatal("no request was ever held: the load did not meet a pause")
 	}
 	// A held request waits at most the hold, plus what any request may take while Rewind works (restores
-	// read and write more than live backups, and other tests share the CPU: twice the baseline's worst).
-	if limit := st.MaxHold + 2*baseWorst + 20*time.Millisecond; worst > limit {
+	// read and write more than live backups: twice the baseline's worst). The margin absorbs the stalls of a
+	// shared machine running other test packages at once (up to ~150 ms seen); a request that waited for a
+	// drain or hold timeout (seconds) still fails it.
+	if limit := st.MaxHold + 2*baseWorst + 250*time.Millisecond; worst > limit {
 		t.Fatalf("worst latency %s exceeds the longest hold %s + twice the worst latency during live backups %s",
 			worst, st.MaxHold, baseWorst)
 	}
