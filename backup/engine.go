@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kopia/kopia/fs"
@@ -354,10 +355,17 @@ func (e *Engine) store(ctx context.Context, m *Manifest, pinned []*pinnedService
 		folders = append(folders, namedDir{Directory: wrapHashing(d, ps.spec.Name, rec), name: ps.spec.Name})
 	}
 
+	// stored counts the bytes this backup's sessions upload (Manifest.StoredBytes): the first pass's, then
+	// this session's, whose OnUpload sees only its own writes however many backups run at once.
+	var stored atomic.Int64
+	if pre != nil {
+		stored.Store(pre.stored)
+	}
 	uploadSource := snapshot.SourceInfo{Host: kopiaHost, UserName: kopiaUser, Path: "/rewind-upload/" + m.ID}
-	err := repo.WriteSession(ctx, e.Repo.rep, repo.WriteSessionOptions{Purpose: "rewind backup " + m.ID},
+	err := repo.WriteSession(ctx, e.Repo.rep, repo.WriteSessionOptions{Purpose: "rewind backup " + m.ID,
+		OnUpload: func(n int64) { stored.Add(n) }},
 		func(ctx context.Context, w repo.RepositoryWriter) error {
-			return e.upload(ctx, w, m, pinned, folders, rec, uploadSource, p, pre, reread)
+			return e.upload(ctx, w, m, pinned, folders, rec, uploadSource, p, pre, reread, &stored)
 		})
 	if err != nil {
 		// Checkpoints of a long failed upload were saved under the upload source: drop them (best effort).
@@ -365,6 +373,7 @@ func (e *Engine) store(ctx context.Context, m *Manifest, pinned []*pinnedService
 			func(ctx context.Context, w repo.RepositoryWriter) error { return deleteSource(ctx, w, uploadSource) })
 		return err
 	}
+	m.StoredBytes = stored.Load() // the session has flushed: now with rewind.json and the snapshot's metadata
 	return nil
 }
 

@@ -42,6 +42,20 @@ type Manifest struct {
 	Services []ServiceManifest `json:"services"`
 	Bytes    int64             `json:"bytes"` // sum of the services' bytes
 
+	// StoredBytes is what this backup added to the repository ("new bytes stored"): the bytes its own kopia
+	// write sessions uploaded to the storage (the first pass's and the backup's), i.e. the packs of contents
+	// the repository did not hold yet, after deduplication, compression and encryption, plus their index blobs
+	// and session markers. It is counted per session (kopia's OnUpload), so backups running at the same time
+	// each count only what they wrote themselves and their figures add up to the repository's growth. It is
+	// what the backup cost when taken: maintenance may later pack it tighter, and deleting the backup frees
+	// only what no other backup shares.
+	//
+	// Backup and BackupReplaced return the full count. rewind.json cannot hold its own size: it stores the count
+	// taken just before it is written, which leaves out rewind.json, the root listing and the snapshot manifest,
+	// so a manifest read back (FindBackup, ListBackups, a catalog rebuild) says up to about 10 KB less.
+	// 0 in manifests written before it was recorded.
+	StoredBytes int64 `json:"stored_bytes"`
+
 	// Snapshot is the kopia snapshot manifest id; filled when read, never stored in rewind.json.
 	Snapshot string `json:"-"`
 }
@@ -118,6 +132,8 @@ func (m *Manifest) Validate() error {
 		return bad("restored_from %q is not a backup id", m.RestoredFrom)
 	case m.Pause < 0:
 		return bad("negative pause")
+	case m.StoredBytes < 0:
+		return bad("negative stored bytes")
 	}
 	switch m.Kind {
 	case KindManual, KindAutomated, KindPreRestore, KindDrill:

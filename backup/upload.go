@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/kopia/kopia/fs"
 	"github.com/kopia/kopia/fs/virtualfs"
@@ -30,15 +31,17 @@ type uploadProgress struct {
 
 func (u *uploadProgress) CachedFile(_ string, size int64) { u.p.Add(size) }
 
-// upload runs in one write session: nothing it writes becomes visible unless it returns nil.
+// upload runs in one write session: no snapshot is saved unless it returns nil (contents it flushed before
+// failing are unreferenced, and maintenance collects them).
 //
 // Order: kopia uploads the service folders first (as the root of a scratch upload that is never saved as a
 // snapshot); the engine then walks the uploaded trees for the checksums (files kopia did not read again come
-// from the previous backup's SHA256SUMS), writes rewind.json and SHA256SUMS, and builds the final root
-// directory from the uploaded service folders plus those two files. Only then is the snapshot saved.
+// from the previous backup's SHA256SUMS), writes SHA256SUMS, flushes the session so that stored (the bytes
+// the session uploaded) covers everything written so far, writes rewind.json with that count, and builds the
+// final root directory from the uploaded service folders plus those two files. Only then is the snapshot saved.
 func (e *Engine) upload(ctx context.Context, w repo.RepositoryWriter, m *Manifest, pinned []*pinnedService,
 	folders []fs.Entry, rec *hashRecorder, uploadSource snapshot.SourceInfo, p Progress, pre *firstPass,
-	reread map[string][]string,
+	reread map[string][]string, stored *atomic.Int64,
 ) error {
 	types := map[string]string{}
 	for _, ps := range pinned {
@@ -112,21 +115,28 @@ func (e *Engine) upload(ctx context.Context, w repo.RepositoryWriter, m *Manifes
 	}
 	m.FinishedAt = e.now()
 
+	pol := polTree.EffectivePolicy()
+	sumsEntry, err := writeSmallFile(ctx, w, pol, SumsFile, sums.Marshal(), m.FinishedAt)
+	if err != nil {
+		return err
+	}
+	builder.AddEntry(sumsEntry)
+	// Packs are uploaded when full or on flush: flush now so that the count includes every content written so
+	// far; only rewind.json, the root listing and the snapshot manifest remain (a few KB). The price is a
+	// second small data pack, metadata pack and index blob per backup (about 9 KB, which maintenance compacts).
+	if err := w.Flush(ctx); err != nil {
+		return fmt.Errorf("flush backup data: %w", err)
+	}
+	m.StoredBytes = stored.Load()
 	js, err := m.Marshal()
 	if err != nil {
 		return err
 	}
-	pol := polTree.EffectivePolicy()
-	for _, f := range []struct {
-		name string
-		data []byte
-	}{{ManifestFile, js}, {SumsFile, sums.Marshal()}} {
-		de, err := writeSmallFile(ctx, w, pol, f.name, f.data, m.FinishedAt)
-		if err != nil {
-			return err
-		}
-		builder.AddEntry(de)
+	manEntry, err := writeSmallFile(ctx, w, pol, ManifestFile, js, m.FinishedAt)
+	if err != nil {
+		return err
 	}
+	builder.AddEntry(manEntry)
 	dm := builder.Build(fs.UTCTimestampFromTime(m.FinishedAt), "")
 	rootOID, err := snapshotfs.WriteDirManifest(ctx, w, ".", dm, pol.MetadataCompressionPolicy.MetadataCompressor())
 	if err != nil {
@@ -351,6 +361,7 @@ func (e *Engine) readBackup(ctx context.Context, r repo.Repository, id manifest.
 type firstPass struct {
 	folders []*snapshot.DirEntry // one per staged service, named after it
 	rec     *hashRecorder        // checksums of the files it read
+	stored  int64                // bytes its write session uploaded (part of Manifest.StoredBytes)
 }
 
 // prestage uploads the live state of every staged source (outside the pause), so that the pins only re-read
@@ -377,7 +388,9 @@ func (e *Engine) prestage(ctx context.Context, req BackupRequest, pinners []*pin
 	}
 	pre := &firstPass{rec: rec}
 	src := snapshot.SourceInfo{Host: kopiaHost, UserName: kopiaUser, Path: "/rewind-upload/" + req.ID + "-first"}
-	err := repo.WriteSession(ctx, e.Repo.rep, repo.WriteSessionOptions{Purpose: "rewind first pass " + req.ID},
+	var stored atomic.Int64
+	err := repo.WriteSession(ctx, e.Repo.rep, repo.WriteSessionOptions{Purpose: "rewind first pass " + req.ID,
+		OnUpload: func(n int64) { stored.Add(n) }},
 		func(ctx context.Context, w repo.RepositoryWriter) error {
 			prevMan, _ := e.previousForCache(ctx, w, req.Environment, types, nil, nil)
 			u := upload.NewUploader(w)
@@ -419,6 +432,7 @@ func (e *Engine) prestage(ctx context.Context, req BackupRequest, pinners []*pin
 	if err != nil {
 		return nil, err //nolint:wrapcheck
 	}
+	pre.stored = stored.Load() // WriteSession has flushed: every upload of the first pass is counted
 	return pre, nil
 }
 
