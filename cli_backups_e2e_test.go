@@ -240,7 +240,7 @@ func TestBackupsEndToEnd(t *testing.T) {
 	if err != nil || json.Unmarshal([]byte(out), &got) != nil {
 		t.Fatalf("backup:get --json = %q, %v", out, err)
 	}
-	if got.Backup.Status != db.BackupComplete || len(got.Backup.Services) != 5 || got.Backup.Live {
+	if got.Backup.Status != db.BackupComplete || len(got.Backup.Services) != 5 || got.Backup.Live || got.Backup.NewBytes <= 0 {
 		t.Fatalf("backup = %+v, want a complete consistent backup of 5 services", got.Backup)
 	}
 	for _, s := range got.Backup.Services {

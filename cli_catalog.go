@@ -306,9 +306,9 @@ func reconcileBackups(ctx context.Context, catalog *db.DB, engine *backup.Engine
 		inRepo[m.ID] = true
 		if b, err := catalog.FindBackupByID(ctx, m.ID); err == nil {
 			if b.Status != db.BackupComplete { // the catalog copy was taken while it ran
-				complete, progress, size, none := db.BackupComplete, 100, m.Bytes, ""
+				complete, progress, size, stored, none := db.BackupComplete, 100, m.Bytes, m.StoredBytes, ""
 				if _, err := catalog.UpdateBackup(ctx, m.ID, db.BackupUpdate{Status: &complete, Progress: &progress,
-					SizeBytes: &size, Services: refOf(backupServices(m)), Error: &none}); err != nil {
+					SizeBytes: &size, NewBytes: &stored, Services: refOf(backupServices(m)), Error: &none}); err != nil {
 					return fmt.Errorf("complete backup %s: %w", m.ID, err)
 				}
 				res.Added++
@@ -328,7 +328,8 @@ func reconcileBackups(ctx context.Context, catalog *db.DB, engine *backup.Engine
 		}
 		b := &db.Backup{
 			ID: m.ID, Environment: m.Environment, Kind: m.Kind, Live: m.Live, Status: db.BackupComplete,
-			Progress: 100, RestoredFrom: m.RestoredFrom, Commit: m.Commit, SizeBytes: m.Bytes, Pause: m.Pause,
+			Progress: 100, RestoredFrom: m.RestoredFrom, Commit: m.Commit, SizeBytes: m.Bytes, NewBytes: m.StoredBytes,
+			Pause: m.Pause,
 		}
 		finished := m.FinishedAt
 		b.CompletedAt = &finished

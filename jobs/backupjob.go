@@ -74,7 +74,8 @@ func (j *backupJob) complete(ctx context.Context, p *Progress, m *backup.Manifes
 	if err := recordComplete(ctx, j.o.Catalog, m); err != nil {
 		return err
 	}
-	p.Logf("backup %s complete: %s of data, paused %s", m.ID, humanBytes(m.Bytes), m.Pause.Round(time.Millisecond))
+	p.Logf("backup %s complete: %s of data, %s new in the repository, paused %s", m.ID, humanBytes(m.Bytes),
+		humanBytes(m.StoredBytes), m.Pause.Round(time.Millisecond))
 	for _, s := range m.Services {
 		p.Logf("  %s (%s %s): %s, pinned in %s", s.Name, s.Type, s.Version, humanBytes(s.Bytes),
 			s.PinDuration.Round(time.Millisecond))
@@ -91,9 +92,9 @@ func recordComplete(ctx context.Context, c Catalog, m *backup.Manifest) error {
 	for _, s := range m.Services {
 		services = append(services, db.BackupService{Name: s.Name, Type: s.Type, Version: s.Version, Size: s.Bytes})
 	}
-	complete, progress, size := db.BackupComplete, 100, m.Bytes
+	complete, progress, size, stored := db.BackupComplete, 100, m.Bytes, m.StoredBytes
 	_, err := c.UpdateBackup(ctx, m.ID, db.BackupUpdate{Status: &complete, Progress: &progress, SizeBytes: &size,
-		Pause: &m.Pause, Services: &services, Commit: &m.Commit})
+		NewBytes: &stored, Pause: &m.Pause, Services: &services, Commit: &m.Commit})
 	return err
 }
 

@@ -143,6 +143,11 @@ func TestBackupRestoreUndo(t *testing.T) {
 	if !b.Restorable() || b.Progress != 100 || len(b.Services) != 2 || b.SizeBytes == 0 {
 		t.Fatalf("backup row after completion = %+v", b)
 	}
+	// The row has what the backup added to the repository; rewind.json has it less the few KB written after it.
+	if m, err := w.ops.Engine.FindBackup(ctx, b.ID); err != nil || b.NewBytes <= 0 || m.StoredBytes <= 0 ||
+		m.StoredBytes > b.NewBytes || b.NewBytes-m.StoredBytes > 16<<10 {
+		t.Fatalf("new bytes = %d, rewind.json stored_bytes = %v (%v), want both > 0 and within 16 KiB", b.NewBytes, m, err)
+	}
 
 	// The app changes its data after the backup.
 	exec(t, dbPath, `INSERT INTO notes (body) VALUES ('after')`)
@@ -177,7 +182,7 @@ func TestBackupRestoreUndo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pre.Kind != db.BackupPreRestore || !pre.Restorable() || pre.RestoredFrom != b.ID {
+	if pre.Kind != db.BackupPreRestore || !pre.Restorable() || pre.RestoredFrom != b.ID || pre.NewBytes <= 0 {
 		t.Fatalf("pre-restore backup = %+v", pre)
 	}
 	ua, _, err := w.ops.StartRestore(ctx, jobs.RestoreRequest{BackupID: undoID, Confirm: "main", Actor: "ops@example.com"})

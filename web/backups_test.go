@@ -157,11 +157,15 @@ func TestBackupsTabAndRestoreThroughThePages(t *testing.T) {
 	}
 	id, _ := row.Attr("data-id")
 	checks := map[string]string{"backup-progress": "100%", "backup-status": "complete", "backup-restorable": "yes",
-		"backup-kind": "manual", "backup-mode": "consistent", "backup-new-bytes": "—"}
+		"backup-kind": "manual", "backup-mode": "consistent"}
 	for tid, want := range checks {
 		if got := strings.TrimSpace(row.Find(testid(tid)).Text()); got != want {
 			t.Errorf("%s = %q, want %q", tid, got, want)
 		}
+	}
+	// What the backup added to the repository, as the engine measured it.
+	if got := strings.TrimSpace(row.Find(testid("backup-new-bytes")).Text()); got == "" || got == "—" {
+		t.Errorf("backup-new-bytes = %q, want a size", got)
 	}
 	if _, live := doc.Find("#backups").Attr("data-live"); live {
 		t.Error("the list polls although nothing runs")
@@ -181,6 +185,9 @@ func TestBackupsTabAndRestoreThroughThePages(t *testing.T) {
 	doc = admin.get("/backups/" + id).doc(t)
 	if doc.Find(testid("backup-service")).Length() != 1 || !strings.Contains(doc.Find(testid("backup-log")).Text(), "complete") {
 		t.Fatalf("backup page lacks its service or log")
+	}
+	if got := strings.TrimSpace(doc.Find(`dt:contains("New bytes stored") + dd`).Text()); got == "" || got == "—" {
+		t.Errorf("backup page: new bytes stored = %q, want a size", got)
 	}
 	for _, tid := range []string{"download", "restore", "delete"} {
 		if doc.Find(testid(tid)).Length() != 1 {
@@ -300,7 +307,7 @@ func TestBackupsAPI(t *testing.T) {
 		Total   int         `json:"total"`
 	}
 	app.api(http.MethodGet, "/api/v1/environments/shop/backups", viewerToken, "").json(t, &list)
-	if list.Total != 1 || list.Backups[0].Status != db.BackupComplete {
+	if list.Total != 1 || list.Backups[0].Status != db.BackupComplete || list.Backups[0].NewBytes <= 0 {
 		t.Fatalf("list = %+v", list)
 	}
 	id := started.Backup.ID
