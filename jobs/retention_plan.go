@@ -21,8 +21,9 @@ type PlanPreview struct {
 	// ExtraBackups is the change in automated backups kept over all of them (negative for a downgrade).
 	ExtraBackups int
 	// BytesPerBackup is what one more backup adds to the repository: the average of what the catalog's complete
-	// backups added (new bytes), or, when none recorded it, their average size (an upper bound: dedup stores
-	// less). FromSizes says which.
+	// backups added (new bytes, as the engine measured them), leaving out each environment's first backup
+	// (which stores everything; later ones add what changed) unless no other recorded it; or, when none
+	// recorded it, their average size (an upper bound: dedup stores less). FromSizes says which.
 	BytesPerBackup int64
 	FromSizes      bool
 	ExtraBytes     int64 // ExtraBackups × BytesPerBackup
@@ -70,12 +71,22 @@ func NewPlanPreview(current, next db.Plan, envs []*db.Environment) *PlanPreview 
 }
 
 func (p *PlanPreview) estimate(backups []*db.Backup) {
-	var newSum, sizeSum, newN, sizeN int64
+	// The first backup of each environment that recorded new bytes (complete or since expired).
+	first := map[string]*db.Backup{}
+	for _, b := range backups {
+		if f := first[b.Environment]; b.NewBytes > 0 && (f == nil || b.CreatedAt.Before(f.CreatedAt)) {
+			first[b.Environment] = b
+		}
+	}
+	var newSum, firstSum, sizeSum, newN, firstN, sizeN int64
 	for _, b := range backups {
 		if b.Status != db.BackupComplete {
 			continue
 		}
-		if b.NewBytes > 0 {
+		switch {
+		case b.NewBytes > 0 && first[b.Environment] == b:
+			firstSum, firstN = firstSum+b.NewBytes, firstN+1
+		case b.NewBytes > 0:
 			newSum, newN = newSum+b.NewBytes, newN+1
 		}
 		sizeSum, sizeN = sizeSum+b.SizeBytes, sizeN+1
@@ -83,6 +94,8 @@ func (p *PlanPreview) estimate(backups []*db.Backup) {
 	switch {
 	case newN > 0:
 		p.BytesPerBackup = newSum / newN
+	case firstN > 0:
+		p.BytesPerBackup = firstSum / firstN
 	case sizeN > 0:
 		p.BytesPerBackup, p.FromSizes = sizeSum/sizeN, true
 	}
