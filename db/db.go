@@ -67,9 +67,10 @@ type DB struct {
 	// It defaults to time.Now; tests replace it.
 	Now func() time.Time
 
-	sql  *stmtCache
-	aead cipher.AEAD
-	path string
+	sql    *stmtCache
+	recent recentCache
+	aead   cipher.AEAD
+	path   string
 }
 
 // Open opens (creating if needed) the catalog at path, applies pending
@@ -89,7 +90,16 @@ func Open(ctx context.Context, path string, key []byte) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open catalog %s: %w", abs, err)
 	}
+	// Keep the connections open: database/sql keeps only 2 idle by default, so under concurrent requests it
+	// closed and reopened SQLite connections (pragmas, schema read, every statement prepared again), a quarter
+	// of the CPU of the Backups tab under 50 clients. Bound them too: WAL readers run in parallel, but more
+	// connections than a few per CPU only interleave the same CPU work and stretch the slowest requests (p99
+	// 340 ms unbounded, 130-150 ms at 8, same load). Nothing in this package holds one connection while
+	// waiting for another (transactions use their tx throughout), so the bound cannot deadlock.
+	sqldb.SetMaxOpenConns(maxConns)
+	sqldb.SetMaxIdleConns(maxConns)
 	db := &DB{Now: time.Now, sql: newStmtCache(sqldb), aead: aead, path: abs}
+	db.recent.writes = db.sql.writes.Load
 	if err := sqldb.PingContext(ctx); err != nil {
 		sqldb.Close()
 		return nil, fmt.Errorf("open catalog %s: %w", abs, err)
@@ -100,6 +110,9 @@ func Open(ctx context.Context, path string, key []byte) (*DB, error) {
 	}
 	return db, nil
 }
+
+// maxConns bounds the catalog's SQLite connections (see Open).
+const maxConns = 8
 
 // dsn builds the modernc DSN: a file: URI (so any path is safe) with the
 // pragmas every connection needs.
@@ -210,7 +223,7 @@ func (db *DB) applyMigration(ctx context.Context, m migration) error {
 	if err != nil {
 		return fmt.Errorf("migration %s: %w", m.name, err)
 	}
-	defer tx.Rollback()
+	defer func() { tx.Rollback(); db.sql.wrote() }() // counted once committed (Rollback then does nothing)
 	// Checked inside the write transaction: another process may have
 	// applied it while we waited for the lock.
 	var n int

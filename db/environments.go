@@ -451,7 +451,7 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	defer tx.Rollback()
+	defer func() { tx.Rollback(); db.sql.wrote() }() // counted once committed (Rollback then does nothing)
 	if err := fn(tx); err != nil {
 		return err
 	}

@@ -65,7 +65,7 @@ func (db *DB) UseSetupToken(ctx context.Context, secret, email, password string)
 	if err != nil {
 		return nil, fmt.Errorf("use setup token: %w", err)
 	}
-	defer tx.Rollback()
+	defer func() { tx.Rollback(); db.sql.wrote() }() // counted once committed (Rollback then does nothing)
 	if err := db.checkSetupToken(ctx, tx, secret); err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"sync"
+	"sync/atomic"
 )
 
 // maxCachedStmts bounds the statements kept prepared (queries are built from a few fixed shapes, so a handful
@@ -17,7 +18,18 @@ type stmtCache struct {
 	*sql.DB
 	mu    sync.Mutex
 	stmts map[string]*sql.Stmt
+	// writes counts the writes done through this cache, each counted once it is committed (recentCache).
+	writes atomic.Uint64
 }
+
+// ExecContext runs a write, then counts it.
+func (c *stmtCache) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	defer c.wrote()
+	return c.DB.ExecContext(ctx, query, args...)
+}
+
+// wrote counts a write; transactions call it once committed (or rolled back).
+func (c *stmtCache) wrote() { c.writes.Add(1) }
 
 func newStmtCache(d *sql.DB) *stmtCache { return &stmtCache{DB: d, stmts: map[string]*sql.Stmt{}} }
 

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/mail"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -166,6 +168,23 @@ func (db *DB) FindUserByID(ctx context.Context, id int64) (*User, error) {
 		return nil, fmt.Errorf("find user %d: %w", id, err)
 	}
 	return u, nil
+}
+
+// FindUserByIDRecent is FindUserByID for the check of the signed-in user on every request: it may answer from
+// a read of up to a second ago (recentCache). A user disabled, deleted or changed through this process is
+// seen at once; by another process on the same catalog (an offline admin command), within a second.
+func (db *DB) FindUserByIDRecent(ctx context.Context, id int64) (*User, error) {
+	v, err := db.recent.get("user "+strconv.FormatInt(id, 10), func() (any, error) { return db.FindUserByID(ctx, id) })
+	if err != nil {
+		return nil, err
+	}
+	u := *v.(*User) // a copy: the cached user is shared
+	u.RoleOverrides = maps.Clone(u.RoleOverrides)
+	if u.LastLoginAt != nil {
+		t := *u.LastLoginAt
+		u.LastLoginAt = &t
+	}
+	return &u, nil
 }
 
 // FindUserByEmail returns the user with email (case-insensitive), or ErrNotFound.

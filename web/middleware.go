@@ -22,7 +22,9 @@ var errBadToken = &handlers.Error{Status: http.StatusUnauthorized, Code: "unauth
 
 // userFinder is what the session middleware needs of the catalog.
 type userFinder interface {
-	FindUserByID(ctx context.Context, id int64) (*db.User, error)
+	// FindUserByIDRecent may answer from a read of up to a second ago, so a user disabled by another process
+	// (an offline admin command) is refused within a second; changes through this server count at once.
+	FindUserByIDRecent(ctx context.Context, id int64) (*db.User, error)
 }
 
 // tokenAuthenticator is what the API middleware needs of the catalog.
@@ -54,7 +56,7 @@ func sessionAuth(sm *sessionManager, users userFinder) echo.MiddlewareFunc {
 				}
 			}
 			if id := sm.userID(c); id != 0 {
-				u, err := users.FindUserByID(c.Request().Context(), id)
+				u, err := users.FindUserByIDRecent(c.Request().Context(), id)
 				switch {
 				case err == nil && !u.Disabled:
 					handlers.SetPrincipal(c, &handlers.Principal{User: u})

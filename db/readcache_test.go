@@ -1,0 +1,96 @@
+package db_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rewind/rewind/db"
+)
+
+// A recent read sees this process's writes at once and another process's within a second.
+func TestFindUserByIDRecent(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "rewind.db")
+	c := mustOpenAt(t, path)
+	other := mustOpenAt(t, path) // another process on the same catalog (an offline admin command)
+	u := mustCreateUser(t, c, "ana@example.com", db.RoleAdmin)
+
+	got, err := c.FindUserByIDRecent(ctx, u.ID)
+	if err != nil || got.Disabled {
+		t.Fatalf("FindUserByIDRecent() = %+v, %v; want the enabled user", got, err)
+	}
+	got.Email = "changed@example.com" // the caller's copy
+	if got.RoleOverrides != nil {
+		got.RoleOverrides["production"] = db.RoleViewer
+	}
+	if got, _ := c.FindUserByIDRecent(ctx, u.ID); got.Email != u.Email || len(got.RoleOverrides) != 0 {
+		t.Fatalf("a caller's change leaked into the cache: %+v", got)
+	}
+
+	disabled := true
+	if _, err := c.UpdateUser(ctx, u.ID, db.UserUpdate{Disabled: &disabled}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.FindUserByIDRecent(ctx, u.ID); err != nil || !got.Disabled {
+		t.Fatalf("after disabling through this DB: %+v, %v; want disabled at once", got, err)
+	}
+
+	enabled := false
+	if _, err := other.UpdateUser(ctx, u.ID, db.UserUpdate{Disabled: &enabled}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		got, err := c.FindUserByIDRecent(ctx, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Disabled {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a change by another process was not seen within 2 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	if _, err := c.FindUserByIDRecent(ctx, u.ID+100); !errors.Is(err, db.ErrNotFound) {
+		t.Fatalf("unknown user: err = %v, want ErrNotFound", err)
+	}
+}
+
+// A capped count follows this process's writes at once.
+func TestFindBackupsCountUpToSeesWrites(t *testing.T) {
+	ctx := context.Background()
+	c := MustOpenDB(t)
+	env := "main"
+	count := func() int {
+		t.Helper()
+		_, n, err := c.FindBackups(ctx, db.BackupFilter{Environment: &env, Limit: 1, CountUpTo: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if got := count(); got != 0 {
+		t.Fatalf("count = %d, want 0", got)
+	}
+	ids := []string{"00000000000000000001", "00000000000000000002"}
+	for i, id := range ids {
+		if err := c.CreateBackup(ctx, &db.Backup{ID: id, Environment: env, Kind: db.BackupManual}); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := count(), i+1; got != want {
+			t.Fatalf("count after %d backups = %d, want %d", want, got, want)
+		}
+	}
+	if err := c.DeleteBackup(ctx, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := count(), 1; got != want {
+		t.Fatalf("count after a delete = %d, want %d", got, want)
+	}
+}
