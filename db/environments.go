@@ -255,6 +255,29 @@ func (db *DB) findEnvironmentByName(ctx context.Context, q execQuerier, name str
 	return e, nil
 }
 
+// FindEnvironmentChildren returns the names of the environments whose parent is name, sorted (none for an
+// unknown name). It reads no services, so it costs one small query however many environments there are.
+func (db *DB) FindEnvironmentChildren(ctx context.Context, name string) ([]string, error) {
+	rows, err := db.sql.QueryContext(ctx, `SELECT e.name FROM environments e JOIN environments p ON p.id = e.parent_id
+		WHERE p.name = ? ORDER BY e.name`, name)
+	if err != nil {
+		return nil, fmt.Errorf("find children of %q: %w", name, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("find children of %q: %w", name, err)
+		}
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find children of %q: %w", name, err)
+	}
+	return out, nil
+}
+
 // FindEnvironmentByID returns the environment with its services, or ErrNotFound.
 func (db *DB) FindEnvironmentByID(ctx context.Context, id int64) (*Environment, error) {
 	var name string

@@ -333,3 +333,22 @@ func TestEnvironments_URLEncryptedAtRest(t *testing.T) {
 		t.Fatalf("FindEnvironmentByName(other key) = %v, want ErrDecrypt", err)
 	}
 }
+
+func TestFindEnvironmentChildren(t *testing.T) {
+	ctx := context.Background()
+	c := MustOpenDB(t)
+	mustCreateEnv(t, c, &db.Environment{Name: "main", Type: db.EnvProduction})
+	mustCreateEnv(t, c, &db.Environment{Name: "other", Type: db.EnvProduction})
+	mustCreateEnv(t, c, &db.Environment{Name: "b-child", Type: db.EnvStaging, Parent: "main"})
+	mustCreateEnv(t, c, &db.Environment{Name: "a-child", Type: db.EnvStaging, Parent: "main"})
+	mustCreateEnv(t, c, &db.Environment{Name: "grandchild", Type: db.EnvDevelopment, Parent: "a-child"})
+	for name, want := range map[string]string{"main": "a-child b-child", "a-child": "grandchild", "other": "", "unknown": ""} {
+		got, err := c.FindEnvironmentChildren(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(got, " "); got != want {
+			t.Errorf("FindEnvironmentChildren(%q) = %q, want %q", name, got, want)
+		}
+	}
+}

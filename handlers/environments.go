@@ -18,6 +18,7 @@ import (
 type environmentStore interface {
 	FindEnvironments(ctx context.Context, f db.EnvironmentFilter) ([]*db.Environment, error)
 	FindEnvironmentByName(ctx context.Context, name string) (*db.Environment, error)
+	FindEnvironmentChildren(ctx context.Context, name string) ([]string, error)
 	CreateEnvironment(ctx context.Context, e *db.Environment) error
 	PutEnvironmentChange(ctx context.Context, e *db.Environment) (db.Change, error)
 	SetEnvironmentStatus(ctx context.Context, name, status string) (*db.Environment, error)
@@ -269,17 +270,7 @@ func (h *Environments) form(c echo.Context, e db.Environment, errs views.Errors,
 }
 
 func (h *Environments) children(ctx context.Context, name string) ([]string, error) {
-	envs, err := h.store.FindEnvironments(ctx, db.EnvironmentFilter{})
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range envs {
-		if e.Parent == name {
-			out = append(out, e.Name)
-		}
-	}
-	return out, nil
+	return h.store.FindEnvironmentChildren(ctx, name)
 }
 
 // formErrors turns a save error the user can fix into field errors for the

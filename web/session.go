@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/sessions"
@@ -28,7 +30,7 @@ const (
 // messages in a signed and encrypted cookie (gorilla/sessions). It implements
 // handlers.Session.
 type sessionManager struct {
-	store  *sessions.CookieStore
+	store  *cookieStore
 	secure bool
 	now    func() time.Time
 }
@@ -47,7 +49,72 @@ func newSessionManager(key []byte, secure bool, now func() time.Time) *sessionMa
 		Secure:   secure,
 	}
 	store.MaxAge(int(sessionMaxAge.Seconds()))
-	return &sessionManager{store: store, secure: secure, now: now}
+	return &sessionManager{store: &cookieStore{CookieStore: store}, secure: secure, now: now}
+}
+
+// cookieStore is the cookie store with its decoded cookies kept for a second: checking, decrypting and
+// gob-decoding the session cookie was a tenth of a page's CPU, repeated for every request of a browser.
+// Only cookies that decoded (so were signed with the session key and not expired) are kept, keyed by the
+// whole cookie value; each request gets its own copy of the values.
+type cookieStore struct {
+	*sessions.CookieStore
+	mu      sync.Mutex
+	decoded map[string]decodedCookie
+}
+
+type decodedCookie struct {
+	at     time.Time // monotonic clock
+	values map[any]any
+}
+
+const (
+	decodedCookieTTL = time.Second
+	maxDecoded       = 1024 // a full cache starts over
+)
+
+// Get returns the request's session, once per request (gorilla's registry).
+func (s *cookieStore) Get(r *http.Request, name string) (*sessions.Session, error) {
+	return sessions.GetRegistry(r).Get(s, name)
+}
+
+// New decodes the request's cookie, or takes it from the cookies decoded in the last second.
+func (s *cookieStore) New(r *http.Request, name string) (*sessions.Session, error) {
+	c, err := r.Cookie(name)
+	if err != nil {
+		return s.CookieStore.New(r, name)
+	}
+	now := time.Now()
+	s.mu.Lock()
+	d, ok := s.decoded[c.Value]
+	s.mu.Unlock()
+	if ok && now.Sub(d.at) < decodedCookieTTL {
+		sess := sessions.NewSession(s, name)
+		opts := *s.Options
+		sess.Options, sess.Values, sess.IsNew = &opts, copyValues(d.values), false
+		return sess, nil
+	}
+	sess, err := s.CookieStore.New(r, name)
+	if err == nil && !sess.IsNew {
+		s.mu.Lock()
+		if s.decoded == nil || len(s.decoded) >= maxDecoded {
+			s.decoded = map[string]decodedCookie{}
+		}
+		s.decoded[c.Value] = decodedCookie{at: now, values: copyValues(sess.Values)}
+		s.mu.Unlock()
+	}
+	return sess, err
+}
+
+// copyValues copies session values: strings and numbers, and the flash list.
+func copyValues(v map[any]any) map[any]any {
+	out := make(map[any]any, len(v))
+	for k, x := range v {
+		if l, ok := x.([]any); ok {
+			x = slices.Clone(l)
+		}
+		out[k] = x
+	}
+	return out
 }
 
 func derive(key []byte, label string) []byte {
