@@ -229,8 +229,14 @@ func (db *DB) FindBackups(ctx context.Context, f BackupFilter) ([]*Backup, int, 
 	if limit <= 0 {
 		limit = DefaultBackupLimit
 	}
-	rows, err := db.sql.QueryContext(ctx, `SELECT `+backupColumns+` FROM backups WHERE `+cond+
-		` ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, append(args, limit, max(f.Offset, 0))...)
+	page := `SELECT ` + backupColumns + ` FROM backups WHERE ` + cond + ` ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`
+	if f.Offset > 0 {
+		// Skip the offset in the index alone (backups_environment covers the rowid), then read only the page's
+		// rows: skipping 9,000 rows of the table was most of a deep page's cost.
+		page = `SELECT ` + backupColumns + ` FROM backups WHERE rowid IN (SELECT rowid FROM backups WHERE ` + cond +
+			` ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?) ORDER BY created_at DESC, id DESC`
+	}
+	rows, err := db.sql.QueryContext(ctx, page, append(args, limit, max(f.Offset, 0))...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("find backups: %w", err)
 	}
