@@ -10,10 +10,11 @@
 // restorable with the stock pg_restore) and info.json.
 //
 // Restore: Prepare creates a sibling database `<name>_rewind_<id>` (same encoding and locale) and runs
-// `pg_restore --jobs N --no-owner --exit-on-error` into it. pg_restore needs a seekable file for parallel
-// jobs: when the backup's dump.pgc is a local file (a restored kopia snapshot on disk, or tests) it is read in
-// place; otherwise it is spooled to a temporary file in Options.SpoolDir (default os.TempDir(); it needs as
-// much free space as the dump) and removed when Prepare returns. Switch closes the live database to new
+// `pg_restore --no-owner --exit-on-error` into it. When the backup's dump.pgc is a local file (a restored kopia
+// snapshot on disk, or tests) pg_restore --jobs N reads it in place. From the repository, the dump streams into
+// one pg_restore of the pre-data and data sections while it is spooled to a temporary file in
+// Options.SpoolDir (default os.TempDir(); it needs as much free space as the dump), from which pg_restore --jobs N
+// then builds the post-data section (indexes, constraints); the spool is removed when Prepare returns. Switch closes the live database to new
 // connections, terminates the sessions still connected to it, and renames live → `<name>_rewind_old_<id>`
 // and the prepared database → live in one transaction. The old database is the Replaced state.
 //

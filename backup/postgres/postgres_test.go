@@ -400,6 +400,21 @@ func TestFailedPrepareLeavesLiveUntouched(t *testing.T) {
 		t.Fatalf("%d databases named %s*, want 1 (the restored copy was left behind)", n, db)
 	}
 
+	// The same dump streamed as from the repository (pg_restore reading its stdin while the dump is spooled).
+	src := c.Source.(*Source)
+	src.opts.SpoolDir = t.TempDir()
+	_, err = src.Prepare(context.Background(), remoteDir{backuptest.Dir(t, dir)}, backup.NopProgress)
+	if err == nil || !strings.Contains(err.Error(), "pg_restore") {
+		t.Fatalf("Prepare of a truncated streamed dump: %v, want a pg_restore error", err)
+	}
+	backuptest.MustEqual(t, "live state after failed streamed Prepare", before, c.Checksum(t))
+	if n := countDatabases(t, srv, db); n != 1 {
+		t.Fatalf("%d databases named %s*, want 1 (the restored copy was left behind)", n, db)
+	}
+	if left, _ := os.ReadDir(src.opts.SpoolDir); len(left) != 0 {
+		t.Errorf("spool file left behind: %v", left)
+	}
+
 	// A spool directory that cannot be written fails the same way.
 	if err := os.Truncate(path, 0); err != nil {
 		t.Fatal(err)

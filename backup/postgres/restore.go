@@ -100,56 +100,132 @@ func quote(s string) string {
 }
 
 // restore runs pg_restore from file into the prepared database.
+//
+// A dump from the repository (no local path) is restored in two steps, because the repository's stream is an
+// archive pg_dump wrote to a pipe: its table of contents has no data offsets, and pg_restore --jobs makes every
+// worker scan the archive for its table's data (at pgbench scale 50 that scan alone cost more than the whole
+// plain restore's margin). So: (1) the stream goes to one pg_restore --section=pre-data --section=data reading
+// its stdin (tables and their data, in archive order) and, at the same time, to a spool file; (2) pg_restore
+// --jobs N --section=post-data builds the indexes and constraints in parallel from the spool file, which it only
+// needs for the table of contents.
 func (prep *prepared) restore(ctx context.Context, file fs.File, pgRestore string, p backup.Progress) error {
 	s := prep.src
 	p.SetTotal(file.Size())
+	args := []string{"--no-owner", "--exit-on-error", "--no-password"}
+	if prep.role != "" {
+		args = append(args, "--role="+prep.role)
+	}
+	args = append(args, "--dbname="+s.connURL(prep.tmp, false))
 	path := file.LocalFilesystemPath()
 	if path == "" {
-		spool, err := spoolFile(ctx, file, s.opts.SpoolDir, p)
+		spool, err := prep.streamData(ctx, file, pgRestore, args, p)
 		if err != nil {
 			return err
 		}
 		defer os.Remove(spool)
-		path = spool
+		return prep.runRestore(ctx, pgRestore, append(args, "--jobs", fmt.Sprint(s.opts.Jobs), "--section=post-data", spool))
 	}
+	if err := prep.runRestore(ctx, pgRestore, append(args, "--jobs", fmt.Sprint(s.opts.Jobs), path)); err != nil {
+		return err
+	}
+	p.Add(file.Size())
+	return nil
+}
+
+func (prep *prepared) runRestore(ctx context.Context, pgRestore string, args []string) error {
+	s := prep.src
 	stderr := &tail{}
-	args := []string{"--jobs", fmt.Sprint(s.opts.Jobs), "--no-owner", "--exit-on-error", "--no-password"}
-	if prep.role != "" {
-		args = append(args, "--role="+prep.role)
-	}
-	cmd := s.cmd(ctx, pgRestore, append(args, "--dbname="+s.connURL(prep.tmp, false), path)...)
+	cmd := s.cmd(ctx, pgRestore, args...)
 	cmd.Stderr = stderr
 	cmd.Stdout = stderr
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Run(); err != nil {
 		return s.toolError("pg_restore", err, stderr)
 	}
-	if file.LocalFilesystemPath() != "" {
-		p.Add(file.Size())
-	}
 	return nil
 }
 
-// spoolFile copies file into a temporary file in dir (pg_restore --jobs needs to seek) and returns its path.
-func spoolFile(ctx context.Context, file fs.File, dir string, p backup.Progress) (string, error) {
+// streamData restores the pre-data and data sections of file through pg_restore's stdin while copying file
+// into a spool file in Options.SpoolDir, whose path it returns (the caller removes it). The whole file is read
+// even when pg_restore stops early, so the engine verifies its checksum.
+func (prep *prepared) streamData(ctx context.Context, file fs.File, pgRestore string, args []string, p backup.Progress) (string, error) {
+	s := prep.src
+	f, err := os.CreateTemp(s.opts.SpoolDir, "rewind-pg-*.pgc")
+	if err != nil {
+		return "", fmt.Errorf("spool %s: %w", DumpFile, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
 	r, err := file.Open(ctx)
 	if err != nil {
 		return "", fmt.Errorf("open %s: %w", DumpFile, err)
 	}
 	defer r.Close()
-	f, err := os.CreateTemp(dir, "rewind-pg-*.pgc")
+
+	stderr := &tail{}
+	cmd := s.cmd(ctx, pgRestore, append(args, "--section=pre-data", "--section=data")...)
+	cmd.Stderr = stderr
+	cmd.Stdout = stderr
+	cmd.WaitDelay = 5 * time.Second
+	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return "", fmt.Errorf("spool %s: %w", DumpFile, err)
+		return "", err
 	}
-	_, err = io.Copy(f, progressReader{r: r, p: p})
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if err := cmd.Start(); err != nil {
+		return "", s.toolError("pg_restore", err, stderr)
 	}
-	if err != nil {
-		os.Remove(f.Name())
+	src := &readErr{r: progressReader{r: r, p: p}}
+	_, cerr := io.Copy(io.MultiWriter(f, &lenientWriter{w: stdin}), src)
+	stdin.Close()
+	werr := cmd.Wait()
+	switch {
+	case src.err != nil:
+		return "", fmt.Errorf("read %s: %w", DumpFile, src.err)
+	case werr != nil:
+		return "", s.toolError("pg_restore", werr, stderr)
+	case cerr != nil:
+		return "", fmt.Errorf("spool %s to %s: %w", DumpFile, f.Name(), cerr)
+	}
+	if err := f.Close(); err != nil {
 		return "", fmt.Errorf("spool %s to %s: %w", DumpFile, f.Name(), err)
 	}
+	ok = true
 	return f.Name(), nil
+}
+
+// readErr remembers the first error (other than io.EOF) of its reader.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErr) Read(b []byte) (int, error) {
+	n, err := r.r.Read(b)
+	if err != nil && !errors.Is(err, io.EOF) && r.err == nil {
+		r.err = err
+	}
+	return n, err
+}
+
+// lenientWriter writes to a process's stdin until the first failure (the process exited: its exit status tells
+// whether that was an error) and then discards, so the copy to the spool file goes on.
+type lenientWriter struct {
+	w      io.Writer
+	failed bool
+}
+
+func (l *lenientWriter) Write(b []byte) (int, error) {
+	if !l.failed {
+		if _, err := l.w.Write(b); err != nil {
+			l.failed = true
+		}
+	}
+	return len(b), nil
 }
 
 type progressReader struct {

@@ -266,7 +266,7 @@ func runDB(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("    (before Prepare %.2fs; Prepare %.2fs, of which reading the backup to the spool file %.2fs; Switch %.2fs)\n",
+		fmt.Printf("    (before Prepare %.2fs; Prepare %.2fs, of which streaming the backup into pg_restore and the spool file %.2fs; Switch %.2fs)\n",
 			steps.prepareStart.Sub(sp.start).Seconds(), steps.prepare.Seconds(), sp.last.Sub(steps.prepareStart).Seconds(), steps.switched.Seconds())
 		rwRestoreT = best(rwRestoreT, d)
 		for _, rs := range res.Replaced {
