@@ -255,6 +255,22 @@ func (db *DB) findEnvironmentByName(ctx context.Context, q execQuerier, name str
 	return e, nil
 }
 
+// FindEnvironmentByNameRecent is FindEnvironmentByName for pages that only show the environment: it may
+// answer from a read of up to a second ago (recentCache). Changes made through this process are seen at once;
+// by another process on the same catalog, within a second. The environment is the caller's to modify.
+func (db *DB) FindEnvironmentByNameRecent(ctx context.Context, name string) (*Environment, error) {
+	v, err := db.recent.get("environment "+name, func() (any, error) { return db.FindEnvironmentByName(ctx, name) })
+	if err != nil {
+		return nil, err
+	}
+	e := *v.(*Environment) // a copy: the cached environment is shared
+	e.Services = slices.Clone(e.Services)
+	for i := range e.Services {
+		e.Services[i].Exclude = slices.Clone(e.Services[i].Exclude)
+	}
+	return &e, nil
+}
+
 // FindEnvironmentChildren returns the names of the environments whose parent is name, sorted (none for an
 // unknown name). It reads no services, so it costs one small query however many environments there are.
 func (db *DB) FindEnvironmentChildren(ctx context.Context, name string) ([]string, error) {

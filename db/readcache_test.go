@@ -94,3 +94,31 @@ func TestFindBackupsCountUpToSeesWrites(t *testing.T) {
 		t.Fatalf("count after a delete = %d, want %d", got, want)
 	}
 }
+
+// A recent environment follows this process's changes at once, and callers get their own copy.
+func TestFindEnvironmentByNameRecent(t *testing.T) {
+	ctx := context.Background()
+	c := MustOpenDB(t)
+	mustCreateEnv(t, c, &db.Environment{Name: "main", Type: db.EnvProduction,
+		Services: []db.Service{{Name: "uploads", Type: db.ServiceFiles, Path: "/srv/uploads", Exclude: []string{"tmp"}}}})
+	e, err := c.FindEnvironmentByNameRecent(ctx, "main")
+	if err != nil || len(e.Services) != 1 {
+		t.Fatalf("FindEnvironmentByNameRecent() = %+v, %v", e, err)
+	}
+	title := e.Title
+	e.Services[0].Exclude[0], e.Title = "changed", "changed"
+	e, _ = c.FindEnvironmentByNameRecent(ctx, "main")
+	if e.Title != title || e.Services[0].Exclude[0] != "tmp" {
+		t.Fatalf("a caller's change leaked into the cache: %+v", e)
+	}
+	e.Title = "Main shop"
+	if err := c.UpdateEnvironment(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := c.FindEnvironmentByNameRecent(ctx, "main"); e.Title != "Main shop" {
+		t.Fatalf("after an update through this DB: title %q, want it at once", e.Title)
+	}
+	if _, err := c.FindEnvironmentByNameRecent(ctx, "unknown"); !errors.Is(err, db.ErrNotFound) {
+		t.Fatalf("unknown environment: err = %v, want ErrNotFound", err)
+	}
+}

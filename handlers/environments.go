@@ -19,6 +19,8 @@ type environmentStore interface {
 	FindEnvironments(ctx context.Context, f db.EnvironmentFilter) ([]*db.Environment, error)
 	FindEnvironmentByName(ctx context.Context, name string) (*db.Environment, error)
 	FindEnvironmentChildren(ctx context.Context, name string) ([]string, error)
+	// FindEnvironmentByNameRecent may be a second old when another process changed the environment.
+	FindEnvironmentByNameRecent(ctx context.Context, name string) (*db.Environment, error)
 	CreateEnvironment(ctx context.Context, e *db.Environment) error
 	PutEnvironmentChange(ctx context.Context, e *db.Environment) (db.Change, error)
 	SetEnvironmentStatus(ctx context.Context, name, status string) (*db.Environment, error)
@@ -129,7 +131,7 @@ func (h *Environments) Show(tab string) echo.HandlerFunc {
 			return err
 		}
 		ctx := c.Request().Context()
-		e, err := h.store.FindEnvironmentByName(ctx, c.Param("env"))
+		e, err := h.store.FindEnvironmentByNameRecent(ctx, c.Param("env")) // a page: a second old is fine
 		if err != nil {
 			return err
 		}
