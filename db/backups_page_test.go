@@ -45,3 +45,21 @@ func TestFindBackupsPages(t *testing.T) {
 		t.Fatalf("pages hold %d backups, want %d", len(paged), len(all))
 	}
 }
+
+func TestFindBackupsSkipServices(t *testing.T) {
+	ctx := context.Background()
+	c := MustOpenDB(t)
+	svc := []db.BackupService{{Name: "uploads", Type: "files", Size: 42}}
+	if err := c.CreateBackup(ctx, &db.Backup{ID: fmt.Sprintf("%020x", 1), Environment: "main", Kind: db.BackupManual, Services: svc}); err != nil {
+		t.Fatal(err)
+	}
+	for _, skip := range []bool{false, true} {
+		bs, _, err := c.FindBackups(ctx, db.BackupFilter{SkipServices: skip})
+		if err != nil || len(bs) != 1 {
+			t.Fatalf("FindBackups(SkipServices: %v) = %d backups, %v", skip, len(bs), err)
+		}
+		if got, want := len(bs[0].Services), map[bool]int{false: 1, true: 0}[skip]; got != want {
+			t.Errorf("SkipServices %v: %d services, want %d", skip, got, want)
+		}
+	}
+}
