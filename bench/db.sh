@@ -8,6 +8,10 @@
 #
 #   bash bench/db.sh [SCALE]     (pgbench scale, default 50 ≈ 750 MB; needs PostgreSQL 15 in /usr/lib/postgresql/15/bin)
 #
+# Backups and restores run 3 rounds each, plain and Rewind alternating, and the best of each counts (single
+# rounds vary a lot on a shared machine). ENGINEBENCH_FLAGS passes flags to bench/cmd/enginebench, e.g.
+# "-rounds 5", "-backup-cpuprofile /tmp/b.prof", "-restore-cpuprofile /tmp/r.prof", "-spool-dir /dev/shm".
+#
 # It starts a private server on a free port under a temporary directory (as the postgres user when run as root)
 # and removes everything at the end. Scale 50 takes several minutes on 2 cores.
 set -euo pipefail
@@ -35,4 +39,9 @@ echo "pgbench -i -s $scale"
 
 echo "building bench/cmd/enginebench"
 (cd "$here" && go build -o "$work/enginebench" ./bench/cmd/enginebench)
-"$work/enginebench" db ${ENGINEBENCH_FLAGS:-} -bin "$bin" -dir "$work/run" -url "postgres://postgres@127.0.0.1:$port/bench?sslmode=disable"
+timer=(); [ -x /usr/bin/time ] && timer=(/usr/bin/time -v -o "$work/time.txt")
+"${timer[@]}" "$work/enginebench" db ${ENGINEBENCH_FLAGS:-} -bin "$bin" -dir "$work/run" \
+  -url "postgres://postgres@127.0.0.1:$port/bench?sslmode=disable"
+if [ -f "$work/time.txt" ]; then
+  awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); printf "peak RSS of the Rewind process over the whole run: %.1f MB\n", $2 / 1024}' "$work/time.txt"
+fi

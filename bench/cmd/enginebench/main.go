@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -33,7 +34,14 @@ import (
 	"github.com/rewind/rewind/backup/postgres"
 )
 
+// memoryLimit mirrors the rewind binary's default soft memory limit (main.go), so peak memory measured here is
+// the server's.
+const memoryLimit = 200 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: enginebench db|files [flags]")
 		os.Exit(2)
