@@ -3,10 +3,11 @@
 //
 //	enginebench db -url postgres://postgres@127.0.0.1:PORT/bench -dir DIR      (bench/db.sh)
 //	enginebench files -tree TREE -dir DIR                                     (bench/mem.sh)
+//	enginebench pg -url postgres://postgres@127.0.0.1:PORT/bench -dir DIR      (bench/mem.sh with a pgbench scale)
 //
 // db times plain `pg_dump -Fc` against Engine.Backup, plain `pg_restore --jobs N` against Engine.Restore,
 // then appends 1% more rows to pgbench_accounts and measures how much a second backup adds to the repository.
-// files backs up one tree once (run it under /usr/bin/time -v for the peak memory).
+// files backs up one tree once, pg one database once (run them under /usr/bin/time -v for the peak memory).
 package main
 
 import (
@@ -43,7 +44,7 @@ func main() {
 		debug.SetMemoryLimit(memoryLimit)
 	}
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: enginebench db|files [flags]")
+		fmt.Fprintln(os.Stderr, "usage: enginebench db|files|pg [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -53,8 +54,10 @@ func main() {
 		err = runDB(ctx, os.Args[2:])
 	case "files":
 		err = runFiles(ctx, os.Args[2:])
+	case "pg":
+		err = runPG(ctx, os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown mode %q (db or files)", os.Args[1])
+		err = fmt.Errorf("unknown mode %q (db, files or pg)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "enginebench:", err)
@@ -407,5 +410,34 @@ func runFiles(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("rewind files backup: %.1f MB in %.2fs (parallel %d, GOMAXPROCS %d)\n", float64(m.Bytes)/(1<<20),
 		time.Since(t0).Seconds(), *parallel, runtime.GOMAXPROCS(0))
+	return nil
+}
+
+func runPG(ctx context.Context, args []string) error {
+	fl := flag.NewFlagSet("pg", flag.ExitOnError)
+	url := fl.String("url", "", "URL of the database")
+	dir := fl.String("dir", "", "work directory (repository)")
+	bin := fl.String("bin", "/usr/lib/postgresql/15/bin", "directory of pg_dump")
+	fl.Parse(args) //nolint:errcheck
+	if *url == "" || *dir == "" {
+		return errors.New("-url and -dir are required")
+	}
+	r, err := openRepo(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer r.Close(ctx)
+	e := &backup.Engine{Repo: r, Drivers: map[string]backup.Driver{
+		backup.TypePostgreSQL: func(spec backup.ServiceSpec) (backup.Source, error) {
+			return postgres.NewWithOptions(spec, postgres.Options{ToolDirs: []string{*bin}})
+		},
+	}}
+	spec := backup.ServiceSpec{Name: "db", Type: backup.TypePostgreSQL, URL: *url}
+	t0 := time.Now()
+	m, err := e.Backup(ctx, backup.BackupRequest{Environment: "bench", Kind: backup.KindManual, Services: []backup.ServiceSpec{spec}}, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("rewind postgresql backup: %.1f MB dump in %.2fs\n", float64(m.Bytes)/(1<<20), time.Since(t0).Seconds())
 	return nil
 }
