@@ -252,20 +252,7 @@ func sizeOrDash(n int64) string {
 	if n <= 0 {
 		return "-"
 	}
-	return humanSize(n)
-}
-
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return db.FormatBytes(n)
 }
 
 func newBackupGetCommand() *cobra.Command {
@@ -338,7 +325,7 @@ func printBackup(w io.Writer, resp backupResponse) error {
 			if v == "" {
 				v = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.Type, v, humanSize(s.Size))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.Type, v, db.FormatBytes(s.Size))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -517,7 +504,7 @@ func newBackupDownloadCommand() *cobra.Command {
 				return fmt.Errorf("download %s: %w", args[0], err)
 			}
 			if out != "-" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "Wrote %s (%s).\n", out, humanSize(n))
+				fmt.Fprintf(cmd.ErrOrStderr(), "Wrote %s (%s).\n", out, db.FormatBytes(n))
 			}
 			return nil
 		},

@@ -226,7 +226,7 @@ func (c *copier) Sync(ctx context.Context) error {
 	} else {
 		a.State = db.ActivitySucceeded
 		a.Summary = fmt.Sprintf("Copied %d new objects (%s) to %s; %d gone from the primary removed; the copy holds %d objects",
-			stats.Copied, humanSize(stats.Bytes), t.URL, stats.Deleted, stats.Blobs)
+			stats.Copied, db.FormatBytes(stats.Bytes), t.URL, stats.Deleted, stats.Blobs)
 		_ = c.Catalog.SetSetting(ctx, settingCopyError, "")
 		if serr := c.Catalog.SetSetting(ctx, settingCopySyncedAt, started.UTC().Format(time.RFC3339Nano)); serr != nil {
 			err = serr

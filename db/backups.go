@@ -57,6 +57,21 @@ type Backup struct {
 	CompletedAt  *time.Time      `json:"completed_at,omitempty"`
 }
 
+// FormatBytes renders a byte count in binary units ("1.5 MiB"), as the dashboard, the CLI and the activity
+// logs show backup sizes.
+func FormatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
 // Restorable reports whether the backup can be restored: only complete backups can.
 func (b *Backup) Restorable() bool { return b.Status == BackupComplete }
 

@@ -74,10 +74,10 @@ func (j *backupJob) complete(ctx context.Context, p *Progress, m *backup.Manifes
 	if err := recordComplete(ctx, j.o.Catalog, m); err != nil {
 		return err
 	}
-	p.Logf("backup %s complete: %s of data, %s new in the repository, paused %s", m.ID, humanBytes(m.Bytes),
-		humanBytes(m.StoredBytes), m.Pause.Round(time.Millisecond))
+	p.Logf("backup %s complete: %s of data, %s new in the repository, paused %s", m.ID, db.FormatBytes(m.Bytes),
+		db.FormatBytes(m.StoredBytes), m.Pause.Round(time.Millisecond))
 	for _, s := range m.Services {
-		p.Logf("  %s (%s %s): %s, pinned in %s", s.Name, s.Type, s.Version, humanBytes(s.Bytes),
+		p.Logf("  %s (%s %s): %s, pinned in %s", s.Name, s.Type, s.Version, db.FormatBytes(s.Bytes),
 			s.PinDuration.Round(time.Millisecond))
 	}
 	if j.o.AfterBackup != nil {
@@ -261,17 +261,4 @@ func withDatabaseSuffix(raw, suffix string) string {
 		out += "?" + q
 	}
 	return out
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

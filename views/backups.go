@@ -123,15 +123,4 @@ func short12(commit string) string {
 func joinComma(s []string) string { return strings.Join(s, ", ") }
 
 // humanBytes renders a size in binary units ("1.5 MiB").
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func humanBytes(n int64) string { return db.FormatBytes(n) }
