@@ -51,23 +51,13 @@ func (e *Engine) FindBackup(ctx context.Context, id string) (*Manifest, error) {
 }
 
 func (e *Engine) findBackup(ctx context.Context, id string) (*Manifest, error) {
-	r := e.Repo.rep
-	snap, err := e.findSnapshot(ctx, r, id)
+	_, m, err := e.openBackup(ctx, id)
 	if err != nil {
 		return nil, err
-	}
-	root, err := rootOf(r, snap)
-	if err != nil {
-		return nil, fmt.Errorf("backup %s: %w", id, err)
-	}
-	m, err := readManifest(ctx, root)
-	if err != nil {
-		return nil, fmt.Errorf("backup %s: %w", id, err)
 	}
 	if m.ID != id {
 		return nil, fmt.Errorf("backup %s: its rewind.json names %s", id, m.ID)
 	}
-	m.Snapshot = string(snap.ID)
 	return m, nil
 }
 

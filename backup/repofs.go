@@ -88,6 +88,26 @@ func (d *trueTimeDir) Iterate(ctx context.Context) (fs.DirectoryIterator, error)
 }
 
 // backupRoot returns the root of a snapshot with recorded directory times.
+// openBackup finds backup id and returns its root directory and its manifest (with Snapshot set). A missing
+// backup wraps ErrNotFound.
+func (e *Engine) openBackup(ctx context.Context, id string) (fs.Directory, *Manifest, error) {
+	r := e.Repo.rep
+	snap, err := e.findSnapshot(ctx, r, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	root, err := backupRoot(r, snap)
+	if err != nil {
+		return nil, nil, fmt.Errorf("backup %s: %w", id, err)
+	}
+	m, err := readManifest(ctx, root)
+	if err != nil {
+		return nil, nil, fmt.Errorf("backup %s: %w", id, err)
+	}
+	m.Snapshot = string(snap.ID)
+	return root, m, nil
+}
+
 func backupRoot(r repo.Repository, man *snapshot.Manifest) (fs.Directory, error) {
 	d, err := rootOf(r, man)
 	if err != nil {

@@ -49,20 +49,10 @@ func (e *Engine) restore(ctx context.Context, req RestoreRequest, p Progress) (*
 	if p == nil {
 		p = NopProgress
 	}
-	r := e.Repo.rep
-	snap, err := e.findSnapshot(ctx, r, req.ID)
+	root, m, err := e.openBackup(ctx, req.ID)
 	if err != nil {
 		return nil, err
 	}
-	root, err := backupRoot(r, snap)
-	if err != nil {
-		return nil, fmt.Errorf("backup %s: %w", req.ID, err)
-	}
-	m, err := readManifest(ctx, root)
-	if err != nil {
-		return nil, fmt.Errorf("backup %s: %w", req.ID, err)
-	}
-	m.Snapshot = string(snap.ID)
 
 	// Refuse mismatches before touching anything.
 	targets := map[string]bool{}

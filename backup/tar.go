@@ -19,18 +19,9 @@ func (e *Engine) WriteTar(ctx context.Context, id string, w io.Writer) error {
 }
 
 func (e *Engine) writeTar(ctx context.Context, id string, w io.Writer) error {
-	r := e.Repo.rep
-	snap, err := e.findSnapshot(ctx, r, id)
+	root, m, err := e.openBackup(ctx, id)
 	if err != nil {
 		return err
-	}
-	root, err := backupRoot(r, snap)
-	if err != nil {
-		return fmt.Errorf("backup %s: %w", id, err)
-	}
-	m, err := readManifest(ctx, root)
-	if err != nil {
-		return fmt.Errorf("backup %s: %w", id, err)
 	}
 	tw := tar.NewWriter(w)
 	// rewind.json and SHA256SUMS first, so a reader learns what the archive holds before the data.

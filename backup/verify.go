@@ -19,18 +19,9 @@ func (e *Engine) verifyBackup(ctx context.Context, id string, p Progress) error 
 	if p == nil {
 		p = NopProgress
 	}
-	r := e.Repo.rep
-	snap, err := e.findSnapshot(ctx, r, id)
+	root, m, err := e.openBackup(ctx, id)
 	if err != nil {
 		return err
-	}
-	root, err := backupRoot(r, snap)
-	if err != nil {
-		return fmt.Errorf("backup %s: %w", id, err)
-	}
-	m, err := readManifest(ctx, root)
-	if err != nil {
-		return fmt.Errorf("backup %s: %w", id, err)
 	}
 	data, err := readRootFile(ctx, root, SumsFile)
 	if err != nil {
