@@ -103,7 +103,7 @@ func (r *restorer) file(ctx context.Context, e fs.File, p, rel string) error {
 	if err != nil {
 		return fmt.Errorf("restore %q: %w", rel, err)
 	}
-	n, err := io.Copy(out, &countingReader{r: in, p: r.p})
+	n, err := io.Copy(out, backup.ProgressReader(in, r.p))
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
@@ -134,19 +134,6 @@ func (r *restorer) meta(e fs.Entry, p, rel string, symlink bool) error {
 		return fmt.Errorf("restore mtime of %q: %w", rel, err)
 	}
 	return nil
-}
-
-type countingReader struct {
-	r io.Reader
-	p backup.Progress
-}
-
-func (c *countingReader) Read(b []byte) (int, error) {
-	n, err := c.r.Read(b)
-	if n > 0 {
-		c.p.Add(int64(n))
-	}
-	return n, err //nolint:wrapcheck
 }
 
 func syncDir(dir string) error {

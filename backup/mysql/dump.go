@@ -144,7 +144,7 @@ func (c *capture) Folder(ctx context.Context, p backup.Progress) (fs.Directory, 
 	c.pipe = pr
 	go func() {
 		defer close(c.done)
-		err := c.write(ctx, progressWriter{w: pw, p: p})
+		err := c.write(ctx, backup.ProgressWriter(pw, p))
 		if err != nil {
 			err = fmt.Errorf("dump mysql database %q: %w", c.schema, err)
 		}
@@ -154,17 +154,6 @@ func (c *capture) Folder(ctx context.Context, p backup.Progress) (fs.Directory, 
 		virtualfs.StreamingFileWithModTimeFromReader(InfoFile, c.info.PinnedAt, io.NopCloser(bytes.NewReader(info))),
 		virtualfs.StreamingFileWithModTimeFromReader(DumpFile, c.info.PinnedAt, pr),
 	}), nil
-}
-
-type progressWriter struct {
-	w io.Writer
-	p backup.Progress
-}
-
-func (pw progressWriter) Write(b []byte) (int, error) {
-	n, err := pw.w.Write(b)
-	pw.p.Add(int64(n))
-	return n, err
 }
 
 // write produces the dump file.

@@ -86,7 +86,7 @@ func (prep *prepared) load(ctx context.Context, conn *sql.Conn, file fs.File, p 
 	if _, err := conn.ExecContext(ctx, "USE "+quoteIdent(prep.tmp)); err != nil {
 		return err
 	}
-	sp := newSplitter(progressReader{r: r, p: p})
+	sp := newSplitter(backup.ProgressReader(r, p))
 	var pending object // SQL mode / time zone of the next object
 	ended := false
 	for {
@@ -127,17 +127,6 @@ func (prep *prepared) load(ctx context.Context, conn *sql.Conn, file fs.File, p 
 		return fmt.Errorf("read %s: the file is incomplete (no end marker)", DumpFile)
 	}
 	return nil
-}
-
-type progressReader struct {
-	r io.Reader
-	p backup.Progress
-}
-
-func (pr progressReader) Read(b []byte) (int, error) {
-	n, err := pr.r.Read(b)
-	pr.p.Add(int64(n))
-	return n, err
 }
 
 // listTables lists the names of the base tables and sequences of schema.

@@ -179,7 +179,7 @@ func (prep *prepared) streamData(ctx context.Context, file fs.File, pgRestore st
 	if err := cmd.Start(); err != nil {
 		return "", s.toolError("pg_restore", err, stderr)
 	}
-	src := &readErr{r: progressReader{r: r, p: p}}
+	src := &readErr{r: backup.ProgressReader(r, p)}
 	_, cerr := io.Copy(io.MultiWriter(f, &lenientWriter{w: stdin}), src)
 	stdin.Close()
 	werr := cmd.Wait()
@@ -226,17 +226,6 @@ func (l *lenientWriter) Write(b []byte) (int, error) {
 		}
 	}
 	return len(b), nil
-}
-
-type progressReader struct {
-	r io.Reader
-	p backup.Progress
-}
-
-func (pr progressReader) Read(b []byte) (int, error) {
-	n, err := pr.r.Read(b)
-	pr.p.Add(int64(n))
-	return n, err
 }
 
 // dropDatabase drops db, ending the sessions still connected to it.

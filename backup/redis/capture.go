@@ -172,7 +172,7 @@ func (c *capture) Folder(ctx context.Context, p backup.Progress) (fs.Directory, 
 	c.pipe = pr
 	snap := c.snap
 	go func() {
-		err := encode(progressWriter{w: pw, p: p}, snap)
+		err := encode(backup.ProgressWriter(pw, p), snap)
 		if err != nil {
 			err = fmt.Errorf("dump redis database %d: %w", c.src.opts.DB, err)
 		}
@@ -182,17 +182,6 @@ func (c *capture) Folder(ctx context.Context, p backup.Progress) (fs.Directory, 
 		virtualfs.StreamingFileWithModTimeFromReader(InfoFile, c.info.PinnedAt, io.NopCloser(bytes.NewReader(info))),
 		virtualfs.StreamingFileWithModTimeFromReader(KeysFile, c.info.PinnedAt, pr),
 	}), nil
-}
-
-type progressWriter struct {
-	w io.Writer
-	p backup.Progress
-}
-
-func (pw progressWriter) Write(b []byte) (int, error) {
-	n, err := pw.w.Write(b)
-	pw.p.Add(int64(n))
-	return n, err
 }
 
 // Close drops the image. Safe to call more than once.

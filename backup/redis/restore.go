@@ -36,7 +36,7 @@ func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progres
 		return nil, fmt.Errorf("restore redis database %d: open %s: %w", db, KeysFile, err)
 	}
 	defer r.Close()
-	snap, err := decode(progressReader{r: r, p: p})
+	snap, err := decode(backup.ProgressReader(r, p))
 	if err != nil {
 		return nil, fmt.Errorf("restore redis database %d: read %s: %w", db, KeysFile, err)
 	}
@@ -51,17 +51,6 @@ func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progres
 		}
 	}
 	return &prepared{src: s, snap: snap}, nil
-}
-
-type progressReader struct {
-	r interface{ Read([]byte) (int, error) }
-	p backup.Progress
-}
-
-func (pr progressReader) Read(b []byte) (int, error) {
-	n, err := pr.r.Read(b)
-	pr.p.Add(int64(n))
-	return n, err
 }
 
 // replace atomically captures the database's keys and replaces them with snap's (MULTI: dump script,

@@ -249,7 +249,7 @@ func (c *capture) Folder(ctx context.Context, p backup.Progress) (fs.Directory, 
 	}
 	p.SetTotal(fi.Size())
 	return virtualfs.NewStaticDirectory("sqlite", []fs.Entry{
-		virtualfs.StreamingFileWithModTimeFromReader(FileName, c.info.PinnedAt, &progressReader{f: f, p: p}),
+		virtualfs.StreamingFileWithModTimeFromReader(FileName, c.info.PinnedAt, backup.ProgressReadCloser(f, p)),
 	}), nil
 }
 
@@ -271,21 +271,6 @@ func removeDB(p string) {
 		os.Remove(p + suffix) //nolint:errcheck
 	}
 }
-
-type progressReader struct {
-	f *os.File
-	p backup.Progress
-}
-
-func (r *progressReader) Read(b []byte) (int, error) {
-	n, err := r.f.Read(b)
-	if n > 0 {
-		r.p.Add(int64(n))
-	}
-	return n, err //nolint:wrapcheck
-}
-
-func (r *progressReader) Close() error { return r.f.Close() } //nolint:wrapcheck
 
 // Prepare stages the backup's database beside the live one and checks it.
 func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progress) (backup.Prepared, error) {
@@ -314,7 +299,7 @@ func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progres
 	if err != nil {
 		return nil, fmt.Errorf("stage database: %w", err)
 	}
-	_, err = io.Copy(out, &countingReader{r: r, p: p})
+	_, err = io.Copy(out, backup.ProgressReader(r, p))
 	if serr := out.Sync(); err == nil {
 		err = serr
 	}
@@ -330,19 +315,6 @@ func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progres
 		return nil, err
 	}
 	return &prepared{s: s, staged: staged}, nil
-}
-
-type countingReader struct {
-	r io.Reader
-	p backup.Progress
-}
-
-func (c *countingReader) Read(b []byte) (int, error) {
-	n, err := c.r.Read(b)
-	if n > 0 {
-		c.p.Add(int64(n))
-	}
-	return n, err //nolint:wrapcheck
 }
 
 func quickCheck(ctx context.Context, path string) error {
