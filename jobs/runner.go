@@ -51,8 +51,8 @@ type Runner struct {
 	workers int
 	log     *slog.Logger
 
-	// Interrupted, when set, says what an activity cut off by a stop left behind (the error recorded on it);
-	// ErrInterrupted when nil.
+	// Interrupted, when set, says what an activity cut off by a stop left behind: the error recorded on it, or
+	// nil when its work had in fact finished (it is then recorded as succeeded). ErrInterrupted when unset.
 	Interrupted func(a *db.Activity) error
 
 	// Now is the clock; ProgressInterval is how often progress is written (about once a second).
@@ -60,7 +60,7 @@ type Runner struct {
 	ProgressInterval time.Duration
 
 	mu      sync.Mutex
-	queue   []int64                      // activity ids waiting, oldest first
+	queue   []queued                     // activities waiting, oldest first
 	running map[int64]context.CancelFunc // by activity id
 	envBusy map[string]int64             // environment → running activity id
 	wake    chan struct{}
@@ -68,6 +68,12 @@ type Runner struct {
 	wg      sync.WaitGroup
 	ctx     context.Context
 	stop    context.CancelFunc
+}
+
+// queued is an activity waiting in the queue, with the environment it locks.
+type queued struct {
+	id  int64
+	env string
 }
 
 // NewRunner returns a runner with the given number of workers (at least one). Call Start before Enqueue.
@@ -92,9 +98,8 @@ func NewRunner(store Store, build Builder, workers int, log *slog.Logger) *Runne
 }
 
 // Start recovers the work a previous process left behind and starts dispatching. Activities that were running
-// are marked failed with ErrInterrupted; queued ones are queued again in their original order. (A job must never
-// leave anything that claims to be complete before it returns success, so an interrupted one left nothing usable
-// behind.)
+// are finished as Interrupted says (failed, naming what was left behind); queued ones are queued again in their
+// original order.
 func (r *Runner) Start(ctx context.Context) error {
 	unfinished, err := r.store.FindUnfinishedActivities(ctx)
 	if err != nil {
@@ -109,7 +114,7 @@ func (r *Runner) Start(ctx context.Context) error {
 			continue
 		}
 		r.mu.Lock()
-		r.queue = append(r.queue, a.ID)
+		r.queue = append(r.queue, queued{id: a.ID, env: a.Environment})
 		r.mu.Unlock()
 	}
 	r.wg.Add(1)
@@ -121,12 +126,16 @@ func (r *Runner) Start(ctx context.Context) error {
 // Enqueue schedules a queued activity. The activity must have been created with state queued; its job is built
 // when it is dispatched.
 func (r *Runner) Enqueue(id int64) error {
+	a, err := r.store.FindActivityByID(context.Background(), id)
+	if err != nil {
+		return fmt.Errorf("enqueue activity %d: %w", id, err)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed || r.ctx == nil {
 		return errors.New("job runner is not running")
 	}
-	r.queue = append(r.queue, id)
+	r.queue = append(r.queue, queued{id: id, env: a.Environment})
 	r.pokeLocked()
 	return nil
 }
@@ -141,7 +150,7 @@ func (r *Runner) Cancel(ctx context.Context, id int64) error {
 		return nil
 	}
 	for i, q := range r.queue {
-		if q == id {
+		if q.id == id {
 			r.queue = append(r.queue[:i:i], r.queue[i+1:]...)
 			r.mu.Unlock()
 			r.finish(id, context.Canceled, true)
@@ -156,8 +165,15 @@ func (r *Runner) Cancel(ctx context.Context, id int64) error {
 func (r *Runner) Busy(env string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	_, ok := r.envBusy[env]
-	return ok
+	if _, ok := r.envBusy[env]; ok {
+		return true
+	}
+	for _, q := range r.queue {
+		if q.env == env {
+			return true
+		}
+	}
+	return false
 }
 
 // Close cancels the running jobs, waits for them to return and stops dispatching. Queued work stays queued in the
@@ -210,42 +226,44 @@ func (r *Runner) dispatch() {
 // startReadyLocked starts every queued activity that can run now, in queue order.
 func (r *Runner) startReadyLocked() {
 	for i := 0; i < len(r.queue) && len(r.running) < r.workers; {
-		id := r.queue[i]
-		a, err := r.store.FindActivityByID(r.ctx, id)
-		if err != nil || a.Done() {
-			if err != nil {
-				r.log.Error("load queued activity", "activity", id, "err", err)
-			}
-			r.queue = append(r.queue[:i:i], r.queue[i+1:]...)
-			continue
-		}
-		if a.Environment != "" {
-			if _, busy := r.envBusy[a.Environment]; busy {
+		q := r.queue[i]
+		if q.env != "" {
+			if _, busy := r.envBusy[q.env]; busy {
 				i++
 				continue
 			}
-			r.envBusy[a.Environment] = id
+			r.envBusy[q.env] = q.id
 		}
 		r.queue = append(r.queue[:i:i], r.queue[i+1:]...)
 		ctx, cancel := context.WithCancel(r.ctx)
-		r.running[id] = cancel
+		r.running[q.id] = cancel
 		r.wg.Add(1)
-		go r.run(ctx, cancel, a)
+		go r.run(ctx, cancel, q)
 	}
 }
 
-func (r *Runner) run(ctx context.Context, cancel context.CancelFunc, a *db.Activity) {
+// run loads a dispatched activity (the catalog as it is now: it may have been cancelled while it waited) and
+// runs its job.
+func (r *Runner) run(ctx context.Context, cancel context.CancelFunc, q queued) {
 	defer r.wg.Done()
 	defer func() {
 		cancel()
 		r.mu.Lock()
-		delete(r.running, a.ID)
-		if a.Environment != "" && r.envBusy[a.Environment] == a.ID {
-			delete(r.envBusy, a.Environment)
+		delete(r.running, q.id)
+		if q.env != "" && r.envBusy[q.env] == q.id {
+			delete(r.envBusy, q.env)
 		}
 		r.pokeLocked()
 		r.mu.Unlock()
 	}()
+	a, err := r.store.FindActivityByID(ctx, q.id)
+	if err != nil {
+		r.log.Error("load queued activity", "activity", q.id, "err", err)
+		return
+	}
+	if a.Done() {
+		return
+	}
 
 	state, now := db.ActivityRunning, r.Now()
 	if _, err := r.store.UpdateActivity(ctx, a.ID, db.ActivityUpdate{State: &state, StartedAt: &now}); err != nil {
@@ -253,7 +271,7 @@ func (r *Runner) run(ctx context.Context, cancel context.CancelFunc, a *db.Activ
 		return
 	}
 	p := newProgress(r, a.ID)
-	err := r.execute(ctx, a, p)
+	err = r.execute(ctx, a, p)
 	p.stop()
 	closing := r.isClosed()
 	if closing && err != nil && ctx.Err() != nil {
