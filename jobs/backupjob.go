@@ -164,11 +164,19 @@ func (j *restoreJob) Run(ctx context.Context, p *Progress) error {
 const switchedMarker = "switched"
 
 // Interrupted says what an activity cut off by a stop of Rewind left behind: it is the Runner's Interrupted.
+// It returns nil when the work had in fact finished (the stop fell between its last write and the runner's): the
+// activity is then recorded as succeeded.
 func (o *Operations) Interrupted(a *db.Activity) error {
 	switch a.Type {
 	case TypeBackup:
+		if o.backupComplete(a.BackupID) {
+			return nil
+		}
 		return fmt.Errorf("%w (no snapshot was saved; this backup is not restorable)", ErrInterrupted)
 	case TypeRestore:
+		if o.backupComplete(PreRestoreBackupID(a)) {
+			return nil // switched, and the replaced state saved: only the runner's last write was missing
+		}
 		if strings.Contains(a.Log, "\n"+switchedMarker+" ") || strings.HasPrefix(a.Log, switchedMarker+" ") {
 			return fmt.Errorf("%w after the switch: %s runs the restored data; the state it replaced is kept "+
 				"beside the live data (renamed databases, .rewind-* directories and files) but was not saved as a "+
@@ -177,6 +185,17 @@ func (o *Operations) Interrupted(a *db.Activity) error {
 		return fmt.Errorf("%w before the switch: the live data of %s was not changed", ErrInterrupted, a.Environment)
 	}
 	return ErrInterrupted
+}
+
+// backupComplete reports whether the catalog lists backup id as complete.
+func (o *Operations) backupComplete(id string) bool {
+	if id == "" {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := o.Catalog.FindBackupByID(ctx, id)
+	return err == nil && b.Status == db.BackupComplete
 }
 
 // keepReplaced captures the replaced states as the pre-restore backup, then drops them. If the capture fails
