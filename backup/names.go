@@ -7,7 +7,6 @@ import (
 	"github.com/kopia/kopia/repo/blob"
 	"github.com/kopia/kopia/repo/content"
 	"github.com/kopia/kopia/repo/object"
-	"path"
 	"strings"
 	"unicode/utf8"
 )
@@ -26,45 +25,6 @@ func CheckEntryName(name string) error {
 		return fmt.Errorf("%w: %q holds a slash or NUL", ErrUnsafeName, name)
 	case len(name) > 255:
 		return fmt.Errorf("%w: name longer than 255 bytes", ErrUnsafeName)
-	}
-	return nil
-}
-
-// CheckSymlinkTarget checks that a symlink at linkPath (slash-separated, relative to the restored root) with
-// target cannot lead outside the root, whatever other symlinks of the tree point to: the target must be
-// relative, and ".." may only appear as its leading elements, no more of them than the link's directory is
-// deep. (A ".." after another element could climb back out through a symlink, as in "a/a/../.." with a
-// pointing to ".", so it is refused.) The same rule applied to every symlink keeps every resolution inside.
-func CheckSymlinkTarget(linkPath, target string) error {
-	switch {
-	case target == "":
-		return fmt.Errorf("%w: empty symlink target at %q", ErrUnsafeName, linkPath)
-	case strings.ContainsRune(target, 0):
-		return fmt.Errorf("%w: symlink target with NUL at %q", ErrUnsafeName, linkPath)
-	case strings.HasPrefix(target, "/"):
-		return fmt.Errorf("%w: absolute symlink target %q at %q", ErrUnsafeName, target, linkPath)
-	}
-	depth := 0
-	for _, el := range strings.Split(path.Dir(path.Clean("/"+linkPath)), "/") {
-		if el != "" {
-			depth++
-		}
-	}
-	leading := true
-	for _, el := range strings.Split(target, "/") {
-		switch el {
-		case "", ".":
-		case "..":
-			if !leading {
-				return fmt.Errorf("%w: symlink %q has \"..\" after a name (%q)", ErrUnsafeName, linkPath, target)
-			}
-			depth--
-			if depth < 0 {
-				return fmt.Errorf("%w: symlink %q points outside (%q)", ErrUnsafeName, linkPath, target)
-			}
-		default:
-			leading = false
-		}
 	}
 	return nil
 }

@@ -22,8 +22,9 @@
 // # Restore
 //
 // Prepare writes the backup into a sibling directory `.rewind-restore-<random>` next to the mount, creating
-// every entry itself (never following a symlink; names checked with backup.CheckEntryName; symlinks whose
-// target is absolute or climbs out of the mount refused). Switch exchanges the two directories atomically with
+// every entry itself (never following a symlink; names checked with backup.CheckEntryName). Symlinks come back
+// with the target they had, even one that is absolute or leaves the mount: a link is data, the restore never
+// resolves it, so no restored path and no write of the restore can end up outside the mount. Switch exchanges the two directories atomically with
 // renameat2(RENAME_EXCHANGE); where the kernel or filesystem lacks it, it falls back to two renames (the mount
 // path is briefly missing between them). The replaced tree stays in the sibling directory: Replaced.Pin
 // captures it, Revert exchanges back, Discard removes it.

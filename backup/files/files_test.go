@@ -527,35 +527,47 @@ func TestRestoreIntoNewMount(t *testing.T) {
 	}
 }
 
-// TestRestoreRefusesEscapingSymlink: a link leaving the mount is backed up as it is, but never restored; the
-// failed Prepare leaves the live mount untouched and removes its sibling.
-func TestRestoreRefusesEscapingSymlink(t *testing.T) {
+// TestRestoreKeepsOutsideSymlinks: links that are absolute or leave the mount are backed up and restored as
+// they were (a link to shared configuration is part of the app's tree), and the restore never writes through
+// one: the excluded entries Switch carries over are not moved into a directory a restored link points to.
+func TestRestoreKeepsOutsideSymlinks(t *testing.T) {
 	ctx := context.Background()
 	base := t.TempDir()
 	mount := filepath.Join(base, "m")
-	write(t, filepath.Join(mount, "a/file"), []byte("x"), 0o644)
-	for _, target := range []string{"/etc/passwd", "../../outside", "a/../../x"} {
-		link := filepath.Join(mount, "a/evil")
-		os.Remove(link)
-		if err := os.Symlink(target, link); err != nil {
+	outside := filepath.Join(base, "outside")
+	write(t, filepath.Join(outside, "b/file"), []byte("outside"), 0o644)
+	write(t, filepath.Join(mount, "keep/file"), []byte("x"), 0o644)
+	links := map[string]string{"abs": outside, "up": "../outside", "mid": "keep/../../outside", "a": outside}
+	for name, target := range links {
+		if err := os.Symlink(target, filepath.Join(mount, name)); err != nil {
 			t.Fatal(err)
 		}
-		e := openEngine(t, filepath.Join(base, "data"))
-		spec := backup.ServiceSpec{Name: "m", Type: backup.TypeFiles, Path: mount}
-		m, err := e.Backup(ctx, backup.BackupRequest{Environment: "main", Kind: backup.KindManual, Live: true, Services: []backup.ServiceSpec{spec}}, nil)
-		if err != nil {
-			t.Fatalf("Backup: %v", err)
-		}
-		before := state(t, mount, false)
-		_, err = e.Restore(ctx, backup.RestoreRequest{ID: m.ID, Services: []backup.ServiceSpec{spec}}, nil)
-		if !errors.Is(err, backup.ErrUnsafeName) {
-			t.Fatalf("Restore with link to %q = %v, want ErrUnsafeName", target, err)
-		}
-		backuptest.MustEqual(t, "mount after refused restore", before, state(t, mount, false))
-		if left, _ := filepath.Glob(filepath.Join(base, ".rewind-*")); len(left) != 0 {
-			t.Fatalf("siblings left: %v", left)
+	}
+	e := openEngine(t, filepath.Join(base, "data"))
+	spec := backup.ServiceSpec{Name: "m", Type: backup.TypeFiles, Path: mount, Exclude: exclude}
+	m, err := e.Backup(ctx, backup.BackupRequest{Environment: "main", Kind: backup.KindManual, Live: true, Services: []backup.ServiceSpec{spec}}, nil)
+	if err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	want := state(t, mount, false)
+	wantOutside := state(t, outside, false)
+
+	// The live tree now has a real directory where the backup has the link "a", with an excluded cache below
+	// it, in the place that the link's target also has a directory for.
+	if err := os.Remove(filepath.Join(mount, "a")); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(mount, "a/b/cache/x"), []byte("excluded"), 0o644)
+	if _, err := e.Restore(ctx, backup.RestoreRequest{ID: m.ID, Services: []backup.ServiceSpec{spec}}, nil); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	backuptest.MustEqual(t, "mount after restore", want, state(t, mount, false))
+	for name, target := range links {
+		if got, err := os.Readlink(filepath.Join(mount, name)); err != nil || got != target {
+			t.Errorf("link %s = %q, %v; want %q", name, got, err, target)
 		}
 	}
+	backuptest.MustEqual(t, "the links' target after restore", wantOutside, state(t, outside, false))
 }
 
 // TestContractMountPoint runs the shared suite on a mount restored as a mount point is (built inside the

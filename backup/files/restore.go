@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/kopia/kopia/fs"
@@ -74,9 +75,14 @@ func (r *restorer) dir(ctx context.Context, d fs.Directory, dst, rel string) err
 			if err != nil {
 				return fmt.Errorf("restore %q: %w", crel, err)
 			}
-			if err := backup.CheckSymlinkTarget(crel, target); err != nil {
-				return err
+			if target == "" || strings.ContainsRune(target, 0) {
+				return fmt.Errorf("restore %q: %w: symlink target is empty or holds NUL", crel, backup.ErrUnsafeName)
 			}
+			// The target is restored as it was, even when it is absolute or leaves the mount (a link to
+			// shared configuration, say): it is only data here. Nothing below ever resolves a restored link:
+			// every entry is created with a name in a directory this restorer made (a name that exists fails),
+			// files are opened O_NOFOLLOW, times and owners set without following, and moveExcluded checks
+			// each directory it descends into.
 			if err := os.Symlink(target, p); err != nil {
 				return fmt.Errorf("restore %q: %w", crel, err)
 			}
@@ -316,14 +322,16 @@ func moveExcludedDir(from, to, rel string, m *Matcher) error {
 		}
 		crel := path.Join(rel, e.Name())
 		if !m.Excluded(crel, e.IsDir()) {
-			if e.IsDir() {
+			// Descend only where the other tree has a real directory too: a restored symlink in its place
+			// may point anywhere, even outside the mount, and nothing may be moved through it.
+			if e.IsDir() && isRealDir(filepath.Join(to, crel)) {
 				if err := moveExcludedDir(from, to, crel, m); err != nil {
 					return err
 				}
 			}
 			continue
 		}
-		parent := filepath.Join(to, rel)
+		parent := filepath.Join(to, rel) // a real directory: checked before descending (or the root itself)
 		pfi, err := os.Lstat(parent)
 		if err != nil || !pfi.IsDir() {
 			continue
@@ -352,6 +360,12 @@ func moveExcludedDir(from, to, rel string, m *Matcher) error {
 		}
 	}
 	return nil
+}
+
+// isRealDir reports whether p is a directory and not a symlink to one.
+func isRealDir(p string) bool {
+	fi, err := os.Lstat(p)
+	return err == nil && fi.IsDir()
 }
 
 // swapContents exchanges the entries (and the mode and times) of the mount root and of dir, a directory inside
