@@ -263,8 +263,13 @@ func TestCrash(t *testing.T) {
 				t.Errorf("%s: backup %s failed without a message", what, b.ID)
 			}
 		}
-		t.Logf("%s: activity %s", what, a.State)
+		t.Logf("%s: activity %s: %s", what, a.State, lastLine(a.Log))
 		return a
+	}
+	// scratch lists what Rewind keeps beside the app's data (stages, prepared and replaced copies).
+	scratch := func() []string {
+		left, _ := filepath.Glob(filepath.Join(filepath.Dir(data.dbPath), ".rewind-*"))
+		return left
 	}
 
 	for _, delay := range []time.Duration{20 * time.Millisecond, 150 * time.Millisecond, 400 * time.Millisecond} {
@@ -273,6 +278,9 @@ func TestCrash(t *testing.T) {
 		time.Sleep(delay)
 		s.kill()
 		a := check(what, started.Activity.ID)
+		if left := scratch(); len(left) != 0 {
+			t.Errorf("%s: left beside the live data after the restart: %v\n%s", what, left, a.Log)
+		}
 		var b struct{ Backup db.Backup }
 		s.api(http.MethodGet, "/api/v1/backups/"+started.Backup.ID, nil, &b)
 		if (a.State == db.ActivitySucceeded) != b.Backup.Restorable() {
@@ -309,6 +317,15 @@ func TestCrash(t *testing.T) {
 		}
 		if a.State == db.ActivityFailed && sg == "B" && fg == "B" && !strings.Contains(a.Log, "before the switch") {
 			t.Errorf("%s: nothing was switched but the activity does not say so:\n%s", what, a.Log)
+		}
+		// Before the switch, what the restore prepared is removed on restart; after it, what the switch
+		// replaced is kept (the activity says where) and removed here, as its admin would.
+		left := scratch()
+		if a.State == db.ActivityFailed && strings.Contains(a.Log, "before the switch") && len(left) != 0 {
+			t.Errorf("%s: left beside the live data after the restart: %v\n%s", what, left, a.Log)
+		}
+		for _, p := range left {
+			os.RemoveAll(p)
 		}
 		data.write("B")
 	}
@@ -359,4 +376,9 @@ func TestCrash(t *testing.T) {
 		}
 	}
 	t.Logf("%d restorable backups read back and verified", len(complete))
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	return s[strings.LastIndex(s, "\n")+1:]
 }

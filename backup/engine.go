@@ -125,6 +125,7 @@ func (e *Engine) Backup(ctx context.Context, req BackupRequest, p Progress) (*Ma
 	if err := e.checkRequest(ctx, &req); err != nil {
 		return nil, err
 	}
+	ctx = WithScratch(ctx, req.ID)
 	pinners := make([]*pinner, 0, len(req.Services))
 	for _, spec := range req.Services {
 		src, err := e.source(spec)

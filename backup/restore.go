@@ -18,6 +18,10 @@ type RestoreRequest struct {
 	Services []ServiceSpec
 	// Hold pauses the target environment for the switches; nil switches without pausing.
 	Hold HoldFunc
+	// Scratch names this restore's scratch state (the prepared databases and directories beside the live
+	// data), so that Engine.Sweep(ctx, Scratch, Services) can remove it if the restore is cut off before its
+	// switch. Empty: a random name.
+	Scratch string
 }
 
 // RestoreResult is a finished restore.
@@ -48,6 +52,9 @@ func (e *Engine) Restore(ctx context.Context, req RestoreRequest, p Progress) (*
 func (e *Engine) restore(ctx context.Context, req RestoreRequest, p Progress) (*RestoreResult, error) {
 	if p == nil {
 		p = NopProgress
+	}
+	if req.Scratch != "" {
+		ctx = WithScratch(ctx, req.Scratch)
 	}
 	root, m, err := e.openBackup(ctx, req.ID)
 	if err != nil {

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -145,8 +146,15 @@ func (j *restoreJob) Run(ctx context.Context, p *Progress) error {
 		}
 	}
 	p.Logf("preparing %d services of backup %s beside the live data of %s", len(targets), b.ID, env.Name)
-	res, err := o.Engine.Restore(ctx, backup.RestoreRequest{ID: b.ID, Services: targets,
-		Hold: o.hold(env, "restore", b.ID, p)}, p)
+	hold := o.hold(env, "restore", b.ID, p)
+	res, err := o.Engine.Restore(ctx, backup.RestoreRequest{ID: b.ID, Services: targets, Scratch: restoreScratch(j.activity),
+		Hold: func(ctx context.Context) (func(), error) {
+			// Saved before the first switch can happen: a restore cut off without this line changed nothing,
+			// so what it prepared can be removed on restart (see Interrupted).
+			p.Logf("%s %s: every service is prepared", switchingMarker, env.Name)
+			p.Flush()
+			return hold(ctx)
+		}}, p)
 	if err != nil {
 		return fmt.Errorf("%w (the live data of %s was not changed)", err, env.Name)
 	}
@@ -160,31 +168,91 @@ func (j *restoreJob) Run(ctx context.Context, p *Progress) error {
 	return j.keepReplaced(ctx, p, env, b, res)
 }
 
-// switchedMarker starts the log line a restore writes once every service is switched.
-const switchedMarker = "switched"
+// switchingMarker starts the log line a restore writes (and saves) once every service is prepared, before its
+// pause; switchedMarker the one it writes once every service is switched.
+const (
+	switchingMarker = "switching"
+	switchedMarker  = "switched"
+)
+
+// restoreScratch names the scratch state of restore activity a (backup.RestoreRequest.Scratch).
+func restoreScratch(a *db.Activity) string { return fmt.Sprintf("restore activity %d", a.ID) }
 
 // Interrupted says what an activity cut off by a stop of Rewind left behind: it is the Runner's Interrupted.
 // It returns nil when the work had in fact finished (the stop fell between its last write and the runner's): the
-// activity is then recorded as succeeded.
+// activity is then recorded as succeeded. What a backup, or a restore that had not started switching, left
+// beside the live data (a stage of changed files, prepared databases and directories) is removed here.
 func (o *Operations) Interrupted(a *db.Activity) error {
 	switch a.Type {
 	case TypeBackup:
 		if o.backupComplete(a.BackupID) {
 			return nil
 		}
-		return fmt.Errorf("%w (no snapshot was saved; this backup is not restorable)", ErrInterrupted)
+		return interrupted("interrupted: Rewind stopped before this backup completed; no snapshot was saved, so it "+
+			"is not restorable%s; start a new backup", o.sweep(a.Environment, a.BackupID))
 	case TypeRestore:
 		if o.backupComplete(PreRestoreBackupID(a)) {
 			return nil // switched, and the replaced state saved: only the runner's last write was missing
 		}
-		if strings.Contains(a.Log, "\n"+switchedMarker+" ") || strings.HasPrefix(a.Log, switchedMarker+" ") {
-			return fmt.Errorf("%w after the switch: %s runs the restored data; the state it replaced is kept "+
-				"beside the live data (renamed databases, .rewind-* directories and files) but was not saved as a "+
-				"pre-restore backup, so there is no undo: take a backup now", ErrInterrupted, a.Environment)
+		if logged(a.Log, switchedMarker) {
+			return interrupted("interrupted after the switch: %s runs the restored data; the state it replaced is "+
+				"kept beside the live data (renamed databases, .rewind-* directories and files) but was not saved as "+
+				"a pre-restore backup, so there is no undo: take a backup now", a.Environment)
 		}
-		return fmt.Errorf("%w before the switch: the live data of %s was not changed", ErrInterrupted, a.Environment)
+		if logged(a.Log, switchingMarker) {
+			return interrupted("interrupted during the switch: some services of %s may run the restored data and "+
+				"others the data they had; what a switch replaced is kept beside the live data (renamed databases, "+
+				".rewind-* directories and files): restore this backup again to finish", a.Environment)
+		}
+		var params restoreParams
+		_ = json.Unmarshal([]byte(a.Params), &params)
+		target := params.Target
+		if target == "" {
+			target = a.Environment
+		}
+		return interrupted("interrupted before the switch: Rewind stopped while preparing; the live data of %s was "+
+			"not changed%s; start the restore again", target, o.sweep(target, restoreScratch(a)))
 	}
 	return ErrInterrupted
+}
+
+// interruption is an ErrInterrupted that says what was left behind.
+type interruption struct{ msg string }
+
+func (e *interruption) Error() string { return e.msg }
+func (e *interruption) Unwrap() error { return ErrInterrupted }
+
+func interrupted(format string, args ...any) error {
+	return &interruption{msg: fmt.Sprintf(format, args...)}
+}
+
+// logged reports whether a line of log starts with marker and a space.
+func logged(log, marker string) bool {
+	return strings.HasPrefix(log, marker+" ") || strings.Contains(log, "\n"+marker+" ")
+}
+
+// sweep removes what the cut-off operation left beside the live data of environment env and says so, as the
+// end of a sentence.
+func (o *Operations) sweep(env, operation string) string {
+	if o.Engine == nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e, err := o.Catalog.FindEnvironmentByName(ctx, env)
+	if err != nil {
+		return "" // deleted since: nothing of it to clean
+	}
+	removed, err := o.Engine.Sweep(ctx, operation, specs(e))
+	msg := ""
+	if len(removed) > 0 {
+		msg = "; removed what it had left beside the live data: " + strings.Join(removed, ", ")
+	}
+	if err != nil {
+		msg += fmt.Sprintf("; could not remove all it left beside the live data (%v): look for names with "+
+			"_rewind_ or .rewind- there", err)
+	}
+	return msg
 }
 
 // backupComplete reports whether the catalog lists backup id as complete.

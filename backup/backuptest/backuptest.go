@@ -126,6 +126,31 @@ func RoundTrip(t *testing.T, c Case) {
 	}
 	MustEqual(t, "live state after Prepare+Discard", damaged, c.Checksum(t))
 
+	// A crash after Prepare, before any switch: Sweep removes the prepared state by the operation's scratch id
+	// and leaves the live state alone; the restore's own Discard (had it survived) still succeeds after it.
+	if sw, ok := c.Source.(backup.Sweeper); ok {
+		sctx := backup.WithScratch(ctx, "contract crash "+t.Name())
+		prep, err := c.Source.Prepare(sctx, Dir(t, backupDir), backup.NopProgress)
+		if err != nil {
+			t.Fatalf("Prepare: %v", err)
+		}
+		removed, err := sw.Sweep(ctx, backup.ScratchID(sctx))
+		if err != nil || len(removed) == 0 {
+			t.Fatalf("Sweep after Prepare = %v, %v; want the prepared state removed", removed, err)
+		}
+		if again, err := sw.Sweep(ctx, backup.ScratchID(sctx)); err != nil || len(again) != 0 {
+			t.Fatalf("second Sweep = %v, %v; want nothing left to remove", again, err)
+		}
+		if other, err := sw.Sweep(ctx, backup.ScratchID(backup.WithScratch(ctx, "another operation"))); err != nil || len(other) != 0 {
+			t.Fatalf("Sweep of another operation = %v, %v; want nothing", other, err)
+		}
+		MustEqual(t, "live state after Prepare+Sweep", damaged, c.Checksum(t))
+		if err := prep.Discard(ctx); err != nil {
+			t.Fatalf("Discard after Sweep: %v", err)
+		}
+		MustEqual(t, "live state after Prepare+Sweep+Discard", damaged, c.Checksum(t))
+	}
+
 	// Prepare again and switch: the live state is the pinned one, exactly.
 	progress = Counter{}
 	prep, err = c.Source.Prepare(ctx, Dir(t, backupDir), &progress)

@@ -37,8 +37,6 @@ package files
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -75,16 +73,15 @@ func (s *Source) isMountPoint() bool {
 	return statOf(fi).dev != statOf(pfi).dev
 }
 
-// inside returns a fresh scratch path inside the mount (for mount points).
-func (s *Source) inside(kind string) string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return filepath.Join(s.root, fmt.Sprintf(".rewind-%s-%s", kind, hex.EncodeToString(b[:])))
+// inside returns the path of the operation's scratch directory of kind inside the mount (for mount points).
+func (s *Source) inside(kind, id string) string {
+	return filepath.Join(s.root, fmt.Sprintf(".rewind-%s-%s", kind, id))
 }
 
 var (
-	_ backup.Source = (*Source)(nil)
-	_ backup.Stager = (*Source)(nil)
+	_ backup.Source  = (*Source)(nil)
+	_ backup.Stager  = (*Source)(nil)
+	_ backup.Sweeper = (*Source)(nil)
 )
 
 // Driver builds the Source of a files service (spec.Path, spec.Exclude).
@@ -112,11 +109,25 @@ func New(root string, exclude []string) (*Source, error) {
 	return &Source{root: filepath.Clean(abs), match: m}, nil
 }
 
-// sibling returns a fresh path next to the mount.
-func (s *Source) sibling(kind string) string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return filepath.Join(filepath.Dir(s.root), fmt.Sprintf(".rewind-%s-%s-%s", kind, filepath.Base(s.root), hex.EncodeToString(b[:])))
+// sibling returns the path of the operation's scratch directory of kind next to the mount.
+func (s *Source) sibling(kind, id string) string {
+	return filepath.Join(filepath.Dir(s.root), fmt.Sprintf(".rewind-%s-%s-%s", kind, filepath.Base(s.root), id))
+}
+
+// Sweep removes the stage and the prepared restore directory (beside the mount, or inside a mount point) that
+// the operation with scratch id left behind.
+func (s *Source) Sweep(_ context.Context, id string) ([]string, error) {
+	var removed []string
+	for _, p := range []string{s.sibling("stage", id), s.sibling("restore", id), s.inside("restore", id)} {
+		if _, err := os.Lstat(p); err != nil {
+			continue
+		}
+		if err := os.RemoveAll(p); err != nil {
+			return removed, fmt.Errorf("remove %s: %w", p, err)
+		}
+		removed = append(removed, "directory "+p)
+	}
+	return removed, nil
 }
 
 // Pin copies the whole tree to a stage beside the mount (see the package doc; the engine uses Stage instead).
@@ -126,7 +137,7 @@ func (s *Source) Pin(ctx context.Context) (backup.Capture, error) {
 
 func (s *Source) pin(ctx context.Context, known map[string]statKey) (backup.Capture, error) {
 	t0 := time.Now()
-	w := &walker{root: s.root, match: s.match, mode: walkCopy, known: known, stage: s.sibling("stage")}
+	w := &walker{root: s.root, match: s.match, mode: walkCopy, known: known, stage: s.sibling("stage", backup.ScratchID(ctx))}
 	n, err := w.walk(ctx)
 	if err != nil {
 		os.RemoveAll(w.stage) //nolint:errcheck

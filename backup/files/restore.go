@@ -20,10 +20,11 @@ import (
 // Prepare writes dir into a sibling directory of the mount; the live tree is not touched. Switch carries the
 // mount's excluded entries over into the restored tree, so a restore never drops what the backup did not cover.
 func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progress) (backup.Prepared, error) {
-	target := s.sibling("restore")
+	id := backup.ScratchID(ctx)
+	target := s.sibling("restore", id)
 	inside := s.isMountPoint()
 	if inside {
-		target = s.inside("restore")
+		target = s.inside("restore", id)
 	}
 	if err := os.MkdirAll(filepath.Dir(s.root), 0o755); err != nil {
 		return nil, fmt.Errorf("create parent of the mount: %w", err)

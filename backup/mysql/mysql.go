@@ -30,9 +30,7 @@ package mysql
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"net/url"
 	"strings"
@@ -56,7 +54,10 @@ type Source struct {
 	cfg      *mysql.Config
 }
 
-var _ backup.Source = (*Source)(nil)
+var (
+	_ backup.Source  = (*Source)(nil)
+	_ backup.Sweeper = (*Source)(nil)
+)
 
 // New builds the Source of spec (a backup.Driver): spec.URL is mysql://user:password@host:port/dbname
 // (query parameters are passed to the driver, e.g. tls=true).
@@ -173,13 +174,6 @@ func writeEscaped(b *strings.Builder, v []byte) {
 			b.WriteByte(c)
 		}
 	}
-}
-
-// randomID returns 8 random hex characters.
-func randomID() string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // sibling returns the name of a schema beside base, shortened to MySQL's 64-character limit.

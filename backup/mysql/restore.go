@@ -31,7 +31,7 @@ func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progres
 	}
 	defer db.Close()
 	defer conn.Close()
-	prep := &prepared{src: s, id: randomID()}
+	prep := &prepared{src: s, id: backup.ScratchID(ctx)}
 	prep.tmp = sibling(s.database, "", prep.id)
 	if err := createSibling(ctx, conn, s.database, prep.tmp); err != nil {
 		return nil, fmt.Errorf("restore mysql database %q: %w", s.database, err)
@@ -283,6 +283,27 @@ func (prep *prepared) Discard(ctx context.Context) error {
 	}
 	prep.used = true
 	return nil
+}
+
+// Sweep drops the schema a Prepare of the operation with scratch id left beside the live database. (Once the
+// switch's RENAME TABLE has run, that schema is empty; the replaced tables are in another one, never swept.)
+func (s *Source) Sweep(ctx context.Context, id string) ([]string, error) {
+	db, conn, err := s.session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	defer conn.Close()
+	tmp := sibling(s.database, "", id)
+	var n int
+	err = conn.QueryRowContext(ctx, "SELECT count(*) FROM information_schema.schemata WHERE schema_name = ?", tmp).Scan(&n)
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	if _, err := conn.ExecContext(ctx, "DROP DATABASE IF EXISTS "+quoteIdent(tmp)); err != nil {
+		return nil, fmt.Errorf("drop mysql database %q: %w", tmp, err)
+	}
+	return []string{fmt.Sprintf("database %s", tmp)}, nil
 }
 
 func (s *Source) dropSchema(ctx context.Context, schema string) error {

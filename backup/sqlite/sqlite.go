@@ -15,9 +15,7 @@ package sqlite
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -42,7 +40,10 @@ type Source struct {
 	path string
 }
 
-var _ backup.Source = (*Source)(nil)
+var (
+	_ backup.Source  = (*Source)(nil)
+	_ backup.Sweeper = (*Source)(nil)
+)
 
 // Driver builds the Source of a sqlite service (spec.Path).
 func Driver(spec backup.ServiceSpec) (backup.Source, error) {
@@ -65,11 +66,26 @@ func dsn(path string) string {
 	return "file:" + path + "?_pragma=busy_timeout(10000)"
 }
 
-// sibling returns a fresh path beside the database.
-func (s *Source) sibling(kind string) string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return filepath.Join(filepath.Dir(s.path), fmt.Sprintf(".rewind-%s-%s-%s", kind, filepath.Base(s.path), hex.EncodeToString(b[:])))
+// sibling returns the path of the operation's scratch file of kind beside the database (id: backup.ScratchID).
+func (s *Source) sibling(kind, id string) string {
+	return filepath.Join(filepath.Dir(s.path), fmt.Sprintf(".rewind-%s-%s-%s", kind, filepath.Base(s.path), id))
+}
+
+// Sweep removes the staged copy and the prepared restore that the operation with scratch id left beside the
+// database. The copy a switch saves of the live database (kind "replaced") is never swept.
+func (s *Source) Sweep(_ context.Context, id string) ([]string, error) {
+	var removed []string
+	for _, p := range []string{s.sibling("stage", id), s.sibling("restore", id)} {
+		if _, err := os.Lstat(p); err != nil {
+			continue
+		}
+		removeDB(p)
+		if _, err := os.Lstat(p); err == nil {
+			return removed, fmt.Errorf("could not remove %s", p)
+		}
+		removed = append(removed, "file "+p)
+	}
+	return removed, nil
 }
 
 // backuper is the online backup API of modernc's driver connection.
@@ -204,7 +220,7 @@ func (c *capture) copyOut(ctx context.Context) error {
 	if c.staged != "" {
 		return nil
 	}
-	c.staged = c.s.sibling("stage")
+	c.staged = c.s.sibling("stage", backup.ScratchID(ctx))
 	if err := runBackup(ctx, c.conn, c.staged, false); err != nil {
 		return fmt.Errorf("copy database: %w", err)
 	}
@@ -294,7 +310,7 @@ func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progres
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o755); err != nil {
 		return nil, fmt.Errorf("create database directory: %w", err)
 	}
-	staged := s.sibling("restore")
+	staged := s.sibling("restore", backup.ScratchID(ctx))
 	out, err := os.OpenFile(staged, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("stage database: %w", err)
@@ -357,7 +373,7 @@ func (p *prepared) Switch(ctx context.Context) (backup.Replaced, error) {
 		removeDB(p.staged)
 		return &replaced{s: p.s}, nil
 	}
-	saved := p.s.sibling("replaced")
+	saved := p.s.sibling("replaced", backup.ScratchID(ctx))
 	if err := copyInto(ctx, p.s.path, saved, false); err != nil {
 		removeDB(saved)
 		return nil, fmt.Errorf("save live database: %w", err)
