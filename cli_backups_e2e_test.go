@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	_ "modernc.org/sqlite"
 
+	rewindredis "github.com/rewind/rewind/backup/redis"
 	"github.com/rewind/rewind/backup/testserver"
 	"github.com/rewind/rewind/db"
 	"github.com/rewind/rewind/jobs"
@@ -174,9 +175,12 @@ func (s *stack) values(env *db.Environment) string {
 			b, err = os.ReadFile(filepath.Join(svc.Path, "a.txt"))
 			v = string(b)
 		case db.ServiceRedis:
-			c := s.rd.Client(s.rdDB)
-			v, err = c.Get(ctx, "k").Result()
-			c.Close()
+			var n int
+			if _, n, err = rewindredis.Database(svc.URL); err == nil {
+				c := s.rd.Client(n)
+				v, err = c.Get(ctx, "k").Result()
+				c.Close()
+			}
 		}
 		if err != nil {
 			v = "error: " + err.Error()
@@ -205,7 +209,7 @@ func TestBackupsEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	main := newStack(t, "main", "production", true)
 	other := newStack(t, "other", "staging", true)
-	web := newStack(t, "web", "production", false)
+	web := newStack(t, "web", "production", true)
 	cfg := filepath.Join(t.TempDir(), "rewind.yaml")
 	if err := os.WriteFile(cfg, []byte("environments:\n"+main.yaml()+other.yaml()+web.yaml()), 0o600); err != nil {
 		t.Fatal(err)
@@ -294,7 +298,8 @@ func TestBackupsEndToEnd(t *testing.T) {
 		t.Fatalf("main changed by a restore into other: %s", got)
 	}
 
-	// Branch from a parent (Redis databases are numbered, so the branched environment has none).
+	// Branch from a parent: every service gets its own database, file or directory; Redis the lowest numbered
+	// database that holds no keys and belongs to no environment.
 	out, errOut, err = runCommand(t, newBackupCreateCommand(), "", "-e", "web")
 	if err != nil {
 		t.Fatalf("backup:create -e web: %v\n%s", err, errOut)
@@ -307,6 +312,16 @@ func TestBackupsEndToEnd(t *testing.T) {
 	if branch.Parent != "web" {
 		t.Fatalf("branch parent = %q", branch.Parent)
 	}
+	cache := branch.Service("cache")
+	_, cacheDB, err := rewindredis.Database(cache.URL)
+	if err != nil || cacheDB == web.rdDB || cacheDB == main.rdDB || cacheDB == other.rdDB {
+		t.Fatalf("branch's Redis database = %d, %v: want one of its own", cacheDB, err)
+	}
+	t.Cleanup(func() {
+		c := web.rd.Client(cacheDB)
+		defer c.Close()
+		c.FlushDB(context.Background())
+	})
 	if got, want := web.values(branch), web.want(branch, "v1"); got != want {
 		t.Fatalf("branch: %s, want %s", got, want)
 	}

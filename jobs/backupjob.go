@@ -12,6 +12,7 @@ import (
 
 	"github.com/rewind/rewind/backup"
 	"github.com/rewind/rewind/backup/hooks"
+	"github.com/rewind/rewind/backup/redis"
 	"github.com/rewind/rewind/db"
 )
 
@@ -306,9 +307,8 @@ var nonSlug = regexp.MustCompile(`[^a-z0-9_]+`)
 
 // branchEnvironment derives a new environment named name from parent: same services, each with its own
 // database, file or directory derived from the parent's by a suffix, so the branch never shares data with its
-// parent. Redis databases are numbered, not named, so a Redis service cannot be derived safely: that is
-// refused with what to do instead.
-func branchEnvironment(parent *db.Environment, name string) (*db.Environment, error) {
+// parent. Redis databases are numbered, not named: redisDB picks the branch's (see Operations.freeRedisDB).
+func branchEnvironment(parent *db.Environment, name string, redisDB func(s db.Service) (string, error)) (*db.Environment, error) {
 	suffix := nonSlug.ReplaceAllString(strings.ToLower(name), "_")
 	env := &db.Environment{Name: name, Title: name, Type: db.EnvDevelopment, Parent: parent.Name,
 		Status: db.StatusActive}
@@ -324,13 +324,43 @@ func branchEnvironment(parent *db.Environment, name string) (*db.Environment, er
 		case db.ServiceFiles:
 			c.Path = strings.TrimRight(s.Path, "/") + "-" + suffix
 		case db.ServiceRedis:
-			return nil, fmt.Errorf("service %q of %q is Redis, whose databases are numbered: Rewind cannot pick "+
-				"one the branch would not share; create %q with its own Redis database first, then restore into "+
-				"it with --target %s", s.Name, parent.Name, name, name)
+			u, err := redisDB(s)
+			if err != nil {
+				return nil, fmt.Errorf("service %q of %q: %w", s.Name, parent.Name, err)
+			}
+			c.URL = u
 		}
 		env.Services = append(env.Services, c)
 	}
 	return env, nil
+}
+
+// freeRedisDB picks the branch's database for Redis service s of its parent: on the same server, the lowest
+// numbered one that holds no keys and that no service of any environment uses. StartRestore holds o.branch
+// from the pick until the branch is in the catalog, so two branches never pick the same.
+func (o *Operations) freeRedisDB(ctx context.Context) func(s db.Service) (string, error) {
+	return func(s db.Service) (string, error) {
+		addr, _, err := redis.Database(s.URL)
+		if err != nil {
+			return "", err
+		}
+		envs, err := o.Catalog.FindEnvironments(ctx, db.EnvironmentFilter{})
+		if err != nil {
+			return "", err
+		}
+		var taken []int
+		for _, e := range envs {
+			for _, es := range e.Services {
+				if es.Type != db.ServiceRedis {
+					continue
+				}
+				if a, n, err := redis.Database(es.URL); err == nil && a == addr {
+					taken = append(taken, n)
+				}
+			}
+		}
+		return redis.FreeDatabase(ctx, s.URL, taken)
+	}
 }
 
 // withDatabaseSuffix appends suffix to the database name (the URL path) of a database URL.

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -14,7 +15,8 @@ func TestBranchEnvironmentDerivesEveryServiceBySuffix(t *testing.T) {
 		{Name: "local", Type: db.ServiceSQLite, Path: "/srv/app/data/app.db"},
 		{Name: "uploads", Type: db.ServiceFiles, Path: "/srv/app/uploads/", Exclude: []string{"*.tmp"}},
 	}}
-	env, err := branchEnvironment(parent, "restore-0123abcd")
+	noRedis := func(db.Service) (string, error) { t.Fatal("asked for a Redis database"); return "", nil }
+	env, err := branchEnvironment(parent, "restore-0123abcd", noRedis)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,8 +43,16 @@ func TestBranchEnvironmentDerivesEveryServiceBySuffix(t *testing.T) {
 		t.Fatal("branch shares its excludes with the parent")
 	}
 
+	// Redis databases are numbered: the picker chooses the branch's, and its refusal refuses the branch.
 	parent.Services = append(parent.Services, db.Service{Name: "cache", Type: db.ServiceRedis, URL: "redis://127.0.0.1:6379/0"})
-	if _, err := branchEnvironment(parent, "feature"); err == nil || !strings.Contains(err.Error(), "--target feature") {
-		t.Fatalf("branching a Redis service = %v, want a refusal saying what to do", err)
+	env, err = branchEnvironment(parent, "feature", func(s db.Service) (string, error) {
+		return strings.TrimSuffix(s.URL, "/0") + "/7", nil
+	})
+	if err != nil || env.Services[4].URL != "redis://127.0.0.1:6379/7" {
+		t.Fatalf("branched Redis service = %+v, %v; want database 7", env.Services, err)
+	}
+	_, err = branchEnvironment(parent, "feature", func(db.Service) (string, error) { return "", errors.New("all 16 in use") })
+	if err == nil || !strings.Contains(err.Error(), `service "cache" of "main": all 16 in use`) {
+		t.Fatalf("branch when no Redis database is free = %v, want the picker's refusal naming the service", err)
 	}
 }

@@ -36,6 +36,7 @@ type Catalog interface {
 	Store
 	CreateActivity(ctx context.Context, a *db.Activity) error
 	FindEnvironmentByName(ctx context.Context, name string) (*db.Environment, error)
+	FindEnvironments(ctx context.Context, f db.EnvironmentFilter) ([]*db.Environment, error)
 	CreateEnvironment(ctx context.Context, e *db.Environment) error
 	CreateBackup(ctx context.Context, b *db.Backup) error
 	UpdateBackup(ctx context.Context, id string, upd db.BackupUpdate) (*db.Backup, error)
@@ -64,6 +65,7 @@ type Operations struct {
 	AfterBackup func(ctx context.Context, env string, p *Progress)
 
 	retention sync.Mutex // one retention pass at a time (after a backup, the daily pass, a plan change)
+	branch    sync.Mutex // one branch at a time: its Redis database is picked and taken in the catalog together
 }
 
 func (o *Operations) now() time.Time {
@@ -222,7 +224,7 @@ func (o *Operations) PlanRestore(ctx context.Context, req RestoreRequest) (*Rest
 			return nil, err
 		}
 		plan.Create = true
-		if target, err = branchEnvironment(parent, plan.Target); err != nil {
+		if target, err = branchEnvironment(parent, plan.Target, o.freeRedisDB(ctx)); err != nil {
 			return nil, &db.ValidationError{Errors: []db.FieldError{{Field: "branch_from", Message: err.Error()}}}
 		}
 	case errors.Is(err, db.ErrNotFound):
@@ -282,11 +284,13 @@ func (o *Operations) StartRestore(ctx context.Context, req RestoreRequest) (*db.
 		if err != nil {
 			return nil, plan, err
 		}
-		env, err := branchEnvironment(parent, plan.Target)
-		if err != nil {
-			return nil, plan, err
+		o.branch.Lock()
+		env, err := branchEnvironment(parent, plan.Target, o.freeRedisDB(ctx))
+		if err == nil {
+			err = o.Catalog.CreateEnvironment(ctx, env)
 		}
-		if err := o.Catalog.CreateEnvironment(ctx, env); err != nil {
+		o.branch.Unlock()
+		if err != nil {
 			return nil, plan, fmt.Errorf("branch %q from %q: %w", plan.Target, plan.Parent, err)
 		}
 		if err := o.Catalog.CreateActivity(ctx, &db.Activity{Type: TypeEnvBranch, Environment: env.Name,
