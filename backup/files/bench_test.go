@@ -13,7 +13,8 @@ import (
 )
 
 // TestBenchEngine is driven by bench/files.sh: it backs up REWIND_BENCH_TREE twice into a new repository under
-// REWIND_BENCH_DIR and prints the timings. Skipped unless REWIND_BENCH_TREE is set.
+// REWIND_BENCH_DIR and prints the timings. Skipped unless REWIND_BENCH_TREE is set; REWIND_BENCH_COMPRESSION
+// names another kopia compressor than the engine's default.
 func TestBenchEngine(t *testing.T) {
 	tree, dir := os.Getenv("REWIND_BENCH_TREE"), os.Getenv("REWIND_BENCH_DIR")
 	if tree == "" || dir == "" {
@@ -22,6 +23,7 @@ func TestBenchEngine(t *testing.T) {
 	ctx := context.Background()
 	r, err := backup.OpenRepository(ctx, backup.RepositoryOptions{
 		Storage: backup.FileStorage(filepath.Join(dir, "repo")), Password: "bench", ConfigDir: filepath.Join(dir, "kopia"),
+		Compression: os.Getenv("REWIND_BENCH_COMPRESSION"),
 	})
 	if err != nil {
 		t.Fatal(err)
