@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -59,17 +60,21 @@ type Backup struct {
 
 // FormatBytes renders a byte count in binary units ("1.5 MiB"), as the dashboard, the CLI and the activity
 // logs show backup sizes.
-func FormatBytes(n int64) string {
+func FormatBytes(n int64) string { return string(AppendBytes(nil, n)) }
+
+// AppendBytes appends FormatBytes(n) to dst, for a page that writes many sizes without allocating each.
+func AppendBytes(dst []byte, n int64) []byte {
 	const unit = 1024
 	if n < unit {
-		return fmt.Sprintf("%d B", n)
+		return append(strconv.AppendInt(dst, n, 10), " B"...)
 	}
 	div, exp := int64(unit), 0
 	for m := n / unit; m >= unit; m /= unit {
 		div *= unit
 		exp++
 	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	dst = strconv.AppendFloat(dst, float64(n)/float64(div), 'f', 1, 64) // as fmt's %.1f
+	return append(append(append(dst, ' '), "KMGTPE"[exp]), "iB"...)
 }
 
 // Restorable reports whether the backup can be restored: only complete backups can.

@@ -91,3 +91,21 @@ func TestFindBackupsCountUpTo(t *testing.T) {
 		}
 	}
 }
+
+func TestFormatBytes(t *testing.T) {
+	for _, tc := range []struct {
+		n    int64
+		want string
+	}{
+		{0, "0 B"}, {-5, "-5 B"}, {1023, "1023 B"}, {1024, "1.0 KiB"}, {1536, "1.5 KiB"},
+		{1<<20 - 1, "1024.0 KiB"}, {1 << 20, "1.0 MiB"}, {5<<30 + 3<<29, "6.5 GiB"}, {7 << 40, "7.0 TiB"},
+		{3 << 50, "3.0 PiB"}, {1<<63 - 1, "8.0 EiB"},
+	} {
+		if got := db.FormatBytes(tc.n); got != tc.want {
+			t.Errorf("FormatBytes(%d) = %q, want %q", tc.n, got, tc.want)
+		}
+		if got := string(db.AppendBytes([]byte("x"), tc.n)); got != "x"+tc.want {
+			t.Errorf("AppendBytes(x, %d) = %q, want %q", tc.n, got, "x"+tc.want)
+		}
+	}
+}
