@@ -1,0 +1,42 @@
+package db
+
+import (
+	"testing"
+	"time"
+)
+
+// FuzzParseTime checks that parseTime's fast path reads every string exactly as time.Parse does: the same
+// instant, or an error for the same strings.
+func FuzzParseTime(f *testing.F) {
+	for _, s := range []string{
+		"2026-03-14T15:09:26.535897932Z", "2026-03-14T15:09:26Z", "2026-03-14T15:09:26.5Z", "2026-03-14T15:09:26.123Z",
+		"2024-02-29T00:00:00.000000000Z", "2023-02-29T00:00:00.000000000Z", "2026-13-01T00:00:00Z",
+		"2026-03-14T24:00:00Z", "2026-03-14T23:59:60Z", "2026-03-14T15:09:26.Z", "2026-03-14T15:09:26.1234567891Z",
+		"2026-03-14T15:09:26+02:00", "2026-03-14 15:09:26Z", "0000-01-01T00:00:00Z", "2026-03-14T15:09:26,5Z",
+		"2026-0a-14T15:09:26Z", "", "Z",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, wantErr := time.Parse(timeLayout, s)
+		if wantErr != nil {
+			want, wantErr = time.Parse(time.RFC3339Nano, s)
+		}
+		got, err := parseTime(s)
+		if (err != nil) != (wantErr != nil) || !got.Equal(want) || (err == nil && got.Location() != time.UTC) {
+			t.Fatalf("parseTime(%q) = %v, %v; time.Parse: %v, %v", s, got, err, want.UTC(), wantErr)
+		}
+	})
+}
+
+func TestParseTimeRoundTrip(t *testing.T) {
+	for _, tm := range []time.Time{
+		time.Date(2026, 3, 14, 15, 9, 26, 535897932, time.UTC), time.Date(1999, 12, 31, 23, 59, 59, 0, time.UTC),
+		time.Date(2024, 2, 29, 0, 0, 0, 1, time.FixedZone("x", 3600)),
+	} {
+		got, err := parseTime(formatTime(tm))
+		if err != nil || !got.Equal(tm) || got.Location() != time.UTC {
+			t.Errorf("parseTime(formatTime(%v)) = %v, %v", tm, got, err)
+		}
+	}
+}
