@@ -182,7 +182,7 @@ func (db *DB) UpdateBackup(ctx context.Context, id string, upd BackupUpdate) (*B
 
 // FindBackupByID returns one backup, or ErrNotFound.
 func (db *DB) FindBackupByID(ctx context.Context, id string) (*Backup, error) {
-	b, err := scanBackup(db.sql.QueryRowContext(ctx, `SELECT `+backupColumns+` FROM backups WHERE id = ?`, id), true)
+	b, err := scanBackup(db.sql.QueryRowContext(ctx, `SELECT `+backupColumns+` FROM backups WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("backup %s: %w", id, ErrNotFound)
 	}
@@ -203,9 +203,10 @@ type BackupFilter struct {
 	// costs no full count (the Backups tab shows "of 1000+"); 0 counts them all. A capped count may be up to
 	// a second old when another process changed the backups (recentCache).
 	CountUpTo int
-	// SkipServices leaves each backup's Services nil, for a list that does not show them: decoding their JSON
-	// was a tenth of the Backups tab's CPU.
-	SkipServices bool
+	// Brief reads only the columns a list of backups shows (id, environment, kind, live, status, progress, sizes,
+	// pause, error, created_at): Services, ActivityID, RestoredFrom, Commit and CompletedAt are left zero.
+	// Decoding the services' JSON was a tenth of the Backups tab's CPU, reading the other columns a twentieth.
+	Brief bool
 }
 
 // DefaultBackupLimit is the page size when BackupFilter.Limit is 0.
@@ -252,11 +253,15 @@ func (db *DB) FindBackups(ctx context.Context, f BackupFilter) ([]*Backup, int, 
 	if limit <= 0 {
 		limit = DefaultBackupLimit
 	}
-	page := `SELECT ` + backupColumns + ` FROM backups WHERE ` + cond + ` ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`
+	cols, scan := backupColumns, scanBackup
+	if f.Brief {
+		cols, scan = briefBackupColumns, scanBriefBackup
+	}
+	page := `SELECT ` + cols + ` FROM backups WHERE ` + cond + ` ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`
 	if f.Offset > 0 {
 		// Skip the offset in the index alone (backups_environment covers the rowid), then read only the page's
 		// rows: skipping 9,000 rows of the table was most of a deep page's cost.
-		page = `SELECT ` + backupColumns + ` FROM backups WHERE rowid IN (SELECT rowid FROM backups WHERE ` + cond +
+		page = `SELECT ` + cols + ` FROM backups WHERE rowid IN (SELECT rowid FROM backups WHERE ` + cond +
 			` ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?) ORDER BY created_at DESC, id DESC`
 	}
 	rows, err := db.sql.QueryContext(ctx, page, append(args, limit, max(f.Offset, 0))...)
@@ -266,7 +271,7 @@ func (db *DB) FindBackups(ctx context.Context, f BackupFilter) ([]*Backup, int, 
 	defer rows.Close()
 	backups := []*Backup{}
 	for rows.Next() {
-		b, err := scanBackup(rows, !f.SkipServices)
+		b, err := scan(rows)
 		if err != nil {
 			return nil, 0, fmt.Errorf("find backups: %w", err)
 		}
@@ -293,7 +298,7 @@ func (db *DB) DeleteBackup(ctx context.Context, id string) error {
 const backupColumns = `id, environment, kind, live, status, progress, COALESCE(activity_id, 0), restored_from,
 	code_commit, size_bytes, new_bytes, pause_ms, services, error, created_at, completed_at`
 
-func scanBackup(row interface{ Scan(...any) error }, withServices bool) (*Backup, error) {
+func scanBackup(row interface{ Scan(...any) error }) (*Backup, error) {
 	b := &Backup{}
 	var services string
 	err := row.Scan(&b.ID, &b.Environment, &b.Kind, &b.Live, &b.Status, &b.Progress, &b.ActivityID, &b.RestoredFrom,
@@ -303,12 +308,24 @@ func scanBackup(row interface{ Scan(...any) error }, withServices bool) (*Backup
 		return nil, err
 	}
 	b.Pause = time.Duration(b.PauseMS) * time.Millisecond
-	if !withServices {
-		return b, nil
-	}
 	if err := json.Unmarshal([]byte(services), &b.Services); err != nil {
 		return nil, fmt.Errorf("backup %s services: %w", b.ID, err)
 	}
+	return b, nil
+}
+
+// briefBackupColumns are the columns of BackupFilter.Brief.
+const briefBackupColumns = `id, environment, kind, live, status, progress, size_bytes, new_bytes, pause_ms, error,
+	created_at`
+
+func scanBriefBackup(row interface{ Scan(...any) error }) (*Backup, error) {
+	b := &Backup{}
+	err := row.Scan(&b.ID, &b.Environment, &b.Kind, &b.Live, &b.Status, &b.Progress, &b.SizeBytes, &b.NewBytes,
+		&b.PauseMS, &b.Error, timeCol{&b.CreatedAt})
+	if err != nil {
+		return nil, err
+	}
+	b.Pause = time.Duration(b.PauseMS) * time.Millisecond
 	return b, nil
 }
 

@@ -3,7 +3,9 @@ package db_test
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"testing"
+	"time"
 
 	"github.com/rewind/rewind/db"
 )
@@ -46,20 +48,35 @@ func TestFindBackupsPages(t *testing.T) {
 	}
 }
 
-func TestFindBackupsSkipServices(t *testing.T) {
+func TestFindBackupsBrief(t *testing.T) {
 	ctx := context.Background()
 	c := MustOpenDB(t)
 	svc := []db.BackupService{{Name: "uploads", Type: "files", Size: 42}}
-	if err := c.CreateBackup(ctx, &db.Backup{ID: fmt.Sprintf("%020x", 1), Environment: "main", Kind: db.BackupManual, Services: svc}); err != nil {
+	b := &db.Backup{ID: fmt.Sprintf("%020x", 1), Environment: "main", Kind: db.BackupManual, Live: true,
+		Status: db.BackupRunning, Progress: 40, RestoredFrom: fmt.Sprintf("%020x", 2), Commit: "abc",
+		SizeBytes: 1000, NewBytes: 10, Pause: 5 * time.Millisecond, Services: svc, Error: "<oops>"}
+	if err := c.CreateBackup(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	for _, skip := range []bool{false, true} {
-		bs, _, err := c.FindBackups(ctx, db.BackupFilter{SkipServices: skip})
+	failed := db.BackupFailed
+	if _, err := c.UpdateBackup(ctx, b.ID, db.BackupUpdate{Status: &failed}); err != nil {
+		t.Fatal(err)
+	}
+	full, err := c.FindBackupByID(ctx, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, brief := range []bool{false, true} {
+		bs, _, err := c.FindBackups(ctx, db.BackupFilter{Brief: brief})
 		if err != nil || len(bs) != 1 {
-			t.Fatalf("FindBackups(SkipServices: %v) = %d backups, %v", skip, len(bs), err)
+			t.Fatalf("FindBackups(Brief: %v) = %d backups, %v", brief, len(bs), err)
 		}
-		if got, want := len(bs[0].Services), map[bool]int{false: 1, true: 0}[skip]; got != want {
-			t.Errorf("SkipServices %v: %d services, want %d", skip, got, want)
+		want := *full
+		if brief {
+			want.Services, want.ActivityID, want.RestoredFrom, want.Commit, want.CompletedAt = nil, 0, "", "", nil
+		}
+		if got := bs[0]; !reflect.DeepEqual(*got, want) {
+			t.Errorf("FindBackups(Brief: %v) = %+v, want %+v", brief, *got, want)
 		}
 	}
 }

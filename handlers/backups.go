@@ -166,7 +166,7 @@ func backupsTab(c echo.Context, store interface {
 	// Count at most a thousand past this page: an exact count of a long list costs more than the page.
 	countUpTo := d.Offset + d.Limit + 1000
 	if d.Backups, d.Total, err = store.FindBackups(c.Request().Context(), db.BackupFilter{Environment: &e.Name,
-		Offset: d.Offset, Limit: d.Limit, CountUpTo: countUpTo, SkipServices: true}); err != nil { // the rows show no services
+		Offset: d.Offset, Limit: d.Limit, CountUpTo: countUpTo, Brief: true}); err != nil {
 		return d, err
 	}
 	d.TotalAtLeast = d.Total == countUpTo

@@ -295,7 +295,7 @@ func retentionData(ctx context.Context, store retentionStore, e *db.Environment,
 	if err != nil {
 		return views.RetentionData{}, err
 	}
-	backups, _, err := store.FindBackups(ctx, db.BackupFilter{Environment: &e.Name, Limit: 2000, SkipServices: true})
+	backups, _, err := store.FindBackups(ctx, db.BackupFilter{Environment: &e.Name, Limit: 2000, Brief: true})
 	if err != nil {
 		return views.RetentionData{}, err
 	}
