@@ -52,7 +52,7 @@ func (e *Engine) upload(ctx context.Context, w repo.RepositoryWriter, m *Manifes
 	u := upload.NewUploader(w)
 	u.FailFast = true
 	u.DisableIgnoreRules = true // sources apply their own excludes; kopia's .kopiaignore must not drop data
-	u.ParallelUploads = e.Parallel
+	u.ParallelUploads = e.parallel()
 	u.Progress = &uploadProgress{p: p}
 	if pre != nil {
 		u.Progress = &upload.NullUploadProgress{} // the first pass counted what this upload finds cached
@@ -396,7 +396,7 @@ func (e *Engine) prestage(ctx context.Context, req BackupRequest, pinners []*pin
 			u := upload.NewUploader(w)
 			u.FailFast = false
 			u.DisableIgnoreRules = true
-			u.ParallelUploads = e.Parallel
+			u.ParallelUploads = e.parallel()
 			u.Progress = &uploadProgress{p: p}
 			polTree, err := policy.TreeForSource(ctx, w, src)
 			if err != nil {
