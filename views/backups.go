@@ -80,23 +80,29 @@ func modeWord(live bool) string {
 
 // sizeOrDash shows a size, or "—" while it is unknown (0 before the engine
 // reports it).
-func sizeOrDash(n int64, status string) string {
+func sizeOrDash(n int64, status string) string { return string(appendSizeOrDash(nil, n, status)) }
+
+// appendSizeOrDash appends sizeOrDash(n, status) to dst.
+func appendSizeOrDash(dst []byte, n int64, status string) []byte {
 	if n <= 0 && status != db.BackupComplete {
-		return "—"
+		return append(dst, "—"...)
 	}
-	return humanBytes(n)
+	return db.AppendBytes(dst, n)
 }
 
-func pauseText(b *db.Backup) string {
+func pauseText(b *db.Backup) string { return string(appendPause(nil, b)) }
+
+// appendPause appends pauseText(b) to dst.
+func appendPause(dst []byte, b *db.Backup) []byte {
 	switch {
 	case b.Live:
-		return "none (live)"
+		return append(dst, "none (live)"...)
 	case b.Status != db.BackupComplete:
-		return "—"
+		return append(dst, "—"...)
 	case b.Pause < time.Millisecond:
-		return "< 1 ms"
+		return append(dst, "< 1 ms"...)
 	}
-	return fmtDuration(b.Pause)
+	return appendDuration(dst, b.Pause)
 }
 
 func orDash(s string) string {

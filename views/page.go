@@ -85,11 +85,14 @@ func navCurrent(p Page, nav string) string {
 
 func isAdmin(u *db.User) bool { return u != nil && u.Role == db.RoleAdmin }
 
+// timeFormat is how pages show a time, in the server's timezone.
+const timeFormat = "2006-01-02 15:04:05"
+
 func fmtTime(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.Local().Format("2006-01-02 15:04:05")
+	return t.Local().Format(timeFormat)
 }
 
 func fmtTimePtr(t *time.Time) string {
@@ -119,20 +122,26 @@ func ago(t, now time.Time) string {
 }
 
 // fmtDuration renders a duration the way people read it ("1m 05s").
-func fmtDuration(d time.Duration) string {
+func fmtDuration(d time.Duration) string { return string(appendDuration(nil, d)) }
+
+// appendDuration appends fmtDuration(d) to dst.
+func appendDuration(dst []byte, d time.Duration) []byte {
 	switch {
 	case d <= 0:
-		return "—"
+		return append(dst, "—"...)
 	case d < time.Second:
-		return strconv.FormatInt(d.Milliseconds(), 10) + " ms"
+		return append(strconv.AppendInt(dst, d.Milliseconds(), 10), " ms"...)
 	case d < time.Minute:
-		return fmt.Sprintf("%.1f s", d.Seconds())
+		return append(strconv.AppendFloat(dst, d.Seconds(), 'f', 1, 64), " s"...) // as fmt's %.1f
 	case d < time.Hour:
-		return fmt.Sprintf("%dm %02ds", int(d.Minutes()), int(d.Seconds())%60)
+		return append(append2(append(strconv.AppendInt(dst, int64(d.Minutes()), 10), "m "...), int(d.Seconds())%60), 's')
 	default:
-		return fmt.Sprintf("%dh %02dm", int(d.Hours()), int(d.Minutes())%60)
+		return append(append2(append(strconv.AppendInt(dst, int64(d.Hours()), 10), "h "...), int(d.Minutes())%60), 'm')
 	}
 }
+
+// append2 appends 0 <= n < 100 with two digits, as fmt's %02d.
+func append2(dst []byte, n int) []byte { return append(dst, byte('0'+n/10), byte('0'+n%10)) }
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
