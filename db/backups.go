@@ -241,7 +241,7 @@ func (db *DB) FindBackups(ctx context.Context, f BackupFilter) ([]*Backup, int, 
 	if f.CountUpTo > 0 {
 		// Counting a thousand index entries was a sixth of a Backups tab's CPU; everyone looking at the same
 		// list in the same second shares one count (recentCache: this process's writes are seen at once).
-		n, err = db.recent.get(fmt.Sprintf("%s\x00%q", count, countArgs), countRows)
+		n, err = db.recent.get(queryKey(count, countArgs), countRows)
 	} else {
 		n, err = countRows()
 	}

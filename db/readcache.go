@@ -1,6 +1,8 @@
 package db
 
 import (
+	"fmt"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -48,4 +50,22 @@ func (c *recentCache) get(key string, load func() (any, error)) (any, error) {
 	c.m[key] = recentEntry{writes: w, at: now, v: v}
 	c.mu.Unlock()
 	return v, nil
+}
+
+// queryKey is the recentCache key of a query with its arguments, without fmt for the usual strings and ints.
+func queryKey(query string, args []any) string {
+	k := make([]byte, 0, len(query)+16*len(args))
+	k = append(k, query...)
+	for _, a := range args {
+		k = append(k, 0)
+		switch a := a.(type) {
+		case string:
+			k = strconv.AppendQuote(k, a)
+		case int:
+			k = strconv.AppendInt(k, int64(a), 10)
+		default:
+			k = fmt.Appendf(k, "%T %#v", a, a)
+		}
+	}
+	return string(k)
 }

@@ -40,3 +40,14 @@ func TestParseTimeRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestQueryKey(t *testing.T) {
+	keys := map[string][]any{}
+	for _, args := range [][]any{{}, {"1"}, {1}, {int64(1)}, {"a\x00b"}, {"a", "b"}, {"a", 1}, {"a", "1"}, {nil}} {
+		k := queryKey("SELECT ?", args)
+		if prev, ok := keys[k]; ok {
+			t.Errorf("queryKey: %#v and %#v share the key %q", prev, args, k)
+		}
+		keys[k] = args
+	}
+}
