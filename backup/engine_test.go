@@ -488,6 +488,9 @@ func TestRepositoryPolicy(t *testing.T) {
 	if got, want := pol.UploadPolicy.ParallelUploadAboveSize.OrDefault(0), int64(-1); got != want {
 		t.Fatalf("parallel upload above = %d, want %d", got, want)
 	}
+	if got, want := contentHash(t, r), "BLAKE3-256-128"; got != want {
+		t.Fatalf("content hash of a new repository = %q, want %q", got, want)
+	}
 }
 
 // TestMaintenanceDuringBackup runs full maintenance over and over while backups are taken and deleted; every

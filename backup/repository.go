@@ -12,6 +12,7 @@ import (
 	"github.com/kopia/kopia/repo/blob/filesystem"
 	"github.com/kopia/kopia/repo/compression"
 	"github.com/kopia/kopia/repo/content"
+	"github.com/kopia/kopia/repo/format"
 	"github.com/kopia/kopia/repo/maintenance"
 	"github.com/kopia/kopia/snapshot/policy"
 )
@@ -56,6 +57,11 @@ type RepositoryOptions struct {
 	Compression string
 }
 
+// contentHash is the content hash of new repositories (kopia's default is BLAKE2B-256-128): an equally
+// strong keyed hash, 4x as fast (3.8 GB/s against 0.94 GB/s per CPU with AVX2), and every byte stored is
+// hashed once. A repository keeps the hash it was created with; every kopia reads both.
+const contentHash = "BLAKE3-256-128"
+
 // Repository is an open kopia repository holding Rewind backups. It is safe for concurrent use.
 //
 // Every backup is one kopia snapshot of the source rewind@rewind:/rewind/<environment>, tagged
@@ -74,8 +80,9 @@ type Repository struct {
 // ErrWrongPassword is returned by OpenRepository when the password does not decrypt the repository.
 var ErrWrongPassword = errors.New("wrong repository password")
 
-// OpenRepository connects to the repository in opts.Storage, creating it (zstd compression, authenticated
-// encryption with the password, maintenance owned by Rewind) when the storage holds none.
+// OpenRepository connects to the repository in opts.Storage, creating it (BLAKE3 content hashes, zstd
+// compression, authenticated encryption with the password, maintenance owned by Rewind) when the storage
+// holds none.
 func OpenRepository(ctx context.Context, opts RepositoryOptions) (*Repository, error) {
 	if opts.Password == "" {
 		return nil, errors.New("open repository: empty password")
@@ -110,7 +117,9 @@ func OpenRepository(ctx context.Context, opts RepositoryOptions) (*Repository, e
 	created := false
 	err = connect()
 	if errors.Is(err, repo.ErrRepositoryNotInitialized) {
-		if err := repo.Initialize(ctx, st, &repo.NewRepositoryOptions{}, opts.Password); err != nil {
+		if err := repo.Initialize(ctx, st, &repo.NewRepositoryOptions{
+			BlockFormat: format.ContentFormat{Hash: contentHash},
+		}, opts.Password); err != nil {
 			return nil, fmt.Errorf("initialize repository: %w", err)
 		}
 		created = true
