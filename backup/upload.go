@@ -14,6 +14,7 @@ import (
 	"github.com/kopia/kopia/fs"
 	"github.com/kopia/kopia/fs/virtualfs"
 	"github.com/kopia/kopia/repo"
+	"github.com/kopia/kopia/repo/compression"
 	"github.com/kopia/kopia/repo/manifest"
 	"github.com/kopia/kopia/repo/object"
 	"github.com/kopia/kopia/snapshot"
@@ -58,9 +59,9 @@ func (e *Engine) upload(ctx context.Context, w repo.RepositoryWriter, m *Manifes
 		u.Progress = &upload.NullUploadProgress{} // the first pass counted what this upload finds cached
 	}
 
-	polTree, err := policy.TreeForSource(ctx, w, uploadSource)
+	polTree, err := e.uploadPolicy(ctx, w, uploadSource, types)
 	if err != nil {
-		return fmt.Errorf("read policy: %w", err)
+		return err
 	}
 	var prev []*snapshot.Manifest
 	if prevMan != nil {
@@ -165,6 +166,35 @@ func (e *Engine) upload(ctx context.Context, w repo.RepositoryWriter, m *Manifes
 	}
 	m.Snapshot = string(sm.ID)
 	return deleteSource(ctx, w, uploadSource)
+}
+
+// uploadPolicy is the policy of an upload from src of one folder per service (types: name → type): the
+// repository's, except that the folders of files services are compressed with the files compressor.
+func (e *Engine) uploadPolicy(ctx context.Context, w repo.RepositoryWriter, src snapshot.SourceInfo,
+	types map[string]string,
+) (*policy.Tree, error) {
+	tree, err := policy.TreeForSource(ctx, w, src)
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	comp := compression.Name(e.FilesCompression)
+	if comp == "" {
+		comp = DefaultFilesCompression
+	}
+	root := tree.EffectivePolicy()
+	if root.CompressionPolicy.CompressorName == comp {
+		return tree, nil
+	}
+	defined := map[string]*policy.Policy{".": root}
+	for name, typ := range types {
+		if typ != TypeFiles {
+			continue
+		}
+		p := *root
+		p.CompressionPolicy.CompressorName = comp
+		defined["./"+name] = &p
+	}
+	return policy.BuildTree(defined, policy.DefaultPolicy), nil
 }
 
 // captureError turns the first read failure of an upload into a ServiceError naming its service.
@@ -398,9 +428,9 @@ func (e *Engine) prestage(ctx context.Context, req BackupRequest, pinners []*pin
 			u.DisableIgnoreRules = true
 			u.ParallelUploads = e.parallel()
 			u.Progress = &uploadProgress{p: p}
-			polTree, err := policy.TreeForSource(ctx, w, src)
+			polTree, err := e.uploadPolicy(ctx, w, src, types)
 			if err != nil {
-				return fmt.Errorf("read policy: %w", err)
+				return err
 			}
 			var prev []*snapshot.Manifest
 			if prevMan != nil {
