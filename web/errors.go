@@ -152,6 +152,9 @@ func (s *Server) logRequest(c echo.Context, v middleware.RequestLoggerValues) er
 	case v.Status >= 400:
 		level = slog.LevelWarn
 	}
+	if !s.log.Enabled(c.Request().Context(), level) {
+		return nil
+	}
 	attrs := []slog.Attr{slog.String("request_id", v.RequestID), slog.String("method", v.Method), slog.String("path", v.URIPath),
 		slog.Int("status", v.Status), slog.Duration("latency", v.Latency), slog.String("remote_ip", v.RemoteIP)}
 	if p := handlers.PrincipalOf(c); p != nil && p.User != nil {
