@@ -294,6 +294,17 @@ func (db *DB) FindEnvironmentChildren(ctx context.Context, name string) ([]strin
 	return out, nil
 }
 
+// FindEnvironmentChildrenRecent is FindEnvironmentChildren for the environment page, which reads the environment
+// itself through FindEnvironmentByNameRecent: it may answer from a read of up to a second ago (recentCache).
+// Changes made through this process are seen at once; by another process, within a second.
+func (db *DB) FindEnvironmentChildrenRecent(ctx context.Context, name string) ([]string, error) {
+	v, err := db.recent.get("children "+name, func() (any, error) { return db.FindEnvironmentChildren(ctx, name) })
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(v.([]string)), nil // a copy: the cached names are shared
+}
+
 // FindEnvironmentByID returns the environment with its services, or ErrNotFound.
 func (db *DB) FindEnvironmentByID(ctx context.Context, id int64) (*Environment, error) {
 	var name string

@@ -122,3 +122,23 @@ func TestFindEnvironmentByNameRecent(t *testing.T) {
 		t.Fatalf("unknown environment: err = %v, want ErrNotFound", err)
 	}
 }
+
+// Recent children follow this process's changes at once, and callers get their own copy.
+func TestFindEnvironmentChildrenRecent(t *testing.T) {
+	ctx := context.Background()
+	c := MustOpenDB(t)
+	mustCreateEnv(t, c, &db.Environment{Name: "main", Type: db.EnvProduction})
+	mustCreateEnv(t, c, &db.Environment{Name: "staging", Type: db.EnvStaging, Parent: "main"})
+	got, err := c.FindEnvironmentChildrenRecent(ctx, "main")
+	if err != nil || len(got) != 1 || got[0] != "staging" {
+		t.Fatalf("FindEnvironmentChildrenRecent() = %q, %v; want [staging]", got, err)
+	}
+	got[0] = "changed" // the caller's copy
+	if got, _ := c.FindEnvironmentChildrenRecent(ctx, "main"); got[0] != "staging" {
+		t.Fatalf("a caller's change leaked into the cache: %q", got)
+	}
+	mustCreateEnv(t, c, &db.Environment{Name: "dev", Type: db.EnvDevelopment, Parent: "main"})
+	if got, _ := c.FindEnvironmentChildrenRecent(ctx, "main"); len(got) != 2 || got[0] != "dev" || got[1] != "staging" {
+		t.Fatalf("after a new child through this DB: %q, want [dev staging] at once", got)
+	}
+}

@@ -18,9 +18,10 @@ import (
 type environmentStore interface {
 	FindEnvironments(ctx context.Context, f db.EnvironmentFilter) ([]*db.Environment, error)
 	FindEnvironmentByName(ctx context.Context, name string) (*db.Environment, error)
-	FindEnvironmentChildren(ctx context.Context, name string) ([]string, error)
-	// FindEnvironmentByNameRecent may be a second old when another process changed the environment.
+	// FindEnvironmentByNameRecent and FindEnvironmentChildrenRecent may be a second old when another process
+	// changed the environments.
 	FindEnvironmentByNameRecent(ctx context.Context, name string) (*db.Environment, error)
+	FindEnvironmentChildrenRecent(ctx context.Context, name string) ([]string, error)
 	CreateEnvironment(ctx context.Context, e *db.Environment) error
 	PutEnvironmentChange(ctx context.Context, e *db.Environment) (db.Change, error)
 	SetEnvironmentStatus(ctx context.Context, name, status string) (*db.Environment, error)
@@ -272,7 +273,7 @@ func (h *Environments) form(c echo.Context, e db.Environment, errs views.Errors,
 }
 
 func (h *Environments) children(ctx context.Context, name string) ([]string, error) {
-	return h.store.FindEnvironmentChildren(ctx, name)
+	return h.store.FindEnvironmentChildrenRecent(ctx, name) // beside the environment, read as recently
 }
 
 // formErrors turns a save error the user can fix into field errors for the
