@@ -182,7 +182,8 @@ func (db *DB) UpdateBackup(ctx context.Context, id string, upd BackupUpdate) (*B
 
 // FindBackupByID returns one backup, or ErrNotFound.
 func (db *DB) FindBackupByID(ctx context.Context, id string) (*Backup, error) {
-	b, err := scanBackup(db.sql.QueryRowContext(ctx, `SELECT `+backupColumns+` FROM backups WHERE id = ?`, id))
+	b := &Backup{}
+	err := scanBackup(db.sql.QueryRowContext(ctx, `SELECT `+backupColumns+` FROM backups WHERE id = ?`, id), b)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("backup %s: %w", id, ErrNotFound)
 	}
@@ -269,10 +270,15 @@ func (db *DB) FindBackups(ctx context.Context, f BackupFilter) ([]*Backup, int, 
 		return nil, 0, fmt.Errorf("find backups: %w", err)
 	}
 	defer rows.Close()
-	backups := []*Backup{}
+	backups := make([]*Backup, 0, min(limit, backupSlab))
+	var slab []Backup // the page's backups, allocated together
 	for rows.Next() {
-		b, err := scan(rows)
-		if err != nil {
+		if len(slab) == 0 {
+			slab = make([]Backup, max(min(limit-len(backups), backupSlab), 1))
+		}
+		b := &slab[0]
+		slab = slab[1:]
+		if err := scan(rows, b); err != nil {
 			return nil, 0, fmt.Errorf("find backups: %w", err)
 		}
 		backups = append(backups, b)
@@ -298,35 +304,36 @@ func (db *DB) DeleteBackup(ctx context.Context, id string) error {
 const backupColumns = `id, environment, kind, live, status, progress, COALESCE(activity_id, 0), restored_from,
 	code_commit, size_bytes, new_bytes, pause_ms, services, error, created_at, completed_at`
 
-func scanBackup(row interface{ Scan(...any) error }) (*Backup, error) {
-	b := &Backup{}
+// backupSlab is how many backups FindBackups allocates at once.
+const backupSlab = 32
+
+func scanBackup(row interface{ Scan(...any) error }, b *Backup) error {
 	var services string
 	err := row.Scan(&b.ID, &b.Environment, &b.Kind, &b.Live, &b.Status, &b.Progress, &b.ActivityID, &b.RestoredFrom,
 		&b.Commit, &b.SizeBytes, &b.NewBytes, &b.PauseMS, &services, &b.Error, timeCol{&b.CreatedAt},
 		nullTime{&b.CompletedAt})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	b.Pause = time.Duration(b.PauseMS) * time.Millisecond
 	if err := json.Unmarshal([]byte(services), &b.Services); err != nil {
-		return nil, fmt.Errorf("backup %s services: %w", b.ID, err)
+		return fmt.Errorf("backup %s services: %w", b.ID, err)
 	}
-	return b, nil
+	return nil
 }
 
 // briefBackupColumns are the columns of BackupFilter.Brief.
 const briefBackupColumns = `id, environment, kind, live, status, progress, size_bytes, new_bytes, pause_ms, error,
 	created_at`
 
-func scanBriefBackup(row interface{ Scan(...any) error }) (*Backup, error) {
-	b := &Backup{}
+func scanBriefBackup(row interface{ Scan(...any) error }, b *Backup) error {
 	err := row.Scan(&b.ID, &b.Environment, &b.Kind, &b.Live, &b.Status, &b.Progress, &b.SizeBytes, &b.NewBytes,
 		&b.PauseMS, &b.Error, timeCol{&b.CreatedAt})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	b.Pause = time.Duration(b.PauseMS) * time.Millisecond
-	return b, nil
+	return nil
 }
 
 func nonNilServices(s []BackupService) []BackupService {
