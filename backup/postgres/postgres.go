@@ -11,10 +11,14 @@
 //
 // Restore: Prepare creates a sibling database `<name>_rewind_<id>` (same encoding and locale) and runs
 // `pg_restore --no-owner --exit-on-error` into it. When the backup's dump.pgc is a local file (a restored kopia
-// snapshot on disk, or tests) pg_restore --jobs N reads it in place. From the repository, the dump streams into
-// one pg_restore of the pre-data and data sections while it is spooled to a temporary file in
-// Options.SpoolDir (default os.TempDir(); it needs as much free space as the dump), from which pg_restore --jobs N
-// then builds the post-data section (indexes, constraints); the spool is removed when Prepare returns. Switch closes the live database to new
+// snapshot on disk, or tests) pg_restore --jobs N reads it in place. From the repository, the dump is read once,
+// as a stream (restoreStream): its table of contents goes to a spool file in Options.SpoolDir (default
+// os.TempDir()) for pg_restore --section=pre-data; Rewind loads the tables' data itself with COPY over N
+// connections at once; then pg_restore --jobs N runs the rest (sequences, indexes, constraints) from the spool,
+// which also receives any data Rewind does not load itself (large objects; at worst, for an archive it cannot
+// read, the whole dump). The spool is removed when Prepare returns. pg_restore's sessions commit
+// asynchronously and sort with a larger maintenance_work_mem (restoreOptions); Prepare ends with a synchronous
+// commit, so the restored database is durable before Switch. Switch closes the live database to new
 // connections, terminates the sessions still connected to it, and renames live → `<name>_rewind_old_<id>`
 // and the prepared database → live in one transaction. The old database is the Replaced state.
 //

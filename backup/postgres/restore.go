@@ -5,7 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -48,12 +49,13 @@ func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progres
 		super, createdb, owner   bool
 		encoding, collate, ctype string
 		major                    int
+		workMem                  int64
 	)
 	err = conn.QueryRow(ctx, `SELECT current_user, pg_get_userbyid(d.datdba), r.rolsuper, r.rolcreatedb,
 			pg_has_role(current_user, d.datdba, 'MEMBER'), pg_encoding_to_char(d.encoding), d.datcollate, d.datctype,
-			current_setting('server_version_num')::int / 10000
+			current_setting('server_version_num')::int / 10000, pg_size_bytes(current_setting('maintenance_work_mem'))
 		FROM pg_roles r, pg_database d WHERE r.rolname = current_user AND d.datname = `+like).
-		Scan(&user, &ownerName, &super, &createdb, &owner, &encoding, &collate, &ctype, &major)
+		Scan(&user, &ownerName, &super, &createdb, &owner, &encoding, &collate, &ctype, &major, &workMem)
 	if err != nil {
 		return nil, fmt.Errorf("restore postgresql database %q: read privileges: %w", s.database, s.redact(err))
 	}
@@ -71,7 +73,7 @@ func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progres
 	}
 
 	id := randomID()
-	prep := &prepared{src: s, id: id, tmp: sibling(s.database, "", id)}
+	prep := &prepared{src: s, id: id, tmp: sibling(s.database, "", id), workMem: max(workMem, restoreWorkMem)}
 	// The restored database and everything in it belong to the live database's owner, even when Rewind
 	// connects as a superuser or another member of the owner role (pg_restore --role).
 	if ownerName != user && like == "current_database()" {
@@ -92,22 +94,40 @@ func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progres
 		}
 		return nil, fmt.Errorf("restore postgresql database %q into %q: %w", s.database, prep.tmp, err)
 	}
+	// pg_restore committed asynchronously (restoreOptions): one synchronous commit now flushes the write-ahead
+	// log up to here, so the restored database is durable before Switch can make it live, even if the server
+	// crashes in between. txid_current() gives this transaction an id, so its commit waits for the flush.
+	if _, err := conn.Exec(ctx, "SET synchronous_commit = on; SELECT pg_catalog.txid_current()"); err != nil {
+		err = fmt.Errorf("restore postgresql database %q into %q: flush: %w", s.database, prep.tmp, s.redact(err))
+		if derr := s.dropDatabase(context.Background(), prep.tmp); derr != nil {
+			err = fmt.Errorf("%w (and dropping it failed: %v)", err, derr)
+		}
+		return nil, err
+	}
 	return prep, nil
+}
+
+// restoreWorkMem is the maintenance_work_mem of pg_restore's sessions (unless the server's is larger): index
+// builds sort in memory instead of spilling to disk (at pgbench scale 50, the 5-million-row primary key).
+// Each of the --jobs sessions may use it, plus its parallel workers' share.
+const restoreWorkMem = 256 << 20
+
+// restoreOptions returns the session settings of pg_restore's connections to the prepared database (PGOPTIONS;
+// all of them settable by any role, none changes the server's configuration):
+//   - synchronous_commit=off: pg_restore commits every object separately, and each commit would wait for its
+//     write-ahead log to reach the disk. Nothing reads the prepared database before Switch, and Prepare ends
+//     with one synchronous commit that flushes all of it, so this loses nothing.
+//   - maintenance_work_mem: see restoreWorkMem.
+func (prep *prepared) restoreOptions() string {
+	return fmt.Sprintf("-c synchronous_commit=off -c maintenance_work_mem=%dkB", prep.workMem>>10)
 }
 
 func quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
-// restore runs pg_restore from file into the prepared database.
-//
-// A dump from the repository (no local path) is restored in two steps, because the repository's stream is an
-// archive pg_dump wrote to a pipe: its table of contents has no data offsets, and pg_restore --jobs makes every
-// worker scan the archive for its table's data (at pgbench scale 50 that scan alone cost more than the whole
-// plain restore's margin). So: (1) the stream goes to one pg_restore --section=pre-data --section=data reading
-// its stdin (tables and their data, in archive order) and, at the same time, to a spool file; (2) pg_restore
-// --jobs N --section=post-data builds the indexes and constraints in parallel from the spool file, which it only
-// needs for the table of contents.
+// restore runs pg_restore from file into the prepared database: in place when file is on local disk, else
+// through restoreStream.
 func (prep *prepared) restore(ctx context.Context, file fs.File, pgRestore string, p backup.Progress) error {
 	s := prep.src
 	p.SetTotal(file.Size())
@@ -118,12 +138,7 @@ func (prep *prepared) restore(ctx context.Context, file fs.File, pgRestore strin
 	args = append(args, "--dbname="+s.connURL(prep.tmp, false))
 	path := file.LocalFilesystemPath()
 	if path == "" {
-		spool, err := prep.streamData(ctx, file, pgRestore, args, p)
-		if err != nil {
-			return err
-		}
-		defer os.Remove(spool)
-		return prep.runRestore(ctx, pgRestore, append(args, "--jobs", fmt.Sprint(s.opts.Jobs), "--section=post-data", spool))
+		return prep.restoreStream(ctx, file, pgRestore, args, p)
 	}
 	if err := prep.runRestore(ctx, pgRestore, append(args, "--jobs", fmt.Sprint(s.opts.Jobs), path)); err != nil {
 		return err
@@ -132,10 +147,26 @@ func (prep *prepared) restore(ctx context.Context, file fs.File, pgRestore strin
 	return nil
 }
 
+// pgRestore builds a pg_restore command whose sessions have restoreOptions (after the PGOPTIONS of Rewind's
+// own environment, if any).
+func (prep *prepared) pgRestore(ctx context.Context, path string, args ...string) *exec.Cmd {
+	cmd := prep.src.cmd(ctx, path, args...)
+	opts := prep.restoreOptions()
+	for i, e := range cmd.Env {
+		if v, ok := strings.CutPrefix(e, "PGOPTIONS="); ok {
+			cmd.Env = slices.Delete(cmd.Env, i, i+1)
+			opts = v + " " + opts
+			break
+		}
+	}
+	cmd.Env = append(cmd.Env, "PGOPTIONS="+opts)
+	return cmd
+}
+
 func (prep *prepared) runRestore(ctx context.Context, pgRestore string, args []string) error {
 	s := prep.src
 	stderr := &tail{}
-	cmd := s.cmd(ctx, pgRestore, args...)
+	cmd := prep.pgRestore(ctx, pgRestore, args...)
 	cmd.Stderr = stderr
 	cmd.Stdout = stderr
 	cmd.WaitDelay = 5 * time.Second
@@ -143,59 +174,6 @@ func (prep *prepared) runRestore(ctx context.Context, pgRestore string, args []s
 		return s.toolError("pg_restore", err, stderr)
 	}
 	return nil
-}
-
-// streamData restores the pre-data and data sections of file through pg_restore's stdin while copying file
-// into a spool file in Options.SpoolDir, whose path it returns (the caller removes it). The whole file is read
-// even when pg_restore stops early, so the engine verifies its checksum.
-func (prep *prepared) streamData(ctx context.Context, file fs.File, pgRestore string, args []string, p backup.Progress) (string, error) {
-	s := prep.src
-	f, err := os.CreateTemp(s.opts.SpoolDir, "rewind-pg-*.pgc")
-	if err != nil {
-		return "", fmt.Errorf("spool %s: %w", DumpFile, err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	r, err := file.Open(ctx)
-	if err != nil {
-		return "", fmt.Errorf("open %s: %w", DumpFile, err)
-	}
-	defer r.Close()
-
-	stderr := &tail{}
-	cmd := s.cmd(ctx, pgRestore, append(args, "--section=pre-data", "--section=data")...)
-	cmd.Stderr = stderr
-	cmd.Stdout = stderr
-	cmd.WaitDelay = 5 * time.Second
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return "", err
-	}
-	if err := cmd.Start(); err != nil {
-		return "", s.toolError("pg_restore", err, stderr)
-	}
-	src := &readErr{r: backup.ProgressReader(r, p)}
-	_, cerr := io.Copy(io.MultiWriter(f, &lenientWriter{w: stdin}), src)
-	stdin.Close()
-	werr := cmd.Wait()
-	switch {
-	case src.err != nil:
-		return "", fmt.Errorf("read %s: %w", DumpFile, src.err)
-	case werr != nil:
-		return "", s.toolError("pg_restore", werr, stderr)
-	case cerr != nil:
-		return "", fmt.Errorf("spool %s to %s: %w", DumpFile, f.Name(), cerr)
-	}
-	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("spool %s to %s: %w", DumpFile, f.Name(), err)
-	}
-	ok = true
-	return f.Name(), nil
 }
 
 // readErr remembers the first error (other than io.EOF) of its reader.
@@ -210,22 +188,6 @@ func (r *readErr) Read(b []byte) (int, error) {
 		r.err = err
 	}
 	return n, err
-}
-
-// lenientWriter writes to a process's stdin until the first failure (the process exited: its exit status tells
-// whether that was an error) and then discards, so the copy to the spool file goes on.
-type lenientWriter struct {
-	w      io.Writer
-	failed bool
-}
-
-func (l *lenientWriter) Write(b []byte) (int, error) {
-	if !l.failed {
-		if _, err := l.w.Write(b); err != nil {
-			l.failed = true
-		}
-	}
-	return len(b), nil
 }
 
 // dropDatabase drops db, ending the sessions still connected to it.
@@ -381,6 +343,8 @@ type prepared struct {
 	id   string
 	tmp  string
 	role string // owner of the live database when it is not the connecting role
+	// workMem is the maintenance_work_mem of pg_restore's sessions, in bytes (restoreWorkMem).
+	workMem int64
 
 	mu       sync.Mutex
 	switched bool
