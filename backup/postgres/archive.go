@@ -121,17 +121,28 @@ func noEOF(err error) error {
 
 // int reads an integer as WriteInt writes it: a sign byte, then intSize bytes, least significant first.
 func (a *archiveReader) int() (int64, error) {
-	sign, err := a.byte()
-	if err != nil {
-		return 0, err
-	}
+	var sign byte
 	var v uint64
-	for i := 0; i < a.h.intSize; i++ {
-		b, err := a.byte()
-		if err != nil {
+	if b, err := a.r.Peek(1 + a.h.intSize); err == nil && a.rec == nil {
+		// The common case, once per row of a table's data: decode in place.
+		sign = b[0]
+		for i := 0; i < a.h.intSize; i++ {
+			v |= uint64(b[1+i]) << (8 * i)
+		}
+		n, _ := a.r.Discard(len(b))
+		a.pos += int64(n)
+	} else {
+		var err error
+		if sign, err = a.byte(); err != nil {
 			return 0, err
 		}
-		v |= uint64(b) << (8 * i)
+		for i := 0; i < a.h.intSize; i++ {
+			b, err := a.byte()
+			if err != nil {
+				return 0, err
+			}
+			v |= uint64(b) << (8 * i)
+		}
 	}
 	if v > 1<<62 {
 		return 0, fmt.Errorf("%w: integer out of range at byte %d", errNotArchive, a.pos)

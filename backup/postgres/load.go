@@ -344,7 +344,7 @@ func (ld *loader) load(a *archiveReader, stmt string) error {
 			return ld.result(ld.ctx.Err())
 		}
 	}
-	buf := make([]byte, 0, copyBatch+64<<10)
+	buf := newBatch()
 	for {
 		n, err := a.chunk()
 		if err != nil {
@@ -368,8 +368,7 @@ func (ld *loader) load(a *archiveReader, stmt string) error {
 			// Keep the last bytes back: the end of the block is checked for pg_dump's end-of-data marker.
 			if len(buf) >= copyBatch {
 				if cut := bytes.LastIndexByte(buf[:len(buf)-8], '\n'); cut >= 0 {
-					next := make([]byte, 0, copyBatch+64<<10)
-					next = append(next, buf[cut+1:]...)
+					next := append(newBatch(), buf[cut+1:]...)
 					if err := send(buf[:cut+1]); err != nil {
 						return err
 					}
@@ -413,20 +412,31 @@ func (ld *loader) close() error {
 	return ld.result(nil)
 }
 
+// batches recycles the loader's buffers.
+var batches = sync.Pool{New: func() any { return make([]byte, 0, copyBatch+64<<10) }}
+
+func newBatch() []byte { return batches.Get().([]byte)[:0] }
+
 // batchReader reads a table's batches one after the other.
 type batchReader struct {
 	cur  []byte
+	off  int
 	next <-chan []byte
 }
 
 func (r *batchReader) Read(b []byte) (int, error) {
-	for len(r.cur) == 0 {
+	for r.off == len(r.cur) {
+		if cap(r.cur) >= copyBatch {
+			batches.Put(r.cur[:0]) //nolint:staticcheck // a slice header is small
+		}
 		var ok bool
 		if r.cur, ok = <-r.next; !ok {
+			r.cur = nil
 			return 0, io.EOF
 		}
+		r.off = 0
 	}
-	n := copy(b, r.cur)
-	r.cur = r.cur[n:]
+	n := copy(b, r.cur[r.off:])
+	r.off += n
 	return n, nil
 }

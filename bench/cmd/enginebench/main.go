@@ -277,7 +277,7 @@ func runDB(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("    (before Prepare %.2fs; Prepare %.2fs, of which streaming the backup into pg_restore and the spool file %.2fs; Switch %.2fs)\n",
+		fmt.Printf("    (before Prepare %.2fs; Prepare %.2fs, of which reading the backup and loading its tables %.2fs; Switch %.2fs)\n",
 			steps.prepareStart.Sub(sp.start).Seconds(), steps.prepare.Seconds(), sp.last.Sub(steps.prepareStart).Seconds(), steps.switched.Seconds())
 		rwRestoreT = best(rwRestoreT, d)
 		for _, rs := range res.Replaced {
@@ -362,8 +362,8 @@ func (p timedPrepared) Switch(ctx context.Context) (backup.Replaced, error) {
 	return r, err
 }
 
-// spoolTimer is the restore's Progress: the postgres source reports the bytes it copies from the repository to
-// its spool file, so the last report marks the end of the spool.
+// spoolTimer is the restore's Progress: the postgres source reports the bytes it reads from the repository as it
+// loads them, so the last report marks the end of the data load (what follows is indexes and constraints).
 type spoolTimer struct {
 	start time.Time
 	mu    sync.Mutex
