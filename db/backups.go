@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -287,6 +288,54 @@ func (db *DB) FindBackups(ctx context.Context, f BackupFilter) ([]*Backup, int, 
 		return nil, 0, fmt.Errorf("find backups: %w", err)
 	}
 	return backups, total, nil
+}
+
+// FindBackupsRecent is FindBackups for the Backups tab: it may answer from a read of up to a second ago
+// (recentCache). Every write through this process, a running backup's progress among them, is seen at once; a
+// write by another process on the same catalog (an offline admin command), within a second. The backups are the
+// caller's to modify.
+func (db *DB) FindBackupsRecent(ctx context.Context, f BackupFilter) ([]*Backup, int, error) {
+	type result struct {
+		backups []*Backup
+		total   int
+	}
+	v, err := db.recent.get(f.key(), func() (any, error) {
+		bs, n, err := db.FindBackups(ctx, f)
+		return result{bs, n}, err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	r := v.(result)
+	out, copies := make([]*Backup, len(r.backups)), make([]Backup, len(r.backups)) // the cached ones are shared
+	for i, b := range r.backups {
+		copies[i] = *b
+		c := &copies[i]
+		c.Services = slices.Clone(b.Services)
+		if b.CompletedAt != nil {
+			t := *b.CompletedAt
+			c.CompletedAt = &t
+		}
+		out[i] = c
+	}
+	return out, r.total, nil
+}
+
+// key is the filter's recentCache key.
+func (f BackupFilter) key() string {
+	k := make([]byte, 0, 64)
+	k = append(k, "backups"...)
+	for _, s := range []*string{f.Environment, f.Kind, f.Status} {
+		if s == nil {
+			k = append(k, " *"...)
+		} else {
+			k = strconv.AppendQuote(append(k, ' '), *s)
+		}
+	}
+	for _, n := range []int{f.Offset, f.Limit, f.CountUpTo} {
+		k = strconv.AppendInt(append(k, ' '), int64(n), 10)
+	}
+	return string(strconv.AppendBool(append(k, ' '), f.Brief))
 }
 
 // DeleteBackup removes a backup's row, or returns ErrNotFound.

@@ -142,3 +142,61 @@ func TestFindEnvironmentChildrenRecent(t *testing.T) {
 		t.Fatalf("after a new child through this DB: %q, want [dev staging] at once", got)
 	}
 }
+
+// A recent page of backups follows every write of this process at once (a running backup's progress, a new
+// backup, a delete), another process's within a second, and callers get their own copies.
+func TestFindBackupsRecent(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "rewind.db")
+	c := mustOpenAt(t, path)
+	other := mustOpenAt(t, path)
+	env := "main"
+	page := func() ([]*db.Backup, int) {
+		t.Helper()
+		bs, n, err := c.FindBackupsRecent(ctx, db.BackupFilter{Environment: &env, Limit: 2, CountUpTo: 10, Brief: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bs, n
+	}
+	ids := []string{"00000000000000000001", "00000000000000000002"}
+	for _, id := range ids {
+		if err := c.CreateBackup(ctx, &db.Backup{ID: id, Environment: env, Kind: db.BackupManual, Status: db.BackupRunning}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bs, n := page()
+	if len(bs) != 2 || n != 2 || bs[0].ID != ids[1] || bs[0].Progress != 0 {
+		t.Fatalf("page = %d backups of %d, first %+v", len(bs), n, bs[0])
+	}
+	bs[0].Status, bs[0].Progress = "changed", 99 // the caller's copy
+	if bs, _ := page(); bs[0].Status != db.BackupRunning || bs[0].Progress != 0 {
+		t.Fatalf("a caller's change leaked into the cache: %+v", bs[0])
+	}
+
+	progress := 42
+	if _, err := c.UpdateBackup(ctx, ids[1], db.BackupUpdate{Progress: &progress}); err != nil {
+		t.Fatal(err)
+	}
+	if bs, _ := page(); bs[0].Progress != 42 {
+		t.Fatalf("after a progress update through this DB: %d%%, want 42%% at once", bs[0].Progress)
+	}
+	if err := c.DeleteBackup(ctx, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if bs, n := page(); len(bs) != 1 || n != 1 {
+		t.Fatalf("after a delete: %d backups of %d, want 1 of 1", len(bs), n)
+	}
+
+	progress = 77
+	if _, err := other.UpdateBackup(ctx, ids[1], db.BackupUpdate{Progress: &progress}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for bs, _ := page(); bs[0].Progress != 77; bs, _ = page() {
+		if time.Now().After(deadline) {
+			t.Fatal("a change by another process was not seen within 2 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -43,6 +43,7 @@ type backupStore interface {
 	FindEnvironmentByName(ctx context.Context, name string) (*db.Environment, error)
 	FindEnvironments(ctx context.Context, f db.EnvironmentFilter) ([]*db.Environment, error)
 	FindBackups(ctx context.Context, f db.BackupFilter) ([]*db.Backup, int, error)
+	FindBackupsRecent(ctx context.Context, f db.BackupFilter) ([]*db.Backup, int, error)
 	FindBackupByID(ctx context.Context, id string) (*db.Backup, error)
 	FindActivityByID(ctx context.Context, id int64) (*db.Activity, error)
 }
@@ -158,6 +159,8 @@ func (m *retentionMemo) get(env, head string, now time.Time, explain func() (vie
 // backupsTab fills the Backups tab of environment e for u.
 func backupsTab(c echo.Context, store interface {
 	FindBackups(ctx context.Context, f db.BackupFilter) ([]*db.Backup, int, error)
+	// FindBackupsRecent may be a second old when another process changed the backups.
+	FindBackupsRecent(ctx context.Context, f db.BackupFilter) ([]*db.Backup, int, error)
 }, memo *retentionMemo, u *db.User, e *db.Environment, now time.Time) (views.BackupsData, error) {
 	d := views.BackupsData{BaseURL: "/environments/" + url.PathEscape(e.Name), Limit: backupsPageSize, Now: now}
 	d.Offset, _ = strconv.Atoi(c.QueryParam("offset"))
@@ -165,7 +168,7 @@ func backupsTab(c echo.Context, store interface {
 	var err error
 	// Count at most a thousand past this page: an exact count of a long list costs more than the page.
 	countUpTo := d.Offset + d.Limit + 1000
-	if d.Backups, d.Total, err = store.FindBackups(c.Request().Context(), db.BackupFilter{Environment: &e.Name,
+	if d.Backups, d.Total, err = store.FindBackupsRecent(c.Request().Context(), db.BackupFilter{Environment: &e.Name,
 		Offset: d.Offset, Limit: d.Limit, CountUpTo: countUpTo, Brief: true}); err != nil {
 		return d, err
 	}

@@ -28,6 +28,8 @@ type environmentStore interface {
 	FindActivities(ctx context.Context, f db.ActivityFilter) ([]*db.Activity, int, error)
 	CreateActivity(ctx context.Context, a *db.Activity) error
 	FindBackups(ctx context.Context, f db.BackupFilter) ([]*db.Backup, int, error)
+	// FindBackupsRecent may be a second old when another process changed the backups.
+	FindBackupsRecent(ctx context.Context, f db.BackupFilter) ([]*db.Backup, int, error)
 }
 
 // Environments are the environment list, the environment page with its tabs
