@@ -1,6 +1,9 @@
 package db
 
 import (
+	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -49,5 +52,65 @@ func TestQueryKey(t *testing.T) {
 			t.Errorf("queryKey: %#v and %#v share the key %q", prev, args, k)
 		}
 		keys[k] = args
+	}
+}
+
+// Callers missing the same recent entry at once share one read; a caller after a write, or after a failed
+// read, reads again.
+func TestRecentCacheSharesReads(t *testing.T) {
+	var writes atomic.Uint64
+	c := &recentCache{writes: writes.Load}
+	var loads atomic.Int32
+	release := make(chan struct{})
+	slow := func() (any, error) {
+		loads.Add(1)
+		<-release
+		return "v", nil
+	}
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if v, err := c.get("k", slow); v != "v" || err != nil {
+				t.Errorf("get = %v, %v", v, err)
+			}
+		}()
+	}
+	for { // every caller is in get: one reads, the others wait for it
+		c.mu.Lock()
+		l := c.loading["k"]
+		c.mu.Unlock()
+		if l != nil && loads.Load() == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	if got := loads.Load(); got != 1 {
+		t.Fatalf("20 concurrent gets read %d times, want 1", got)
+	}
+
+	writes.Add(1) // a write: the next get reads again
+	if v, _ := c.get("k", func() (any, error) { return "after write", nil }); v != "after write" {
+		t.Fatalf("get after a write = %v, want a new read", v)
+	}
+
+	failed := make(chan struct{})
+	go c.get("f", func() (any, error) { <-failed; return nil, errors.New("cancelled") })
+	for {
+		c.mu.Lock()
+		_, ok := c.loading["f"]
+		c.mu.Unlock()
+		if ok {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	go func() { time.Sleep(20 * time.Millisecond); close(failed) }()
+	if v, err := c.get("f", func() (any, error) { return "own", nil }); v != "own" || err != nil {
+		t.Fatalf("get after a shared read failed = %v, %v; want its own read", v, err)
 	}
 }
