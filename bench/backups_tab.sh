@@ -67,8 +67,30 @@ cookie=$(awk '(!/^#/ || /^#HttpOnly_/) && NF >= 7 { printf "%s=%s", $6, $7 }' "$
 rows=$(curl -fs -H "Cookie: $cookie" "http://$addr/environments/main" | grep -o 'data-testid="backup-row"' | wc -l)
 echo "the Backups tab lists $rows backups on its first page of $backups"
 
+# The machine may be shared: after each run, say how much CPU went to the server, to wrk and to everything else
+# (other processes' work stretches the tail; a run with much "other" is not comparable).
+hz=$(getconf CLK_TCK) cpus=$(getconf _NPROCESSORS_ONLN)
+ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat; }   # busy ticks of all CPUs
+own() { awk '{print $14+$15}' "/proc/$pid/stat"; }                # the server's
+kids() { # sets kids to the CPU seconds of this shell's reaped children (wrk): times must run in this shell
+	times >"$work/times"
+	kids=$(awk 'NR == 2 {gsub(/[ms]/, " "); print $1 * 60 + $2 + $3 * 60 + $4}' "$work/times")
+}
+run() {
+	local t0 s0 k0 w0 t1 s1 k1 w1
+	kids
+	t0=$(ticks) s0=$(own) w0=$(date +%s.%N) k0=$kids
+	wrk -t4 -c50 -d"$duration" --latency -H "Cookie: $cookie" "http://$addr$1"
+	kids
+	t1=$(ticks) s1=$(own) w1=$(date +%s.%N) k1=$kids
+	awk -v t=$((t1 - t0)) -v s=$((s1 - s0)) -v k0="$k0" -v k1="$k1" -v w0="$w0" -v w1="$w1" -v hz="$hz" \
+		-v cpus="$cpus" 'BEGIN { all = cpus * (w1 - w0) / 100; w = k1 - k0
+		printf "CPU during the run, %% of all CPUs: server %.0f, wrk %.0f, other processes %.0f\n",
+			s / hz / all, w / all, (t / hz - s / hz - w) / all }'
+}
+
 echo "wrk: 50 connections, 4 threads, $duration: GET /environments/main (first page)"
-wrk -t4 -c50 -d"$duration" --latency -H "Cookie: $cookie" "http://$addr/environments/main"
+run /environments/main
 echo
 echo "wrk: same, a deep page (offset 9000)"
-wrk -t4 -c50 -d"$duration" --latency -H "Cookie: $cookie" "http://$addr/environments/main?offset=9000"
+run "/environments/main?offset=9000"
