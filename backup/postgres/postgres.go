@@ -33,8 +33,6 @@ package postgres
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/url"
 	"os"
@@ -265,13 +263,6 @@ func listTools(name string, dirs []string) []tool {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].major < out[j].major })
 	return out
-}
-
-// randomID returns 8 random hex characters.
-func randomID() string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // sibling returns the name of a database beside base: base + "_rewind_" + kind + id, shortened to

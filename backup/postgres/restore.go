@@ -72,7 +72,7 @@ func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progres
 		return nil, fmt.Errorf("restore postgresql database %q: %w", s.database, err)
 	}
 
-	id := randomID()
+	id := backup.ScratchID(ctx)
 	prep := &prepared{src: s, id: id, tmp: sibling(s.database, "", id), workMem: max(workMem, restoreWorkMem)}
 	// The restored database and everything in it belong to the live database's owner, even when Rewind
 	// connects as a superuser or another member of the owner role (pg_restore --role).
