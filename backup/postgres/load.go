@@ -24,9 +24,11 @@ import (
 // without offsets. Restore reads it itself:
 //  1. the header and table of contents go to a spool file in Options.SpoolDir, from which pg_restore
 //     --section=pre-data creates the schema (tables, types, functions);
-//  2. each table's data block is loaded by Rewind, with COPY, over Options.Jobs connections at once, a large
-//     table's rows split between them (the server then parses and inserts them on several CPUs, where
-//     pg_restore loads one table with one connection);
+//  2. each table's data block is loaded by Rewind with COPY ... FREEZE on one of Options.Jobs connections
+//     (the next table goes to the next free one while the last one's rows are still going in). A table's rows
+//     stay on one connection, so the restored table keeps the physical order of the dumped one: splitting
+//     them between connections was faster on two CPUs, but interleaved the rows page by page, which undoes a
+//     CLUSTER, defeats BRIN indexes, and made the next backup's dump share nothing with the earlier ones;
 //  3. pg_restore --jobs N --section=data --section=post-data runs the rest of the table of contents from the
 //     spool: sequence positions, then indexes and constraints in parallel. Data blocks Rewind does not load
 //     itself (large objects) are copied into the spool, their offsets filled in, for pg_restore to restore.
@@ -140,7 +142,7 @@ func (prep *prepared) restoreStream(ctx context.Context, file fs.File, pgRestore
 		}
 		if typ == blockData && e != nil && e.desc == "TABLE DATA" && e.copyStmt != "" {
 			loaded[id] = true
-			err = ld.load(a, e.copyStmt)
+			err = ld.load(a, e)
 			continue
 		}
 		// Not ours: into the spool, block header included, for pg_restore.
@@ -243,9 +245,10 @@ type loader struct {
 	err error
 }
 
-// copyTable is one table's COPY: every connection takes runs of rows from batches until it is closed.
+// copyTable is one table's COPY: the connection that takes it reads its rows from batches until it is closed.
 type copyTable struct {
 	stmt    string
+	table   string // the table, quoted
 	batches chan []byte
 }
 
@@ -297,15 +300,34 @@ func (ld *loader) work(c *pgx.Conn) {
 	for t := range ld.tables {
 		first, ok := <-t.batches
 		if !ok || ld.failed() {
-			continue // no rows for this connection; or draining after a failure
+			continue // no rows; or draining after a failure
 		}
 		r := &batchReader{cur: first, next: t.batches}
-		if _, err := c.PgConn().CopyFrom(ld.ctx, r, t.stmt); err != nil {
+		if err := ld.copyFrom(c, t, r); err != nil {
 			ld.fail(fmt.Errorf("%s: %w", strings.TrimSpace(t.stmt), err))
 			for range t.batches { // let the reader go on to the end of this table
 			}
 		}
 	}
+}
+
+// copyFrom loads one table's rows frozen: the table is emptied in the same transaction (it is empty already:
+// pg_restore has just created it), which lets COPY write its rows frozen and all-visible, so building its
+// indexes and the first reads later do not rewrite every page to set hint bits.
+func (ld *loader) copyFrom(c *pgx.Conn, t copyTable, r io.Reader) error {
+	tx, err := c.Begin(ld.ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck
+	if _, err := tx.Exec(ld.ctx, "TRUNCATE ONLY "+t.table); err != nil {
+		return err
+	}
+	stmt := strings.TrimSuffix(strings.TrimSpace(t.stmt), ";") + " WITH (FREEZE)"
+	if _, err := c.PgConn().CopyFrom(ld.ctx, r, stmt); err != nil {
+		return err
+	}
+	return tx.Commit(ld.ctx)
 }
 
 func (ld *loader) fail(err error) {
@@ -326,14 +348,13 @@ func (ld *loader) failed() bool {
 // load reads the data block of a table (after its header) from a and hands its rows to the connections.
 // The block's chunks do not follow rows; the batches do: they are cut after a newline, which ends every row
 // in COPY's text format (newlines inside values are written as \n).
-func (ld *loader) load(a *archiveReader, stmt string) error {
-	t := copyTable{stmt: stmt, batches: make(chan []byte, 2*len(ld.conns))}
-	for range ld.conns { // every connection takes part, from its first batch
-		select {
-		case ld.tables <- t:
-		case <-ld.ctx.Done():
-			return ld.result(ld.ctx.Err())
-		}
+func (ld *loader) load(a *archiveReader, e *tocEntry) error {
+	t := copyTable{stmt: e.copyStmt, table: pgx.Identifier{e.namespace, e.tag}.Sanitize(),
+		batches: make(chan []byte, 2*len(ld.conns))}
+	select { // one connection: its rows keep their order (see restoreStream)
+	case ld.tables <- t:
+	case <-ld.ctx.Done():
+		return ld.result(ld.ctx.Err())
 	}
 	defer close(t.batches)
 	send := func(b []byte) error {
@@ -378,7 +399,7 @@ func (ld *loader) load(a *archiveReader, stmt string) error {
 		}
 	}
 	// pg_dump ends the data with the end-of-data line "\." and an empty line (pg_restore sends them to the
-	// server, which stops reading there); the rows split between connections must not include them.
+	// server, which stops reading there); COPY ... FROM STDIN through pgx ends the data itself.
 	switch {
 	case bytes.HasSuffix(buf, []byte("\\.\n\n")) && (len(buf) == 4 || buf[len(buf)-5] == '\n'):
 		buf = buf[:len(buf)-4]

@@ -12,7 +12,7 @@ import (
 )
 
 // remoteSource hands Prepare its folder as from the repository (no local path), so the dump is streamed:
-// Rewind reads the archive, loads the tables with COPY over several connections and leaves the rest to
+// Rewind reads the archive, loads the tables with COPY (several connections, a table on one) and leaves the rest to
 // pg_restore --jobs from a spool whose offsets it filled in.
 type remoteSource struct{ *Source }
 
@@ -20,13 +20,13 @@ func (s remoteSource) Prepare(ctx context.Context, dir fs.Directory, p backup.Pr
 	return s.Source.Prepare(ctx, remoteDir{dir}, p)
 }
 
-// bigSQL adds what the streamed restore handles specially: a table larger than several COPY batches (split
-// between connections) whose values need COPY's escapes, an empty table, and large objects (data blocks
-// pg_restore restores from the spool).
+// bigSQL adds what the streamed restore handles specially: a table larger than several COPY batches, its rows
+// stored in neither id nor any other column's order, whose values need COPY's escapes, an empty table, and
+// large objects (data blocks pg_restore restores from the spool).
 const bigSQL = `
 CREATE TABLE public.big (id int PRIMARY KEY, body text, blob bytea);
 INSERT INTO public.big SELECT i, repeat(E'row\t' || i || E'\n\\ \\. 日本 ', 1 + i % 40), decode(md5(i::text), 'hex')
-FROM generate_series(1, 60000) i;
+FROM generate_series(1, 60000) i ORDER BY (i * 7919) % 60000;
 INSERT INTO public.big VALUES (0, E'\\.', NULL), (-1, E'\\.\n', ''), (-2, '', NULL);
 CREATE TABLE public.nothing (x int);
 SELECT lo_from_bytea(0, convert_to(repeat('large object ' || i, 1000 * i), 'UTF8')) FROM generate_series(1, 3) i;
@@ -50,6 +50,15 @@ func streamedCase(t *testing.T, url string) backuptest.Case {
 			t.Fatal(err)
 		}
 		st["large objects"] = los
+		// The rows' physical order too: a restore that interleaves a table's rows (as loading one table over
+		// several connections does) undoes a CLUSTER, defeats BRIN indexes and makes the next dump share
+		// nothing with the last one.
+		var order string
+		if err := conn(t, url).QueryRow(context.Background(),
+			`SELECT md5(string_agg(id::text, ',' ORDER BY ctid)) FROM public.big`).Scan(&order); err != nil {
+			t.Fatal(err)
+		}
+		st["physical order of public.big"] = order
 		return st
 	}
 	return c

@@ -13,8 +13,8 @@
 // `pg_restore --no-owner --exit-on-error` into it. When the backup's dump.pgc is a local file (a restored kopia
 // snapshot on disk, or tests) pg_restore --jobs N reads it in place. From the repository, the dump is read once,
 // as a stream (restoreStream): its table of contents goes to a spool file in Options.SpoolDir (default
-// os.TempDir()) for pg_restore --section=pre-data; Rewind loads the tables' data itself with COPY over N
-// connections at once; then pg_restore --jobs N runs the rest (sequences, indexes, constraints) from the spool,
+// os.TempDir()) for pg_restore --section=pre-data; Rewind loads the tables' data itself (COPY ... FREEZE, one
+// connection per table, so rows keep their physical order; up to N tables at once); then pg_restore --jobs N runs the rest (sequences, indexes, constraints) from the spool,
 // which also receives any data Rewind does not load itself (large objects; at worst, for an archive it cannot
 // read, the whole dump). The spool is removed when Prepare returns. pg_restore's sessions commit
 // asynchronously and sort with a larger maintenance_work_mem (restoreOptions); Prepare ends with a synchronous
