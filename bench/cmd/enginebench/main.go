@@ -391,7 +391,7 @@ func runFiles(ctx context.Context, args []string) error {
 	fl := flag.NewFlagSet("files", flag.ExitOnError)
 	tree := fl.String("tree", "", "directory tree to back up")
 	dir := fl.String("dir", "", "work directory (repository)")
-	parallel := fl.Int("parallel", 0, "Engine.Parallel (files read and uploaded at once; 0 is one per CPU)")
+	parallel := fl.Int("parallel", 0, "Engine.Parallel (files read and uploaded at once; 0 is two per CPU)")
 	fl.Parse(args) //nolint:errcheck
 	if *tree == "" || *dir == "" {
 		return errors.New("-tree and -dir are required")
