@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/kopia/kopia/fs"
 	"github.com/kopia/kopia/fs/virtualfs"
+	"golang.org/x/sys/unix"
 
 	"github.com/rewind/rewind/backup"
 )
@@ -197,6 +199,14 @@ func startDump(s *Source, cmd *exec.Cmd, db string, p backup.Progress) (*dumpRea
 		return nil, err
 	}
 	r.stdout = out
+	if f, ok := out.(*os.File); ok {
+		// A 1 MiB pipe instead of Linux's 64 KiB: pg_dump writes the data in small pieces, and with the small
+		// pipe it and the reader woke each other for every few of them. Best effort: the default still works.
+		// (SyscallConn, not Fd, which would make the pipe blocking.)
+		if rc, err := f.SyscallConn(); err == nil {
+			_ = rc.Control(func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, 1<<20) })
+		}
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("dump postgresql database %q: start pg_dump: %w", db, err)
 	}
