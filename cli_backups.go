@@ -19,6 +19,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/rewind/rewind/db"
+	"github.com/rewind/rewind/handlers"
 )
 
 // backupCommands are the client verbs on backups: backup:create, backups
@@ -36,28 +37,9 @@ type backupResponse struct {
 
 // startedResponse is the 202 answer of a backup or restore.
 type startedResponse struct {
-	Activity db.Activity    `json:"activity"`
-	Backup   *db.Backup     `json:"backup,omitempty"`
-	Plan     *restorePlanJS `json:"plan,omitempty"`
-}
-
-// restorePlanJS is a restore plan as the API shows it.
-type restorePlanJS struct {
-	BackupID    string          `json:"backup_id"`
-	Environment string          `json:"environment"`
-	Target      string          `json:"target"`
-	Create      bool            `json:"create"`
-	BranchFrom  string          `json:"branch_from,omitempty"`
-	Mapping     []mappingJS     `json:"mapping"`
-	Problems    []db.FieldError `json:"problems,omitempty"`
-	Commit      string          `json:"commit,omitempty"`
-	TargetHead  string          `json:"target_head,omitempty"`
-}
-
-type mappingJS struct {
-	Name   string `json:"name"`
-	Type   string `json:"type"`
-	Target string `json:"target"`
+	Activity db.Activity               `json:"activity"`
+	Backup   *db.Backup                `json:"backup,omitempty"`
+	Plan     *handlers.RestorePlanJSON `json:"plan,omitempty"`
 }
 
 // waitFlags are --no-wait and --yes of the commands that start work.
@@ -372,7 +354,7 @@ Without --yes you are asked to type the target's name; without a terminal the co
 				target = b.Backup.Environment
 			}
 			var plan struct {
-				Plan restorePlanJS `json:"plan"`
+				Plan handlers.RestorePlanJSON `json:"plan"`
 			}
 			q := url.Values{"target": {target}, "branch_from": {branchFrom}}
 			if _, err := c.do(ctx, http.MethodGet, "/api/v1/backups/"+url.PathEscape(id)+"/restore?"+q.Encode(), nil, &plan); err != nil {
@@ -427,7 +409,7 @@ Without --yes you are asked to type the target's name; without a terminal the co
 	return withEnv(cmd)
 }
 
-func printPlan(w io.Writer, p restorePlanJS) {
+func printPlan(w io.Writer, p handlers.RestorePlanJSON) {
 	if p.Create {
 		fmt.Fprintf(w, "A new environment %s is created as a child of %s, then backup %s of %s is restored into it.\n",
 			p.Target, p.BranchFrom, p.BackupID, p.Environment)

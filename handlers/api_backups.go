@@ -116,33 +116,34 @@ func (h *BackupsAPI) Delete(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"deleted": b.ID})
 }
 
-// planJSON is a restore plan as the API shows it.
-type planJSON struct {
+// RestorePlanJSON is a restore plan as the API shows it (and the CLI reads it).
+type RestorePlanJSON struct {
 	BackupID    string          `json:"backup_id"`
 	Environment string          `json:"environment"` // where the backup was taken
 	Target      string          `json:"target"`
 	Create      bool            `json:"create"`
 	BranchFrom  string          `json:"branch_from,omitempty"`
-	Mapping     []mappingJSON   `json:"mapping"`
+	Mapping     []MappingJSON   `json:"mapping"`
 	Problems    []db.FieldError `json:"problems,omitempty"`
 	Commit      string          `json:"commit,omitempty"`
 	TargetHead  string          `json:"target_head,omitempty"`
 }
 
-type mappingJSON struct {
+// MappingJSON is where a restore puts one service of the backup.
+type MappingJSON struct {
 	Name   string `json:"name"`
 	Type   string `json:"type"`
 	Target string `json:"target"`
 }
 
-func toPlanJSON(p *jobs.RestorePlan) planJSON {
-	out := planJSON{BackupID: p.Backup.ID, Environment: p.Backup.Environment, Target: p.Target, Create: p.Create,
-		Mapping: []mappingJSON{}, Commit: p.Commit, TargetHead: p.TargetHead}
+func toPlanJSON(p *jobs.RestorePlan) RestorePlanJSON {
+	out := RestorePlanJSON{BackupID: p.Backup.ID, Environment: p.Backup.Environment, Target: p.Target, Create: p.Create,
+		Mapping: []MappingJSON{}, Commit: p.Commit, TargetHead: p.TargetHead}
 	if p.Create {
 		out.BranchFrom = p.Parent
 	}
 	for _, m := range p.Mapping {
-		out.Mapping = append(out.Mapping, mappingJSON{Name: m.Name, Type: m.Type, Target: m.Target})
+		out.Mapping = append(out.Mapping, MappingJSON{Name: m.Name, Type: m.Type, Target: m.Target})
 	}
 	if p.Problem != nil {
 		out.Problems = p.Problem.Errors
