@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -205,14 +204,8 @@ func (o *Operations) Interrupted(a *db.Activity) error {
 				"others the data they had; what a switch replaced is kept beside the live data (renamed databases, "+
 				".rewind-* directories and files): restore this backup again to finish", a.Environment)
 		}
-		var params restoreParams
-		_ = json.Unmarshal([]byte(a.Params), &params)
-		target := params.Target
-		if target == "" {
-			target = a.Environment
-		}
 		return interrupted("interrupted before the switch: Rewind stopped while preparing; the live data of %s was "+
-			"not changed%s; start the restore again", target, o.sweep(target, restoreScratch(a)))
+			"not changed%s; start the restore again", a.Environment, o.sweep(a.Environment, restoreScratch(a)))
 	}
 	return ErrInterrupted
 }
@@ -335,31 +328,41 @@ func branchEnvironment(parent *db.Environment, name string, redisDB func(s db.Se
 	return env, nil
 }
 
-// freeRedisDB picks the branch's database for Redis service s of its parent: on the same server, the lowest
-// numbered one that holds no keys and that no service of any environment uses. StartRestore holds o.branch
-// from the pick until the branch is in the catalog, so two branches never pick the same.
+// freeRedisDB picks the branch's databases for the Redis services of its parent: on each service's server, the
+// lowest numbered one that holds no keys and that no service of any environment uses, nor one picked earlier
+// for the same branch. StartRestore holds o.branch from the picks until the branch is in the catalog, so two
+// branches never pick the same.
 func (o *Operations) freeRedisDB(ctx context.Context) func(s db.Service) (string, error) {
+	var taken map[string][]int // server address → databases in use; read from the catalog once
 	return func(s db.Service) (string, error) {
 		addr, _, err := redis.Database(s.URL)
 		if err != nil {
 			return "", err
 		}
-		envs, err := o.Catalog.FindEnvironments(ctx, db.EnvironmentFilter{})
-		if err != nil {
-			return "", err
-		}
-		var taken []int
-		for _, e := range envs {
-			for _, es := range e.Services {
-				if es.Type != db.ServiceRedis {
-					continue
-				}
-				if a, n, err := redis.Database(es.URL); err == nil && a == addr {
-					taken = append(taken, n)
+		if taken == nil {
+			envs, err := o.Catalog.FindEnvironments(ctx, db.EnvironmentFilter{})
+			if err != nil {
+				return "", err
+			}
+			taken = map[string][]int{}
+			for _, e := range envs {
+				for _, es := range e.Services {
+					if es.Type != db.ServiceRedis {
+						continue
+					}
+					if a, n, err := redis.Database(es.URL); err == nil {
+						taken[a] = append(taken[a], n)
+					}
 				}
 			}
 		}
-		return redis.FreeDatabase(ctx, s.URL, taken)
+		u, err := redis.FreeDatabase(ctx, s.URL, taken[addr])
+		if err != nil {
+			return "", err
+		}
+		_, n, _ := redis.Database(u)
+		taken[addr] = append(taken[addr], n)
+		return u, nil
 	}
 }
 
