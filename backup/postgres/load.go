@@ -230,7 +230,7 @@ func loadable(h archiveHeader, toc []tocEntry) (string, error) {
 	return "", errors.New("no encoding entry")
 }
 
-// copyBatch is the size of the runs of whole rows the loader hands to its connections.
+// copyBatch is the size of the batches of a table's data the loader hands to its connection.
 const copyBatch = 1 << 20
 
 // loader loads tables with COPY over several connections at once.
@@ -345,9 +345,8 @@ func (ld *loader) failed() bool {
 	return ld.err != nil
 }
 
-// load reads the data block of a table (after its header) from a and hands its rows to the connections.
-// The block's chunks do not follow rows; the batches do: they are cut after a newline, which ends every row
-// in COPY's text format (newlines inside values are written as \n).
+// load reads the data block of a table (after its header) from a and hands it, in batches of about copyBatch
+// bytes, to the one connection that loads the table.
 func (ld *loader) load(a *archiveReader, e *tocEntry) error {
 	t := copyTable{stmt: e.copyStmt, table: pgx.Identifier{e.namespace, e.tag}.Sanitize(),
 		batches: make(chan []byte, 2*len(ld.conns))}
@@ -376,10 +375,6 @@ func (ld *loader) load(a *archiveReader, e *tocEntry) error {
 		}
 		for n > 0 {
 			m := min(n, int64(cap(buf)-len(buf)))
-			if m == 0 {
-				buf = append(buf, 0)[:len(buf)] // grow: a row longer than the buffer
-				continue
-			}
 			k, err := io.ReadFull(a, buf[len(buf):len(buf)+int(m)])
 			buf = buf[:len(buf)+k]
 			n -= int64(k)
@@ -388,13 +383,11 @@ func (ld *loader) load(a *archiveReader, e *tocEntry) error {
 			}
 			// Keep the last bytes back: the end of the block is checked for pg_dump's end-of-data marker.
 			if len(buf) >= copyBatch {
-				if cut := bytes.LastIndexByte(buf[:len(buf)-8], '\n'); cut >= 0 {
-					next := append(newBatch(), buf[cut+1:]...)
-					if err := send(buf[:cut+1]); err != nil {
-						return err
-					}
-					buf = next
+				next := append(newBatch(), buf[len(buf)-8:]...)
+				if err := send(buf[:len(buf)-8]); err != nil {
+					return err
 				}
+				buf = next
 			}
 		}
 	}
