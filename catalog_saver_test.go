@@ -39,7 +39,7 @@ func TestCatalogSaverUploadsOnlyChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files[catalogCopyDB]) == 0 || len(files[catalogCopySecret]) == 0 {
+	if len(files[db.CatalogFileName]) == 0 || len(files[db.SecretFileName]) == 0 {
 		t.Fatalf("catalog copy holds %d files, want rewind.db and secret.key", len(files))
 	}
 }

@@ -214,7 +214,7 @@ func TestBackupsEndToEnd(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("environments:\n"+main.yaml()+other.yaml()+web.yaml()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := runCommand(t, newApplyCommand(), "", "-f", cfg); err != nil {
+	if _, _, err := runCommand(t, "apply", "", "-f", cfg); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
 	env := func(name string) *db.Environment {
@@ -227,7 +227,7 @@ func TestBackupsEndToEnd(t *testing.T) {
 	}
 
 	// Back up main (consistent, waiting with a progress bar on stderr).
-	out, errOut, err := runCommand(t, newBackupCreateCommand(), "", "-e", "main")
+	out, errOut, err := runCommand(t, "backup:create", "", "-e", "main")
 	if err != nil {
 		t.Fatalf("backup:create: %v\n%s", err, errOut)
 	}
@@ -235,12 +235,14 @@ func TestBackupsEndToEnd(t *testing.T) {
 	if !strings.Contains(errOut, "100%") {
 		t.Fatalf("backup:create stderr has no progress to 100%%:\n%s", errOut)
 	}
-	out, _, err = runCommand(t, newBackupsCommand(), "", "-e", "main")
+	out, _, err = runCommand(t, "backups", "", "-e", "main")
 	if err != nil || !strings.Contains(out, "% COMPLETE") || !strings.Contains(out, id) || !strings.Contains(out, "complete") {
 		t.Fatalf("backups -e main = %q, %v", out, err)
 	}
-	out, _, err = runCommand(t, newBackupGetCommand(), "", id, "--json")
-	var got backupResponse
+	out, _, err = runCommand(t, "backup:get", "", id, "--json")
+	var got struct {
+		Backup db.Backup `json:"backup"`
+	}
 	if err != nil || json.Unmarshal([]byte(out), &got) != nil {
 		t.Fatalf("backup:get --json = %q, %v", out, err)
 	}
@@ -255,18 +257,18 @@ func TestBackupsEndToEnd(t *testing.T) {
 
 	// Mutate, restore, read the exact data back.
 	main.set("v2")
-	if _, _, err := runCommand(t, newBackupRestoreCommand(), "", id, "-e", "other"); err == nil ||
+	if _, _, err := runCommand(t, "backup:restore", "", id, "-e", "other"); err == nil ||
 		!strings.Contains(err.Error(), "taken on main") {
 		t.Fatalf("restore with the wrong -e = %v, want a refusal naming main", err)
 	}
-	if _, _, err := runCommand(t, newBackupRestoreCommand(), "", id, "-e", "main"); err == nil ||
+	if _, _, err := runCommand(t, "backup:restore", "", id, "-e", "main"); err == nil ||
 		!strings.Contains(err.Error(), "not a terminal") {
 		t.Fatalf("restore without --yes and without a terminal = %v, want a refusal", err)
 	}
 	if got, want := main.values(env("main")), main.want(env("main"), "v2"); got != want {
 		t.Fatalf("a refused restore changed the data: %s", got)
 	}
-	if _, errOut, err := runCommand(t, newBackupRestoreCommand(), "", id, "-e", "main", "--yes"); err != nil {
+	if _, errOut, err := runCommand(t, "backup:restore", "", id, "-e", "main", "--yes"); err != nil {
 		t.Fatalf("backup:restore: %v\n%s", err, errOut)
 	}
 	if got, want := main.values(env("main")), main.want(env("main"), "v1"); got != want {
@@ -279,7 +281,7 @@ func TestBackupsEndToEnd(t *testing.T) {
 		t.Fatalf("restore activity: %v", err)
 	}
 	pre := jobs.PreRestoreBackupID(acts[0])
-	if _, errOut, err := runCommand(t, newBackupRestoreCommand(), "", pre, "--yes"); err != nil {
+	if _, errOut, err := runCommand(t, "backup:restore", "", pre, "--yes"); err != nil {
 		t.Fatalf("undo (restore %s): %v\n%s", pre, err, errOut)
 	}
 	if got, want := main.values(env("main")), main.want(env("main"), "v2"); got != want {
@@ -288,7 +290,7 @@ func TestBackupsEndToEnd(t *testing.T) {
 
 	// Into another environment: main's backup replaces other's data, main is untouched.
 	other.set("other")
-	if _, errOut, err := runCommand(t, newBackupRestoreCommand(), "", id, "-e", "main", "--target", "other", "--yes"); err != nil {
+	if _, errOut, err := runCommand(t, "backup:restore", "", id, "-e", "main", "--target", "other", "--yes"); err != nil {
 		t.Fatalf("restore into other: %v\n%s", err, errOut)
 	}
 	if got, want := other.values(env("other")), other.want(env("other"), "v1"); got != want {
@@ -300,12 +302,12 @@ func TestBackupsEndToEnd(t *testing.T) {
 
 	// Branch from a parent: every service gets its own database, file or directory; Redis the lowest numbered
 	// database that holds no keys and belongs to no environment.
-	out, errOut, err = runCommand(t, newBackupCreateCommand(), "", "-e", "web")
+	out, errOut, err = runCommand(t, "backup:create", "", "-e", "web")
 	if err != nil {
 		t.Fatalf("backup:create -e web: %v\n%s", err, errOut)
 	}
 	webID := strings.TrimSpace(out)
-	if _, errOut, err := runCommand(t, newBackupRestoreCommand(), "", webID, "--branch-from", "web", "--yes"); err != nil {
+	if _, errOut, err := runCommand(t, "backup:restore", "", webID, "--branch-from", "web", "--yes"); err != nil {
 		t.Fatalf("restore --branch-from web: %v\n%s", err, errOut)
 	}
 	branch := env("restore-" + webID[:8])
@@ -332,7 +334,7 @@ func TestBackupsEndToEnd(t *testing.T) {
 
 	// Download and read the tar.
 	tarPath := filepath.Join(t.TempDir(), "b.tar")
-	if _, errOut, err := runCommand(t, newBackupDownloadCommand(), "", id, "-o", tarPath); err != nil {
+	if _, errOut, err := runCommand(t, "backup:download", "", id, "-o", tarPath); err != nil {
 		t.Fatalf("backup:download: %v\n%s", err, errOut)
 	}
 	entries := tarEntries(t, tarPath)
@@ -351,16 +353,16 @@ func TestBackupsEndToEnd(t *testing.T) {
 	}
 
 	// Delete: refused without a terminal, then gone.
-	if _, _, err := runCommand(t, newBackupDeleteCommand(), "", id); err == nil {
+	if _, _, err := runCommand(t, "backup:delete", "", id); err == nil {
 		t.Fatal("backup:delete without --yes and without a terminal went ahead")
 	}
-	if _, _, err := runCommand(t, newBackupDeleteCommand(), "", id, "--yes"); err != nil {
+	if _, _, err := runCommand(t, "backup:delete", "", id, "--yes"); err != nil {
 		t.Fatalf("backup:delete: %v", err)
 	}
 	if _, err := m.Catalog.FindBackupByID(ctx, id); !errors.Is(err, db.ErrNotFound) {
 		t.Fatalf("backup after delete: %v", err)
 	}
-	if _, _, err := runCommand(t, newBackupGetCommand(), "", id); err == nil || !strings.Contains(err.Error(), "Not found") {
+	if _, _, err := runCommand(t, "backup:get", "", id); err == nil || !strings.Contains(err.Error(), "Not found") {
 		t.Fatalf("backup:get of a deleted backup = %v", err)
 	}
 }

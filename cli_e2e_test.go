@@ -59,7 +59,7 @@ func TestApplyEndToEnd(t *testing.T) {
       - {name: db, type: postgresql, url: "postgres://app:${E2E_DB_PASSWORD}@127.0.0.1:5432/app"}
       - {name: uploads, type: files, path: /srv/app/uploads, exclude: ["*.tmp"]}
 `)
-	out, _, err := runCommand(t, newApplyCommand(), "", "-f", file)
+	out, _, err := runCommand(t, "apply", "", "-f", file)
 	if err != nil {
 		t.Fatalf("apply = %v", err)
 	}
@@ -79,7 +79,7 @@ func TestApplyEndToEnd(t *testing.T) {
 	}
 
 	// Applying the same file again changes nothing.
-	out, _, err = runCommand(t, newApplyCommand(), "", "-f", file)
+	out, _, err = runCommand(t, "apply", "", "-f", file)
 	if err != nil || out != "main: unchanged\nstaging: unchanged\n" {
 		t.Fatalf("second apply = %q, %v, want both unchanged", out, err)
 	}
@@ -93,7 +93,7 @@ func TestApplyEndToEnd(t *testing.T) {
     services:
       - {name: local, type: sqlite, path: relative/app.db}
 `)
-	_, _, err = runCommand(t, newApplyCommand(), "", "-f", file)
+	_, _, err = runCommand(t, "apply", "", "-f", file)
 	if err == nil || !strings.Contains(err.Error(), file+":7:") || !strings.Contains(err.Error(), "environments[1].services[0].path") {
 		t.Fatalf("invalid apply = %v, want an error at line 7 naming environments[1].services[0].path", err)
 	}
@@ -102,15 +102,15 @@ func TestApplyEndToEnd(t *testing.T) {
 	}
 
 	// The list shows both, with masked secrets in --json.
-	out, _, err = runCommand(t, newEnvironmentsCommand(), "")
+	out, _, err = runCommand(t, "environments", "")
 	if err != nil || !strings.Contains(out, "main") || !strings.Contains(out, "  staging") {
 		t.Fatalf("environments = %q, %v", out, err)
 	}
-	out, _, err = runCommand(t, newEnvironmentsCommand(), "", "--json")
+	out, _, err = runCommand(t, "environments", "", "--json")
 	if err != nil || strings.Contains(out, "pg-s3cret") || !strings.Contains(out, "app:****@") {
 		t.Fatalf("environments --json = %q, %v; want the password masked", out, err)
 	}
-	out, _, err = runCommand(t, newActivitiesCommand(), "", "-e", "main")
+	out, _, err = runCommand(t, "activities", "", "-e", "main")
 	if err != nil || !strings.Contains(out, "environment.create") {
 		t.Fatalf("activities -e main = %q, %v", out, err)
 	}
@@ -120,7 +120,7 @@ func TestApplyEndToEnd_ViewerRefused(t *testing.T) {
 	m, token := startRewind(t, db.RoleViewer)
 	t.Setenv("REWIND_URL", m.URL())
 	t.Setenv("REWIND_TOKEN", token)
-	_, _, err := runCommand(t, newApplyCommand(), "environments:\n  - {name: main, type: production}\n", "-f", "-")
+	_, _, err := runCommand(t, "apply", "environments:\n  - {name: main, type: production}\n", "-f", "-")
 	if err == nil || !strings.Contains(err.Error(), "not allowed") {
 		t.Fatalf("apply as viewer = %v, want not allowed", err)
 	}
@@ -128,7 +128,7 @@ func TestApplyEndToEnd_ViewerRefused(t *testing.T) {
 		t.Fatalf("viewer created %d environments", len(envs))
 	}
 	t.Setenv("REWIND_TOKEN", "rwd_revoked-or-wrong")
-	_, _, err = runCommand(t, newEnvironmentsCommand(), "")
+	_, _, err = runCommand(t, "environments", "")
 	if err == nil || !strings.Contains(err.Error(), "token rejected") {
 		t.Fatalf("environments with a wrong token = %v", err)
 	}

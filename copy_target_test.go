@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rewind/rewind/backup/storage"
 	"github.com/rewind/rewind/backup/storagetest"
 	"github.com/rewind/rewind/db"
 	"github.com/rewind/rewind/jobs"
@@ -113,7 +114,7 @@ func TestCopyTargetAndPrimaryOutage(t *testing.T) {
 	fresh := filepath.Join(t.TempDir(), "data")
 	copyURL := copyOpts.URL()
 	var out bytes.Buffer
-	if err := rebuildCatalog(ctx, fresh, copyURL, func(k string) string { return env[k] }, &out); err != nil {
+	if err := jobs.RebuildCatalog(ctx, fresh, copyURL, func(k string) string { return env[k] }, &out); err != nil {
 		t.Fatal(err)
 	}
 	m2 := bootMainOn(t, fresh, copyURL, map[string]string{})
@@ -138,19 +139,15 @@ func TestRestoreReadsTheCopyWhenThePrimaryIsDown(t *testing.T) {
 	s3Env(t, primary)
 	popts := primary.Bucket(t, "rewind/")
 	popts.MaxAttempts = 2 // fail over at once in the test (the default tries each request 8 times)
-	storage := popts.URL()
+	primaryURL := popts.URL()
 	copyOpts := second.Bucket(t, "copy/")
 	env := map[string]string{"REWIND_REPO_PASSWORD": "pw", "REWIND_ADMIN_EMAIL": "ana@example.com", "REWIND_ADMIN_PASSWORD": "a long admin password"}
 	ctx := context.Background()
 	app := newAppData(t)
 	dataDir := t.TempDir()
-	m := bootMainOn(t, dataDir, storage, env)
-	for k, v := range map[string]string{settingCopyKey: copyOpts.AccessKeyID, settingCopySecret: copyOpts.SecretAccessKey} {
-		if err := m.Catalog.SetSecretSetting(ctx, k, v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := m.Catalog.SetSetting(ctx, settingCopyURL, copyOpts.URL()); err != nil {
+	m := bootMainOn(t, dataDir, primaryURL, env)
+	if err := jobs.SaveCopyTarget(ctx, m.Catalog, storage.Location{URL: copyOpts.URL(), AccessKey: copyOpts.AccessKeyID,
+		SecretKey: copyOpts.SecretAccessKey}); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Catalog.CreateEnvironment(ctx, &db.Environment{Name: "main", Type: db.EnvProduction, Status: db.StatusActive,
@@ -164,7 +161,7 @@ func TestRestoreReadsTheCopyWhenThePrimaryIsDown(t *testing.T) {
 	waitActivityDone(t, m.Catalog, a.ID)
 	want := app.state(t)
 	done, _ := m.Catalog.FindBackupByID(ctx, b.ID)
-	for deadline := time.Now().Add(30 * time.Second); !copiedBefore(ctx, m.Catalog).After(*done.CompletedAt); {
+	for deadline := time.Now().Add(30 * time.Second); !jobs.CopiedBefore(ctx, m.Catalog).After(*done.CompletedAt); {
 		if time.Now().After(deadline) {
 			t.Fatal("the backup was not copied")
 		}
@@ -178,7 +175,7 @@ func TestRestoreReadsTheCopyWhenThePrimaryIsDown(t *testing.T) {
 	primary.Stop()
 	app.damage(t)
 	os.RemoveAll(filepath.Join(dataDir, "kopia", "cache")) //nolint:errcheck // nothing read from the local cache
-	m2 := bootMainOn(t, dataDir, storage, env)
+	m2 := bootMainOn(t, dataDir, primaryURL, env)
 	defer m2.Close()
 	ra, _, err := m2.Ops.StartRestore(ctx, jobs.RestoreRequest{BackupID: b.ID, Confirm: "main", Actor: "test"})
 	if err != nil {

@@ -111,7 +111,7 @@ func TestGateUnderLoad(t *testing.T) {
       - {name: db, type: sqlite, path: %q}
       - {name: files, type: files, path: %q}
 `, listen, ln.Addr(), dbPath, app.dir)), 0o600)
-	if _, _, err := runCommand(t, newApplyCommand(), "", "-f", cfg); err != nil {
+	if _, _, err := runCommand(t, "apply", "", "-f", cfg); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
 	g := m.Gates.Gate("app")

@@ -12,16 +12,26 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"runtime/debug"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/rewind/rewind/backup"
+	"github.com/rewind/rewind/backup/files"
 	"github.com/rewind/rewind/backup/gate"
+	"github.com/rewind/rewind/backup/mysql"
+	"github.com/rewind/rewind/backup/postgres"
+	"github.com/rewind/rewind/backup/redis"
+	"github.com/rewind/rewind/backup/sqlite"
+	"github.com/rewind/rewind/backup/storage"
 	"github.com/rewind/rewind/db"
 	"github.com/rewind/rewind/jobs"
+	"github.com/rewind/rewind/jobs/demo"
 	"github.com/rewind/rewind/web"
+	"github.com/rewind/rewind/web/cli"
 )
 
 // memoryLimit is the Go runtime's soft memory limit unless GOMEMLIMIT is set. A backup churns through chunk
@@ -48,9 +58,61 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCommand())
-	root.AddCommand(adminCommands()...)
-	root.AddCommand(clientCommands()...)
+	root.AddCommand(cli.Commands()...)
 	return root
+}
+
+func newServeCommand() *cobra.Command {
+	m := NewMain()
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "serve [--addr 127.0.0.1:8080] [--data ./rewind-data] [--storage URL] [--demo] [--secure-cookies]",
+		Short: "Run the dashboard, the JSON API and the job runner",
+		Long: `Run the dashboard, the JSON API and the job runner until SIGINT or SIGTERM.
+
+Every flag can also be set through REWIND_<FLAG> (e.g. REWIND_ADDR, REWIND_DATA).
+On first start with no users, the first admin is created from REWIND_ADMIN_EMAIL and
+REWIND_ADMIN_PASSWORD, or a one-time setup link is printed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return err
+			}
+			m.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			m.Console = cmd.OutOrStdout()
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if err := m.Run(ctx); err != nil {
+				_ = m.Close()
+				return err
+			}
+			<-ctx.Done()
+			m.Logger.Info("shutting down")
+			return m.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&m.Addr, "addr", m.Addr, "address to listen on")
+	f.StringVar(&m.DataDir, "data", m.DataDir, "data directory (catalog, secret.key, repository)")
+	f.StringVar(&m.Storage, "storage", "", "where backups are stored: file:///path (default: <data>/repo) or s3://BUCKET/PREFIX?endpoint=URL&region=REGION&path_style=true")
+	f.BoolVar(&m.Demo, "demo", false, "create a demo project (environments main and staging) and print its credentials")
+	f.BoolVar(&m.SecureCookies, "secure-cookies", false, "mark the session cookie Secure (behind a TLS-terminating proxy)")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return cli.WithEnv(cmd)
+}
+
+// drivers are the engine's service types.
+func drivers() map[string]backup.Driver {
+	return map[string]backup.Driver{
+		backup.TypePostgreSQL: postgres.New,
+		backup.TypeMySQL:      mysql.New,
+		backup.TypeRedis:      redis.New,
+		backup.TypeSQLite:     sqlite.Driver,
+		backup.TypeFiles: func(s backup.ServiceSpec) (backup.Source, error) {
+			return files.New(s.Path, s.Exclude)
+		},
+	}
 }
 
 // setupLinkTTL is how long the one-time first-admin link printed at start works.
@@ -75,7 +137,7 @@ type Main struct {
 	Now     func() time.Time
 
 	Catalog *db.DB
-	demo    *demoShops
+	demo    *demo.Shops
 	demoURL map[string]string // demo shop URL (its gate) by environment
 	Repo    *backup.Repository
 	Gates   *gate.Set
@@ -84,18 +146,18 @@ type Main struct {
 	Server  *web.Server
 	// Scheduler takes the plan's automated backups and applies retention.
 	Scheduler *jobs.Scheduler
-	// CatalogSaver saves the catalog and secret.key into the repository (see cli_catalog.go).
-	CatalogSaver *catalogSaver
+	// CatalogSaver saves the catalog and secret.key into the repository.
+	CatalogSaver *jobs.CatalogSaver
 	// StorageURL describes the repository's storage, without credentials.
 	StorageURL string
-	// Copier copies the repository to the copy target set on the storage page (see copy_target.go).
-	Copier *copier
+	// Copier copies the repository to the copy target set on the storage page.
+	Copier *jobs.Copier
 }
 
 // NewMain returns a Main with the defaults of `rewind serve`.
 func NewMain() *Main {
 	return &Main{
-		DataDir: defaultDataDir,
+		DataDir: cli.DefaultDataDir,
 		Addr:    "127.0.0.1:8080",
 		Console: os.Stdout,
 		Logger:  slog.New(slog.NewTextHandler(os.Stderr, nil)),
@@ -107,7 +169,7 @@ func NewMain() *Main {
 // Run opens the catalog, prepares the first admin (or the setup link) and the
 // demo project, starts the job runner and serves HTTP in the background.
 func (m *Main) Run(ctx context.Context) error {
-	catalog, secrets, err := openCatalog(ctx, m.DataDir)
+	catalog, secrets, err := db.OpenDataDir(ctx, m.DataDir)
 	if err != nil {
 		return err
 	}
@@ -116,7 +178,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 	var demoEmail, demoPassword string
 	if m.Demo {
-		if demoEmail, demoPassword, err = seedDemo(ctx, catalog, m.DataDir); err != nil {
+		if demoEmail, demoPassword, err = demo.Seed(ctx, catalog, m.DataDir); err != nil {
 			return fmt.Errorf("seed demo project: %w", err)
 		}
 	}
@@ -124,22 +186,27 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	copyTo, err := loadCopyTarget(ctx, catalog)
+	copyTo, err := jobs.LoadCopyTarget(ctx, catalog)
 	if err != nil {
 		return fmt.Errorf("read the copy target: %w", err)
 	}
-	if m.Repo, m.StorageURL, err = openRepository(ctx, m.DataDir, m.Storage, m.Getenv, m.Console, readFromCopy(copyTo, m.Logger)); err != nil {
+	var readFromCopy func(backup.StorageOpener) backup.StorageOpener // a server started with a copy target reads from it while the primary is down
+	if copyTo != nil {
+		readFromCopy = storage.Failover(*copyTo, m.Logger)
+	}
+	password := func() (string, error) { return db.RepoPassword(m.DataDir, m.Getenv, m.Console) }
+	if m.Repo, m.StorageURL, err = storage.OpenRepository(ctx, m.DataDir, m.Storage, password, readFromCopy); err != nil {
 		return err
 	}
 	interval := m.CatalogSaveInterval
 	if interval <= 0 {
 		interval = time.Minute
 	}
-	m.CatalogSaver = &catalogSaver{Catalog: catalog, Repo: m.Repo, DataDir: m.DataDir, Interval: interval,
+	m.CatalogSaver = &jobs.CatalogSaver{Catalog: catalog, Repo: m.Repo, DataDir: m.DataDir, Interval: interval,
 		Logger: m.Logger, Now: m.Now}
 	m.CatalogSaver.Start()
 	if m.Demo {
-		if m.demo, m.demoURL, err = startDemoShops(ctx, catalog, m.Logger); err != nil {
+		if m.demo, m.demoURL, err = demo.StartShops(ctx, catalog, m.Logger); err != nil {
 			return fmt.Errorf("start the demo shops: %w", err)
 		}
 	}
@@ -163,7 +230,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.Scheduler = &jobs.Scheduler{Catalog: catalog, Ops: m.Ops, Now: m.Now, Log: m.Logger}
-	m.Copier = &copier{Catalog: catalog, Repo: m.Repo, Logger: m.Logger, Now: m.Now, Interval: 10 * time.Minute}
+	m.Copier = &jobs.Copier{Catalog: catalog, Repo: m.Repo, Logger: m.Logger, Now: m.Now, Interval: 10 * time.Minute}
 	m.Ops.AfterBackup = func(ctx context.Context, env string, p *jobs.Progress) {
 		m.Scheduler.AfterBackup(ctx, env, p)
 		m.Copier.Trigger() // every completed backup goes to the copy target too
@@ -177,7 +244,8 @@ func (m *Main) Run(ctx context.Context) error {
 		Catalog: catalog, SessionKey: secrets.SessionKey, SecureCookies: m.SecureCookies,
 		Logger: m.Logger, Now: m.Now,
 		Ops: m.Ops, Runner: m.Ops, Gates: m.Gates, Plans: m.Ops, Scheduler: m.Scheduler,
-		Storage: newStorageInspector(m.Storage, m.StorageURL, m.Repo, m.CatalogSaver, m.Copier, catalog, m.Now),
+		Storage: jobs.NewStorageInspector(storage.NewPrimary(m.Storage, m.StorageURL), m.Repo, m.CatalogSaver, m.Copier,
+			catalog, m.Now),
 		EnvironmentChanged: func(ctx context.Context) {
 			if err := m.SyncGates(ctx); err != nil {
 				m.Logger.Error("sync request gates", "err", err)
@@ -195,9 +263,9 @@ func (m *Main) Run(ctx context.Context) error {
 
 	if m.Demo {
 		fmt.Fprintf(m.Console, "Demo project ready. Open %s/environments and sign in as %s with password %s\n", url, demoEmail, demoPassword)
-		for _, de := range demoEnvironments() {
-			if u := m.demoURL[de.name]; u != "" {
-				fmt.Fprintf(m.Console, "The demo shop of %s (its data is what Rewind backs up) is at %s\n", de.name, u)
+		for _, de := range demo.Environments() {
+			if u := m.demoURL[de.Name]; u != "" {
+				fmt.Fprintf(m.Console, "The demo shop of %s (its data is what Rewind backs up) is at %s\n", de.Name, u)
 			}
 		}
 	}

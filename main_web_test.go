@@ -34,6 +34,20 @@ func bootMain(t *testing.T, env map[string]string) (*Main, *bytes.Buffer) {
 	return m, &console
 }
 
+// runCommand runs the command line's verb in-process with args and stdin and returns what it printed on
+// stdout and stderr.
+func runCommand(t *testing.T, verb, stdin string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := newRootCommand()
+	cmd.SetArgs(append([]string{verb}, args...))
+	cmd.SetIn(strings.NewReader(stdin))
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	err = cmd.ExecuteContext(context.Background())
+	return out.String(), errOut.String(), err
+}
+
 // signIn posts the sign-in form with the CSRF token read from it.
 func signIn(t *testing.T, base, email, password string) *http.Client {
 	t.Helper()

@@ -196,7 +196,7 @@ func TestDisasterRecoveryFromS3(t *testing.T) {
 	// A new server: only the storage URL and the password.
 	fresh := filepath.Join(t.TempDir(), "data")
 	var out bytes.Buffer
-	if err := rebuildCatalog(ctx, fresh, storage, func(k string) string { return env[k] }, &out); err != nil {
+	if err := jobs.RebuildCatalog(ctx, fresh, storage, func(k string) string { return env[k] }, &out); err != nil {
 		t.Fatal(err)
 	}
 	t.Log(out.String())
@@ -263,13 +263,13 @@ func TestRebuildWithoutCatalogCopy(t *testing.T) {
 
 	fresh := t.TempDir()
 	var out bytes.Buffer
-	if err := rebuildCatalog(ctx, fresh, storage, func(k string) string { return env[k] }, &out); err != nil {
+	if err := jobs.RebuildCatalog(ctx, fresh, storage, func(k string) string { return env[k] }, &out); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "no catalog copy") || !strings.Contains(out.String(), "1 backups added") {
 		t.Fatalf("rebuild output:\n%s", out.String())
 	}
-	catalog, _, err := openCatalog(ctx, fresh)
+	catalog, _, err := db.OpenDataDir(ctx, fresh)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,14 +280,14 @@ func TestRebuildWithoutCatalogCopy(t *testing.T) {
 	}
 
 	// A second rebuild into the same directory is refused; a wrong password or an empty storage too.
-	if err := rebuildCatalog(ctx, fresh, storage, func(k string) string { return env[k] }, &out); err == nil {
+	if err := jobs.RebuildCatalog(ctx, fresh, storage, func(k string) string { return env[k] }, &out); err == nil {
 		t.Fatal("rebuild into a data directory with a catalog succeeded")
 	}
 	wrong := func(k string) string { return "wrong" }
-	if err := rebuildCatalog(ctx, t.TempDir(), storage, wrong, &out); err == nil || !strings.Contains(err.Error(), "password") {
+	if err := jobs.RebuildCatalog(ctx, t.TempDir(), storage, wrong, &out); err == nil || !strings.Contains(err.Error(), "password") {
 		t.Fatalf("rebuild with a wrong password = %v", err)
 	}
-	if err := rebuildCatalog(ctx, t.TempDir(), "file://"+t.TempDir(), func(k string) string { return env[k] }, &out); err == nil ||
+	if err := jobs.RebuildCatalog(ctx, t.TempDir(), "file://"+t.TempDir(), func(k string) string { return env[k] }, &out); err == nil ||
 		!strings.Contains(err.Error(), "holds no backup repository") {
 		t.Fatalf("rebuild from an empty storage = %v", err)
 	}

@@ -8,17 +8,18 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/rewind/rewind/db"
+	"github.com/rewind/rewind/jobs"
 	"github.com/rewind/rewind/views"
 )
 
-// StorageInspector reports on the backup repository's storage; rewind serve implements it over the open
-// repository (local disk or S3).
+// StorageInspector reports on the backup repository's storage: jobs.StorageInspector over the open repository
+// (local disk or S3).
 type StorageInspector interface {
 	// Status describes the storage (never with credentials) and measures it: used bytes, objects, newest write.
-	// A storage that cannot be listed sets StatusError rather than failing.
-	Status(ctx context.Context) views.StorageData
+	// A storage that cannot be listed sets Error rather than failing.
+	Status(ctx context.Context) jobs.StorageStatus
 	// Test lists, writes, reads and deletes a test object and explains a failure in words an admin can act on.
-	Test(ctx context.Context) *views.StorageTest
+	Test(ctx context.Context) jobs.StorageTest
 	// SetCopyTarget tests and saves the second location (url: s3://… or file:///…; accessKey/secretKey: explicit
 	// S3 credentials, "" for the server's AWS chain, secretKey "" keeps a saved one) and starts a copy. Its error
 	// is a message for the admin.
@@ -71,7 +72,8 @@ func (h *Storage) Test(c echo.Context) error {
 	defer cancel()
 	res := &views.StorageTest{Problem: "unavailable", Message: "The backup storage is not open in this server."}
 	if h.storage != nil {
-		res = h.storage.Test(ctx)
+		t := h.storage.Test(ctx)
+		res = &views.StorageTest{OK: t.OK, Problem: t.Problem, Message: t.Message, Took: t.Took}
 	}
 	if isHTMX(c) {
 		return render(c, http.StatusOK, views.StorageTestResult(res))
@@ -146,11 +148,29 @@ func (h *Storage) StoredIn(c echo.Context) error {
 func (h *Storage) status(ctx context.Context, test *views.StorageTest) views.StorageData {
 	d := views.StorageData{Kind: "—", StatusError: "The backup storage is not open in this server."}
 	if h.storage != nil {
-		d = h.storage.Status(ctx)
+		d = storageView(h.storage.Status(ctx))
 	}
 	d.Now, d.Test = h.now(), test
 	if d.CopyForm.URL == "" && d.Copy != nil {
 		d.CopyForm.URL = d.Copy.URL
+	}
+	return d
+}
+
+// storageView is the page's view of a storage status.
+func storageView(s jobs.StorageStatus) views.StorageData {
+	d := views.StorageData{Kind: s.Kind, Location: s.Location, UsedBytes: s.UsedBytes, Blobs: s.Blobs,
+		LastWrite: s.LastWrite, CatalogSaved: s.CatalogSaved, CatalogError: s.CatalogError, StatusError: s.Error,
+		CopyForm: views.CopyForm{Error: s.CopyError}}
+	for _, dt := range s.Details {
+		d.Details = append(d.Details, views.StorageDetail{Label: dt.Label, Value: dt.Value})
+	}
+	if c := s.Copy; c != nil {
+		d.Copy = &views.CopyData{URL: c.URL, Credentials: c.Credentials, SyncedAt: c.SyncedAt, Error: c.Error, Running: c.Running}
+	}
+	for _, b := range s.Backups {
+		d.Backups = append(d.Backups, views.StoredBackup{ID: b.ID, Environment: b.Environment, Kind: b.Kind,
+			Completed: b.Completed, StoredIn: b.StoredIn})
 	}
 	return d
 }

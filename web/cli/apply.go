@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -703,5 +703,5 @@ func newApplyCommand() *cobra.Command {
 	flags.register(cmd, false)
 	cmd.Flags().StringVarP(&file, "file", "f", "rewind.yaml", "the file to apply (- for standard input)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "check the file against the server and print what would change, without changing anything")
-	return withEnv(cmd)
+	return WithEnv(cmd)
 }

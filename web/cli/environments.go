@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding/json"
@@ -40,7 +40,7 @@ func newEnvironmentsCommand() *cobra.Command {
 		},
 	}
 	flags.register(cmd, true)
-	return withEnv(cmd)
+	return WithEnv(cmd)
 }
 
 // printEnvironments writes the environments table: children are indented
@@ -127,7 +127,7 @@ func newActivitiesCommand() *cobra.Command {
 	cmd.Flags().StringVar(&typ, "type", "", `only activities of this type ("backup.create"), or group ("backup.")`)
 	cmd.Flags().StringVar(&state, "state", "", "only activities in this state: "+strings.Join(db.ActivityStates(), ", "))
 	cmd.Flags().IntVar(&limit, "limit", 0, "how many to show (default: the server's page size)")
-	return withEnv(cmd)
+	return WithEnv(cmd)
 }
 
 func printActivities(w io.Writer, resp activitiesResponse, now time.Time) error {

@@ -1,4 +1,7 @@
-package main
+// Package demo is the demo project of `rewind serve --demo`: environments main and staging, each a small
+// shop (a SQLite database and an uploads mount under the data directory) served behind its request gate, and
+// a demo admin, so a newcomer can back up and restore at once.
+package demo
 
 import (
 	"context"
@@ -21,76 +24,78 @@ const (
 	demoPasswordLength = 16
 )
 
-// demoEnvironment describes one environment of the demo project.
-type demoEnvironment struct {
-	name, title, typ, parent string
-	orders                   int // how many orders to seed, so environments differ
+// Environment describes one environment of the demo project.
+type Environment struct {
+	Name               string
+	title, typ, parent string
+	orders             int // how many orders to seed, so environments differ
 }
 
-func demoEnvironments() []demoEnvironment {
-	return []demoEnvironment{
-		{name: "main", title: "Main (demo shop)", typ: db.EnvProduction, orders: 12},
-		{name: "staging", title: "Staging (demo shop)", typ: db.EnvStaging, parent: "main", orders: 5},
+// Environments are the demo project's environments.
+func Environments() []Environment {
+	return []Environment{
+		{Name: "main", title: "Main (demo shop)", typ: db.EnvProduction, orders: 12},
+		{Name: "staging", title: "Staging (demo shop)", typ: db.EnvStaging, parent: "main", orders: 5},
 	}
 }
 
-// seedDemo creates the demo project, or completes it if part is missing:
+// Seed creates the demo project, or completes it if part is missing:
 // environments main (production) and staging (child of main), each with a
 // SQLite database <data>/demo/<env>/app.db and a files mount
 // <data>/demo/<env>/uploads/, and an admin demo@rewind.local whose password
 // is generated once and kept (encrypted) in the catalog, so every start can
 // print it. Existing data and environments are left as they are.
-func seedDemo(ctx context.Context, catalog *db.DB, dataDir string) (email, password string, err error) {
+func Seed(ctx context.Context, catalog *db.DB, dataDir string) (email, password string, err error) {
 	root, err := filepath.Abs(filepath.Join(dataDir, "demo"))
 	if err != nil {
 		return "", "", fmt.Errorf("demo: %w", err)
 	}
-	for _, de := range demoEnvironments() {
-		dir := filepath.Join(root, de.name)
-		if err := seedDemoDatabase(ctx, filepath.Join(dir, "app.db"), de.orders); err != nil {
-			return "", "", fmt.Errorf("demo %s database: %w", de.name, err)
+	for _, de := range Environments() {
+		dir := filepath.Join(root, de.Name)
+		if err := seedDatabase(ctx, filepath.Join(dir, "app.db"), de.orders); err != nil {
+			return "", "", fmt.Errorf("demo %s database: %w", de.Name, err)
 		}
-		if err := seedDemoUploads(filepath.Join(dir, "uploads"), de.name); err != nil {
-			return "", "", fmt.Errorf("demo %s uploads: %w", de.name, err)
+		if err := seedUploads(filepath.Join(dir, "uploads"), de.Name); err != nil {
+			return "", "", fmt.Errorf("demo %s uploads: %w", de.Name, err)
 		}
-		if err := seedDemoEnvironment(ctx, catalog, de, dir); err != nil {
+		if err := seedEnvironment(ctx, catalog, de, dir); err != nil {
 			return "", "", err
 		}
 	}
-	password, err = seedDemoUser(ctx, catalog)
+	password, err = seedUser(ctx, catalog)
 	if err != nil {
 		return "", "", err
 	}
 	return demoEmail, password, nil
 }
 
-func seedDemoEnvironment(ctx context.Context, catalog *db.DB, de demoEnvironment, dir string) error {
-	_, err := catalog.FindEnvironmentByName(ctx, de.name)
+func seedEnvironment(ctx context.Context, catalog *db.DB, de Environment, dir string) error {
+	_, err := catalog.FindEnvironmentByName(ctx, de.Name)
 	if err == nil {
 		return nil // never overwrite what the user changed
 	}
 	if !errors.Is(err, db.ErrNotFound) {
-		return fmt.Errorf("demo environment %s: %w", de.name, err)
+		return fmt.Errorf("demo environment %s: %w", de.Name, err)
 	}
 	env := &db.Environment{
-		Name: de.name, Title: de.title, Type: de.typ, Parent: de.parent, Status: db.StatusActive,
+		Name: de.Name, Title: de.title, Type: de.typ, Parent: de.parent, Status: db.StatusActive,
 		Services: []db.Service{
 			{Name: "app-db", Type: db.ServiceSQLite, Path: filepath.Join(dir, "app.db")},
 			{Name: "uploads", Type: db.ServiceFiles, Path: filepath.Join(dir, "uploads"), Exclude: []string{"*.tmp", "cache/"}},
 		},
 	}
 	if err := catalog.CreateEnvironment(ctx, env); err != nil {
-		return fmt.Errorf("demo environment %s: %w", de.name, err)
+		return fmt.Errorf("demo environment %s: %w", de.Name, err)
 	}
 	return catalog.CreateActivity(ctx, &db.Activity{
-		Type: "environment.create", Environment: de.name, Actor: "demo",
-		Summary: fmt.Sprintf("Created demo environment %s (%s)", de.name, de.typ),
+		Type: "environment.create", Environment: de.Name, Actor: "demo",
+		Summary: fmt.Sprintf("Created demo environment %s (%s)", de.Name, de.typ),
 	})
 }
 
-// seedDemoUser returns the demo admin's password, creating the user and the
+// seedUser returns the demo admin's password, creating the user and the
 // password on first use.
-func seedDemoUser(ctx context.Context, catalog *db.DB) (string, error) {
+func seedUser(ctx context.Context, catalog *db.DB) (string, error) {
 	pw, err := catalog.SecretSetting(ctx, demoPasswordKey)
 	switch {
 	case errors.Is(err, db.ErrNotFound):
@@ -146,9 +151,9 @@ func generatePassword(n int) (string, error) {
 	return string(b), nil
 }
 
-// seedDemoDatabase creates a small shop database (products, orders) in WAL
+// seedDatabase creates a small shop database (products, orders) in WAL
 // mode, seeding it only when it is empty.
-func seedDemoDatabase(ctx context.Context, path string, orders int) error {
+func seedDatabase(ctx context.Context, path string, orders int) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
@@ -206,8 +211,8 @@ func seedDemoDatabase(ctx context.Context, path string, orders int) error {
 	return tx.Commit()
 }
 
-// seedDemoUploads writes a few files and a subdirectory, each only if missing.
-func seedDemoUploads(dir, env string) error {
+// seedUploads writes a few files and a subdirectory, each only if missing.
+func seedUploads(dir, env string) error {
 	files := map[string]string{
 		"README.txt":            "Files uploaded to the " + env + " demo shop. Rewind backs up this directory.\n",
 		"products/espresso.svg": `<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><circle cx="32" cy="32" r="28" fill="#6f4e37"/></svg>` + "\n",

@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"context"
@@ -14,12 +14,12 @@ func TestSeedDemo(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	c := openTestCatalog(t, dir)
-	email, pw, err := seedDemo(ctx, c, dir)
+	email, pw, err := Seed(ctx, c, dir)
 	if err != nil {
-		t.Fatalf("seedDemo() = %v", err)
+		t.Fatalf("Seed() = %v", err)
 	}
 	if email != demoEmail || len(pw) != demoPasswordLength {
-		t.Fatalf("seedDemo() = %q, %d-character password", email, len(pw))
+		t.Fatalf("Seed() = %q, %d-character password", email, len(pw))
 	}
 	u, err := c.Authenticate(ctx, email, pw)
 	if err != nil || u.Role != db.RoleAdmin {
@@ -72,9 +72,9 @@ func TestSeedDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, acts1, _ := c.FindActivities(ctx, db.ActivityFilter{})
-	email2, pw2, err := seedDemo(ctx, c, dir)
+	email2, pw2, err := Seed(ctx, c, dir)
 	if err != nil || email2 != email || pw2 != pw {
-		t.Fatalf("second seedDemo() = %q, %v; want the same credentials", email2, err)
+		t.Fatalf("second Seed() = %q, %v; want the same credentials", email2, err)
 	}
 	if got, _ := os.ReadFile(readme); string(got) != "changed\n" {
 		t.Fatalf("README.txt = %q after reseed, want the user's change kept", got)
@@ -94,8 +94,8 @@ func TestSeedDemo(t *testing.T) {
 	if _, err := c.UpdateUser(ctx, u.ID, db.UserUpdate{Password: &other}); err != nil {
 		t.Fatal(err)
 	}
-	if _, pw3, err := seedDemo(ctx, c, dir); err != nil || pw3 != pw {
-		t.Fatalf("seedDemo() after a password change = %v", err)
+	if _, pw3, err := Seed(ctx, c, dir); err != nil || pw3 != pw {
+		t.Fatalf("Seed() after a password change = %v", err)
 	}
 	if _, err := c.Authenticate(ctx, email, pw); err != nil {
 		t.Fatalf("Authenticate(printed password) = %v", err)
@@ -109,4 +109,15 @@ func mustAbs(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return abs
+}
+
+// openTestCatalog opens the catalog of dataDir as rewind serve does.
+func openTestCatalog(t *testing.T, dataDir string) *db.DB {
+	t.Helper()
+	c, _, err := db.OpenDataDir(context.Background(), dataDir)
+	if err != nil {
+		t.Fatalf("OpenDataDir() = %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }

@@ -1,183 +1,18 @@
-package main
+package jobs
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
-	"github.com/kopia/kopia/repo/blob"
-	"github.com/spf13/cobra"
-
 	"github.com/rewind/rewind/backup"
+	"github.com/rewind/rewind/backup/storage"
 	"github.com/rewind/rewind/db"
-	"github.com/rewind/rewind/jobs"
 )
-
-// The catalog copy in the repository: the catalog (users, settings, environments, backups, activities) and
-// secret.key (the catalog key that decrypts the service URLs, and the session keys). Both are encrypted by
-// kopia with the repository password, so whoever holds the password and the storage can bring the server
-// back; nobody else can read them.
-const (
-	catalogCopyDB     = catalogFileName
-	catalogCopySecret = secretFileName
-)
-
-// catalogSaver saves the catalog into the repository after it changes: every Interval it takes a consistent
-// copy of rewind.db (VACUUM INTO) and uploads it with secret.key when either differs from the last upload.
-// So writes are debounced to at most one upload per Interval, and a quiet catalog uploads nothing.
-type catalogSaver struct {
-	Catalog  *db.DB
-	Repo     *backup.Repository
-	DataDir  string
-	Interval time.Duration
-	Logger   *slog.Logger
-	Now      func() time.Time
-
-	mu   sync.Mutex // one Save at a time
-	last [sha256.Size]byte
-
-	statusMu  sync.Mutex
-	lastSaved time.Time
-	lastErr   error
-
-	stop chan struct{}
-	done chan struct{}
-}
-
-// Start runs the saver until Close.
-func (s *catalogSaver) Start() {
-	s.stop, s.done = make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(s.done)
-		t := time.NewTicker(s.Interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-s.stop:
-				return
-			case <-t.C:
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-				if err := s.Save(ctx); err != nil {
-					s.Logger.Error("save the catalog into the repository", "err", err)
-				}
-				cancel()
-			}
-		}
-	}()
-}
-
-// Close stops the saver and saves a last time.
-func (s *catalogSaver) Close(ctx context.Context) error {
-	if s.stop != nil {
-		close(s.stop)
-		<-s.done
-		s.stop = nil
-	}
-	return s.Save(ctx)
-}
-
-// LastSaved returns when the catalog was last saved into the repository by this server, and the last error.
-func (s *catalogSaver) LastSaved() (time.Time, error) {
-	s.statusMu.Lock()
-	defer s.statusMu.Unlock()
-	return s.lastSaved, s.lastErr
-}
-
-func (s *catalogSaver) record(saved time.Time, err error) {
-	s.statusMu.Lock()
-	defer s.statusMu.Unlock()
-	if err == nil {
-		s.lastSaved = saved
-	}
-	s.lastErr = err
-}
-
-// Save uploads the catalog and secret.key when they changed since the last upload.
-func (s *catalogSaver) Save(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	files, err := catalogFiles(ctx, s.Catalog, s.DataDir)
-	if err != nil {
-		s.record(time.Time{}, err)
-		return err
-	}
-	h := sha256.New()
-	for _, name := range []string{catalogCopyDB, catalogCopySecret} {
-		fmt.Fprintf(h, "%s %d\n", name, len(files[name]))
-		h.Write(files[name])
-	}
-	var sum [sha256.Size]byte
-	copy(sum[:], h.Sum(nil))
-	if sum == s.last {
-		return nil
-	}
-	if err := s.Repo.SaveCatalog(ctx, files); err != nil {
-		s.record(time.Time{}, err)
-		return err
-	}
-	s.last = sum
-	s.record(s.now(), nil)
-	return nil
-}
-
-func (s *catalogSaver) now() time.Time {
-	if s.Now != nil {
-		return s.Now()
-	}
-	return time.Now()
-}
-
-// catalogFiles returns a consistent copy of the catalog and the secret.key of dataDir.
-func catalogFiles(ctx context.Context, catalog *db.DB, dataDir string) (map[string][]byte, error) {
-	tmp, err := os.MkdirTemp(dataDir, ".catalog-copy-*")
-	if err != nil {
-		return nil, fmt.Errorf("copy catalog: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	if err := catalog.CopyTo(ctx, filepath.Join(tmp, catalogFileName)); err != nil {
-		return nil, err
-	}
-	dbBytes, err := os.ReadFile(filepath.Join(tmp, catalogFileName))
-	if err != nil {
-		return nil, fmt.Errorf("copy catalog: %w", err)
-	}
-	secret, err := os.ReadFile(filepath.Join(dataDir, secretFileName))
-	if err != nil {
-		return nil, fmt.Errorf("copy secret.key: %w", err)
-	}
-	return map[string][]byte{catalogCopyDB: dbBytes, catalogCopySecret: secret}, nil
-}
-
-func newCatalogRebuildCommand() *cobra.Command {
-	var dataDir, storage string
-	cmd := &cobra.Command{
-		Use:   "catalog:rebuild --data DIR --storage URL",
-		Short: "Recreate the catalog of a new data directory from the backup repository alone (offline)",
-		Long: `Recreate the catalog (users, settings, environments, backups) of a new, empty data directory
-from the backup repository alone, e.g. after the server was lost. The repository password is read from
-REWIND_REPO_PASSWORD. The newest catalog copy the server saved into the repository is restored with its
-secret.key (it decrypts the services' URLs); backups made after that copy, or all backups when there is no
-copy, are added from their rewind.json. Then start the server on the same data directory and storage:
-
-  REWIND_REPO_PASSWORD=... rewind catalog:rebuild --data ./rewind-data --storage s3://bucket/rewind?region=eu-west-1
-  rewind serve --data ./rewind-data --storage s3://bucket/rewind?region=eu-west-1`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return rebuildCatalog(cmd.Context(), dataDir, storage, os.Getenv, cmd.OutOrStdout())
-		},
-	}
-	cmd.Flags().StringVar(&dataDir, "data", defaultDataDir, "the new data directory")
-	cmd.Flags().StringVar(&storage, "storage", "", "where the backups are: file:///path or s3://BUCKET/PREFIX?endpoint=URL&region=REGION&path_style=true (default: <data>/repo)")
-	return withEnv(cmd)
-}
 
 // rebuildResult counts what rebuildCatalog did.
 type rebuildResult struct {
@@ -188,7 +23,11 @@ type rebuildResult struct {
 	Backups      int       // backups in the repository
 }
 
-func rebuildCatalog(ctx context.Context, dataDir, storage string, getenv func(string) string, out io.Writer) error {
+// RebuildCatalog fills the new, empty data directory dataDir from the repository on the storage rawStorage
+// alone (catalog:rebuild): the newest catalog copy CatalogSaver saved there and its secret.key, the repository
+// password (REWIND_REPO_PASSWORD, which it needs), then every backup in the repository the copy does not know,
+// from its rewind.json. It reports what it did on out.
+func RebuildCatalog(ctx context.Context, dataDir, rawStorage string, getenv func(string) string, out io.Writer) error {
 	password := getenv("REWIND_REPO_PASSWORD")
 	if password == "" {
 		return errors.New("set REWIND_REPO_PASSWORD to the repository password (shown when the repository was created)")
@@ -196,19 +35,19 @@ func rebuildCatalog(ctx context.Context, dataDir, storage string, getenv func(st
 	if dataDir == "" {
 		return errors.New("no data directory: pass --data DIR")
 	}
-	for _, name := range []string{catalogFileName, secretFileName} {
+	for _, name := range []string{db.CatalogFileName, db.SecretFileName} {
 		if _, err := os.Stat(filepath.Join(dataDir, name)); err == nil {
 			return fmt.Errorf("%s already has a %s: catalog:rebuild fills a new data directory; move the old one away first", dataDir, name)
 		}
 	}
-	opener, where, err := storageFor(storage, dataDir)
+	opener, where, err := storage.Open(rawStorage, dataDir)
 	if err != nil {
 		return err
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	if err := requireRepository(ctx, opener, where); err != nil {
+	if err := storage.RequireRepository(ctx, opener, where); err != nil {
 		return err
 	}
 	repo, err := backup.OpenRepository(ctx, backup.RepositoryOptions{
@@ -227,20 +66,14 @@ func rebuildCatalog(ctx context.Context, dataDir, storage string, getenv func(st
 	switch {
 	case err == nil:
 		res.FromCopy = savedAt
-		if err := writeFileExclusive(filepath.Join(dataDir, secretFileName), files[catalogCopySecret], 0o600); err != nil {
-			return fmt.Errorf("restore %s: %w", secretFileName, err)
-		}
-		if err := writeFileExclusive(filepath.Join(dataDir, catalogFileName), files[catalogCopyDB], 0o600); err != nil {
-			return fmt.Errorf("restore %s: %w", catalogFileName, err)
-		}
 	case errors.Is(err, backup.ErrNotFound):
 	default:
 		return err
 	}
-	if err := writeFileExclusive(filepath.Join(dataDir, repoPasswordFile), []byte(password+"\n"), 0o600); err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("store repository password: %w", err)
+	if err := db.RestoreDataDir(dataDir, files[db.CatalogFileName], files[db.SecretFileName], password); err != nil {
+		return err
 	}
-	catalog, _, err := openCatalog(ctx, dataDir)
+	catalog, _, err := db.OpenDataDir(ctx, dataDir)
 	if err != nil {
 		return err
 	}
@@ -249,12 +82,10 @@ func rebuildCatalog(ctx context.Context, dataDir, storage string, getenv func(st
 	if err := reconcileBackups(ctx, catalog, engine, res); err != nil {
 		return err
 	}
-	if t, err := loadCopyTarget(ctx, catalog); err == nil && t != nil && t.URL == where {
+	if t, err := LoadCopyTarget(ctx, catalog); err == nil && t != nil && t.URL == where {
 		// rebuilt from the copy, which is now the primary: it must not be its own copy
-		for _, k := range []string{settingCopyURL, settingCopyKey, settingCopySecret, settingCopySyncedAt, settingCopyError} {
-			if err := catalog.SetSetting(ctx, k, ""); err != nil {
-				return err
-			}
+		if err := clearCopyTarget(ctx, catalog); err != nil {
+			return err
 		}
 		fmt.Fprintln(out, "The repository was the copy target; it is now the primary storage: add a new copy target on the Storage page.")
 	}
@@ -274,22 +105,6 @@ func rebuildCatalog(ctx context.Context, dataDir, storage string, getenv func(st
 		fmt.Fprintln(out, "Environments created from backups are inactive and have no services: set them with `rewind apply` before restoring.")
 	}
 	fmt.Fprintf(out, "Start the server with: rewind serve --data %s --storage '%s'\n", dataDir, where)
-	return nil
-}
-
-// requireRepository refuses a storage that holds no kopia repository (a wrong bucket or prefix), instead of
-// creating an empty one.
-func requireRepository(ctx context.Context, opener backup.StorageOpener, where string) error {
-	st, err := opener(ctx, false)
-	if err != nil {
-		return err
-	}
-	defer st.Close(ctx) //nolint:errcheck
-	if _, err := st.GetMetadata(ctx, "kopia.repository"); errors.Is(err, blob.ErrBlobNotFound) {
-		return fmt.Errorf("%s holds no backup repository: check the bucket, prefix or path", where)
-	} else if err != nil {
-		return fmt.Errorf("read %s: %w", where, err)
-	}
 	return nil
 }
 
@@ -392,7 +207,7 @@ func endUnfinished(ctx context.Context, catalog *db.DB, inRepo map[string]bool) 
 	}
 	for _, a := range acts {
 		state, note := db.ActivityFailed, "\nthe server was lost before this finished (catalog rebuilt from the repository)"
-		if a.BackupID != "" && inRepo[a.BackupID] && a.Type == jobs.TypeBackup {
+		if a.BackupID != "" && inRepo[a.BackupID] && a.Type == TypeBackup {
 			state, note = db.ActivitySucceeded, "\nthe backup reached the repository before the server was lost (catalog rebuilt from the repository)"
 		}
 		if _, err := catalog.UpdateActivity(ctx, a.ID, db.ActivityUpdate{State: &state, AppendLog: &note}); err != nil {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -35,9 +34,9 @@ func runCommand(t *testing.T, cmd *cobra.Command, stdin string, args ...string) 
 // openTestCatalog opens the catalog of dataDir as the commands do.
 func openTestCatalog(t *testing.T, dataDir string) *db.DB {
 	t.Helper()
-	c, _, err := openCatalog(context.Background(), dataDir)
+	c, _, err := db.OpenDataDir(context.Background(), dataDir)
 	if err != nil {
-		t.Fatalf("openCatalog() = %v", err)
+		t.Fatalf("OpenDataDir() = %v", err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
@@ -97,7 +96,7 @@ func TestUsersAdd_Errors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := os.Stat(filepath.Join(dir, catalogFileName)); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, db.CatalogFileName)); err == nil {
 		if n, _ := openTestCatalog(t, dir).CountUsers(context.Background()); n != 0 {
 			t.Fatalf("CountUsers() = %d after failed commands, want 0", n)
 		}
@@ -161,79 +160,6 @@ func TestTokensCreate(t *testing.T) {
 	}
 }
 
-func TestLoadSecrets(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "data")
-	s1, err := loadSecrets(dir)
-	if err != nil {
-		t.Fatalf("loadSecrets() = %v", err)
-	}
-	fi, err := os.Stat(filepath.Join(dir, secretFileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := fi.Mode().Perm(), os.FileMode(0o600); got != want {
-		t.Fatalf("secret.key mode = %v, want %v", got, want)
-	}
-	if len(s1.CatalogKey) != db.KeySize || len(s1.SessionKey) != 64 || bytes.Equal(s1.CatalogKey, s1.SessionKey[:32]) {
-		t.Fatalf("loadSecrets() = keys of %d/%d bytes, want 32/64 distinct", len(s1.CatalogKey), len(s1.SessionKey))
-	}
-	s2, err := loadSecrets(dir)
-	if err != nil || !bytes.Equal(s1.CatalogKey, s2.CatalogKey) || !bytes.Equal(s1.SessionKey, s2.SessionKey) {
-		t.Fatalf("second loadSecrets() = %v, want the same keys", err)
-	}
-	leftovers, _ := filepath.Glob(filepath.Join(dir, ".secret.key.tmp-*"))
-	if len(leftovers) != 0 {
-		t.Fatalf("temporary files left: %v", leftovers)
-	}
-
-	os.Chmod(filepath.Join(dir, secretFileName), 0o644)
-	if _, err := loadSecrets(dir); err == nil || !strings.Contains(err.Error(), "chmod 600") {
-		t.Fatalf("loadSecrets(0644) = %v, want a chmod hint", err)
-	}
-	os.Chmod(filepath.Join(dir, secretFileName), 0o600)
-	os.WriteFile(filepath.Join(dir, secretFileName), []byte(`{"version": 99}`), 0o600)
-	if _, err := loadSecrets(dir); err == nil || !strings.Contains(err.Error(), "upgrade rewind") {
-		t.Fatalf("loadSecrets(version 99) = %v, want an upgrade hint", err)
-	}
-	os.WriteFile(filepath.Join(dir, secretFileName), []byte("{}"), 0o600)
-	if _, err := loadSecrets(dir); err == nil {
-		t.Fatal("loadSecrets(empty keys) = nil, want an error")
-	}
-}
-
-func TestLoadSecrets_ConcurrentFirstStart(t *testing.T) {
-	dir := t.TempDir()
-	var wg sync.WaitGroup
-	keys := make([][]byte, 8)
-	errs := make([]error, 8)
-	for i := range keys {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s, err := loadSecrets(dir)
-			errs[i] = err
-			if err == nil {
-				keys[i] = s.CatalogKey
-			}
-		}()
-	}
-	wg.Wait()
-	for i := range keys {
-		if errs[i] != nil {
-			t.Fatalf("loadSecrets() #%d = %v", i, errs[i])
-		}
-		if !bytes.Equal(keys[i], keys[0]) {
-			t.Fatalf("loadSecrets() #%d returned another key than #0", i)
-		}
-	}
-}
-
-func TestOpenCatalog_NoDataDir(t *testing.T) {
-	if _, _, err := openCatalog(context.Background(), ""); err == nil || !strings.Contains(err.Error(), "--data") {
-		t.Fatalf("openCatalog(\"\") = %v, want a hint to --data", err)
-	}
-}
-
 func TestReadPassword(t *testing.T) {
 	for in, want := range map[string]string{"pw\n": "pw", "pw\r\n": "pw", "pw": "pw", "a b \nignored\n": "a b "} {
 		got, err := readPassword(strings.NewReader(in))
@@ -256,7 +182,7 @@ func TestAdminCommands_RefuseNewerCatalog(t *testing.T) {
 	dir := t.TempDir()
 	c := openTestCatalog(t, dir)
 	c.Close()
-	raw, err := sql.Open("sqlite", filepath.Join(dir, catalogFileName))
+	raw, err := sql.Open("sqlite", filepath.Join(dir, db.CatalogFileName))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,8 @@
-package main
+// Package cli is Rewind's command line but `serve`: the offline admin commands on the data directory
+// (users:add, tokens:create, catalog:rebuild) and the clients of the JSON API (apply, environments,
+// activities, backup:*), with the typed API client they share (client.go). Every flag can be set through
+// REWIND_<FLAG> (WithEnv).
+package cli
 
 import (
 	"bufio"
@@ -14,8 +18,8 @@ import (
 	"github.com/rewind/rewind/db"
 )
 
-// defaultDataDir is where the data directory lives unless --data says otherwise.
-const defaultDataDir = "./rewind-data"
+// DefaultDataDir is where the data directory lives unless --data says otherwise.
+const DefaultDataDir = "./rewind-data"
 
 // envPrefix starts the environment variable of every flag: --data → REWIND_DATA.
 const envPrefix = "REWIND_"
@@ -45,9 +49,9 @@ func applyEnv(cmd *cobra.Command, getenv func(string) string) error {
 	return errors.Join(errs...)
 }
 
-// withEnv makes cmd read unset flags from REWIND_<FLAG> before it runs, and
+// WithEnv makes cmd read unset flags from REWIND_<FLAG> before it runs, and
 // names the variable in each flag's help.
-func withEnv(cmd *cobra.Command) *cobra.Command {
+func WithEnv(cmd *cobra.Command) *cobra.Command {
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
 		if f.Name != "help" && !strings.Contains(f.Usage, "$"+envPrefix) {
 			f.Usage += " [$" + flagEnvName(f.Name) + "]"
@@ -70,6 +74,9 @@ func chainPreRun(prev, next func(*cobra.Command, []string) error) func(*cobra.Co
 		return nil
 	}
 }
+
+// Commands returns every command of the command line but serve.
+func Commands() []*cobra.Command { return append(adminCommands(), clientCommands()...) }
 
 // adminCommands returns the offline commands that work on the data
 // directory directly: users:add and tokens:create.
@@ -106,7 +113,7 @@ line of standard input, so it never appears in the process list or shell history
 			if err != nil {
 				return err
 			}
-			catalog, _, err := openCatalog(cmd.Context(), dataDir)
+			catalog, _, err := db.OpenDataDir(cmd.Context(), dataDir)
 			if err != nil {
 				return err
 			}
@@ -131,11 +138,11 @@ line of standard input, so it never appears in the process list or shell history
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dataDir, "data", defaultDataDir, "data directory")
+	cmd.Flags().StringVar(&dataDir, "data", DefaultDataDir, "data directory")
 	cmd.Flags().StringVar(&role, "role", "", "role: admin, contributor or viewer")
 	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from the first line of standard input")
 	_ = cmd.MarkFlagRequired("role")
-	return withEnv(cmd)
+	return WithEnv(cmd)
 }
 
 // readPassword reads the first line of r, without its line ending.
@@ -158,7 +165,7 @@ func newTokensCreateCommand() *cobra.Command {
 		Short: "Create an API token for a user and print it once (offline, on the data directory)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			catalog, _, err := openCatalog(cmd.Context(), dataDir)
+			catalog, _, err := db.OpenDataDir(cmd.Context(), dataDir)
 			if err != nil {
 				return err
 			}
@@ -192,11 +199,11 @@ func newTokensCreateCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dataDir, "data", defaultDataDir, "data directory")
+	cmd.Flags().StringVar(&dataDir, "data", DefaultDataDir, "data directory")
 	cmd.Flags().StringVar(&email, "user", "", "email of the user the token acts as")
 	cmd.Flags().StringVar(&name, "name", "cli", "a name to recognise the token by")
 	_ = cmd.MarkFlagRequired("user")
-	return withEnv(cmd)
+	return WithEnv(cmd)
 }
 
 // fieldMessages renders a validation error one problem per line.

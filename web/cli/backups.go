@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -112,7 +112,7 @@ the moment every service is pinned; --live pins each service without holding any
 	cmd.Flags().BoolVar(&live, "live", false, "do not hold requests: each service is captured at its own moment")
 	cmd.Flags().BoolVar(&wf.yes, "yes", false, "do not ask for confirmation (beyond the quota, replace the oldest manual backup)")
 	cmd.Flags().BoolVar(&wf.noWait, "no-wait", false, "return once the backup is queued")
-	return withEnv(cmd)
+	return WithEnv(cmd)
 }
 
 // defaultEnvironment returns env, or the only environment when env is empty.
@@ -189,7 +189,7 @@ func newBackupsCommand() *cobra.Command {
 	flags.register(cmd, true)
 	cmd.Flags().StringVarP(&env, "environment", "e", "", "only backups of this environment")
 	cmd.Flags().IntVar(&limit, "limit", 50, "at most this many backups per environment")
-	return withEnv(cmd)
+	return WithEnv(cmd)
 }
 
 func printBackups(w io.Writer, resp backupsListResponse, withEnv bool) error {
@@ -259,7 +259,7 @@ func newBackupGetCommand() *cobra.Command {
 		},
 	}
 	flags.register(cmd, true)
-	return withEnv(cmd)
+	return WithEnv(cmd)
 }
 
 func printBackup(w io.Writer, resp backupResponse) error {
@@ -406,7 +406,7 @@ Without --yes you are asked to type the target's name; without a terminal the co
 	cmd.Flags().StringVar(&branchFrom, "branch-from", "", "create the target as a child of this environment when it does not exist")
 	cmd.Flags().BoolVar(&wf.yes, "yes", false, "do not ask for confirmation")
 	cmd.Flags().BoolVar(&wf.noWait, "no-wait", false, "return once the restore is queued")
-	return withEnv(cmd)
+	return WithEnv(cmd)
 }
 
 func printPlan(w io.Writer, p handlers.RestorePlanJSON) {
@@ -463,7 +463,7 @@ func newBackupDeleteCommand() *cobra.Command {
 	}
 	flags.register(cmd, true)
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
-	return withEnv(cmd)
+	return WithEnv(cmd)
 }
 
 func newBackupDownloadCommand() *cobra.Command {
@@ -493,7 +493,7 @@ func newBackupDownloadCommand() *cobra.Command {
 	}
 	flags.register(cmd, false)
 	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write the tar to (- for standard output)")
-	return withEnv(cmd)
+	return WithEnv(cmd)
 }
 
 // download streams path into the file out (through a temporary file renamed

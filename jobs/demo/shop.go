@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"context"
@@ -19,17 +19,17 @@ import (
 	"github.com/rewind/rewind/db"
 )
 
-// demoShop is the demo project's app: a tiny shop over an environment's SQLite database and uploads mount,
+// shop is the demo project's app: a tiny shop over an environment's SQLite database and uploads mount,
 // served behind the environment's request gate, so a newcomer can change data, back up and restore, and see
 // the difference in a browser.
-type demoShop struct {
+type shop struct {
 	env     string
 	conn    *sql.DB
 	uploads string
 	gateURL string
 }
 
-var demoShopPage = template.Must(template.New("shop").Parse(`<!doctype html>
+var shopPage = template.Must(template.New("shop").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Demo shop · {{.Env}}</title>
 <style>
@@ -52,7 +52,7 @@ restore, requests wait instead of failing. Change the data here, back up or rest
 <h2>Uploads</h2><ul data-testid="uploads">{{range .Files}}<li>{{.}}</li>{{end}}</ul>
 </body></html>`))
 
-func (s *demoShop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *shop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch {
 	case r.Method == http.MethodGet && r.URL.Path == "/":
@@ -82,22 +82,22 @@ func (s *demoShop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-type demoOrder struct {
+type order struct {
 	ID, Quantity      int
 	Customer, Product string
 }
 
-type demoProduct struct {
+type product struct {
 	ID   int
 	Name string
 }
 
-func (s *demoShop) show(w http.ResponseWriter, r *http.Request) error {
+func (s *shop) show(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	data := struct {
 		Env      string
-		Orders   []demoOrder
-		Products []demoProduct
+		Orders   []order
+		Products []product
 		Files    []string
 	}{Env: s.env}
 	rows, err := s.conn.QueryContext(ctx, `SELECT o.id, o.customer, p.name, o.quantity FROM orders o
@@ -106,7 +106,7 @@ func (s *demoShop) show(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	for rows.Next() {
-		var o demoOrder
+		var o order
 		if err := rows.Scan(&o.ID, &o.Customer, &o.Product, &o.Quantity); err != nil {
 			rows.Close()
 			return err
@@ -119,7 +119,7 @@ func (s *demoShop) show(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	for rows.Next() {
-		var p demoProduct
+		var p product
 		if err := rows.Scan(&p.ID, &p.Name); err != nil {
 			rows.Close()
 			return err
@@ -135,23 +135,23 @@ func (s *demoShop) show(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	})
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	return demoShopPage.Execute(w, data)
+	return shopPage.Execute(w, data)
 }
 
-// demoShops are the running demo apps.
-type demoShops struct {
+// Shops are the running demo apps.
+type Shops struct {
 	servers []*http.Server
 	conns   []*sql.DB
 }
 
-// startDemoShops starts the demo shop of every demo environment on a loopback port and points the
+// StartShops starts the demo shop of every demo environment on a loopback port and points the
 // environment's gate at it (choosing a free gate address the first time). It returns the gates' URLs by
 // environment.
-func startDemoShops(ctx context.Context, catalog *db.DB, log *slog.Logger) (*demoShops, map[string]string, error) {
-	shops := &demoShops{}
+func StartShops(ctx context.Context, catalog *db.DB, log *slog.Logger) (*Shops, map[string]string, error) {
+	shops := &Shops{}
 	urls := map[string]string{}
-	for _, de := range demoEnvironments() {
-		env, err := catalog.FindEnvironmentByName(ctx, de.name)
+	for _, de := range Environments() {
+		env, err := catalog.FindEnvironmentByName(ctx, de.Name)
 		if errors.Is(err, db.ErrNotFound) {
 			continue
 		}
@@ -176,26 +176,26 @@ func startDemoShops(ctx context.Context, catalog *db.DB, log *slog.Logger) (*dem
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			shops.Close()
-			return nil, nil, fmt.Errorf("demo shop %s: %w", de.name, err)
+			return nil, nil, fmt.Errorf("demo shop %s: %w", de.Name, err)
 		}
-		srv := &http.Server{Handler: &demoShop{env: de.name, conn: conn, uploads: uploads.Path},
+		srv := &http.Server{Handler: &shop{env: de.Name, conn: conn, uploads: uploads.Path},
 			ReadHeaderTimeout: 10 * time.Second}
 		shops.servers = append(shops.servers, srv)
 		go srv.Serve(ln) //nolint:errcheck
 		upstream := "http://" + ln.Addr().String()
-		if err := pointDemoGate(ctx, catalog, env, upstream); err != nil {
-			log.Warn("demo shop runs without a gate", "environment", de.name, "err", err)
-			urls[de.name] = upstream
+		if err := pointGate(ctx, catalog, env, upstream); err != nil {
+			log.Warn("demo shop runs without a gate", "environment", de.Name, "err", err)
+			urls[de.Name] = upstream
 			continue
 		}
-		urls[de.name] = "http://" + env.Gate.Listen
+		urls[de.Name] = "http://" + env.Gate.Listen
 	}
 	return shops, urls, nil
 }
 
-// pointDemoGate gives a demo environment a gate in front of upstream: a free loopback address the first time,
+// pointGate gives a demo environment a gate in front of upstream: a free loopback address the first time,
 // and the demo shop's new address on every start.
-func pointDemoGate(ctx context.Context, catalog *db.DB, env *db.Environment, upstream string) error {
+func pointGate(ctx context.Context, catalog *db.DB, env *db.Environment, upstream string) error {
 	first := env.Gate.Listen == ""
 	if first {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -217,7 +217,7 @@ func pointDemoGate(ctx context.Context, catalog *db.DB, env *db.Environment, ups
 }
 
 // Close stops the demo shops.
-func (s *demoShops) Close() {
+func (s *Shops) Close() {
 	if s == nil {
 		return
 	}
