@@ -34,15 +34,9 @@ import (
 	"github.com/rewind/rewind/web/cli"
 )
 
-// memoryLimit is the Go runtime's soft memory limit unless GOMEMLIMIT is set. A backup churns through chunk
-// and compression buffers; without a limit the heap grows to twice its live size between collections, so a
-// 2 GB files backup peaked at 520 MB RSS with GOMAXPROCS 8 and 8 parallel uploads (259 MB with this limit, equally fast; bench/mem.sh). It is
-// soft: a larger live heap is never refused, the collector just runs more often.
-const memoryLimit = 200 << 20
-
 func main() {
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(memoryLimit)
+		debug.SetMemoryLimit(backup.MemoryLimit)
 	}
 	if err := newRootCommand().ExecuteContext(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, "rewind:", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	mathrand "math/rand"
 	"os"
 	"path/filepath"
 	"testing"
@@ -72,5 +73,36 @@ func TestFilesCompression(t *testing.T) {
 	}
 	if got := env.get("db"); got != dump {
 		t.Fatalf("restored %d bytes of the stream, want the %d backed up", len(got), len(dump))
+	}
+}
+
+// TestFilesSplitter: the files of a files service are cut into contents of at most 2 MiB (FilesSplitter), so a
+// one-byte change in the middle of a large file uploads one such content again, not the up to 8 MiB of the
+// repository's splitter.
+func TestFilesSplitter(t *testing.T) {
+	ctx := context.Background()
+	mount := t.TempDir()
+	data := make([]byte, 16<<20)
+	mathrand.New(mathrand.NewSource(7)).Read(data) //nolint:gosec // seeded: the same chunks every run
+	path := filepath.Join(mount, "video.bin")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := &backup.Engine{Repo: openTestRepo(t, t.TempDir()), Drivers: map[string]backup.Driver{backup.TypeFiles: files.Driver}}
+	spec := backup.ServiceSpec{Name: "uploads", Type: backup.TypeFiles, Path: mount}
+	req := backup.BackupRequest{Environment: "main", Kind: backup.KindManual, Services: []backup.ServiceSpec{spec}}
+	if _, err := e.Backup(ctx, req, nil); err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0xff
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := e.Backup(ctx, req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, most := m.StoredBytes, int64(2<<20+storedSlack); got > most {
+		t.Fatalf("a one-byte change in a 16 MiB file stored %d bytes, want at most %d (one content of at most 2 MiB)", got, most)
 	}
 }

@@ -51,6 +51,23 @@ type Engine struct {
 // 1.5 s instead of 0.9 s with this one). Any kopia reads every zstd level: this is no format change.
 const DefaultFilesCompression = "zstd-better-compression"
 
+// MemoryLimit is the Go runtime's soft memory limit in the rewind binary unless GOMEMLIMIT is set. A backup
+// churns through chunk and compression buffers; without a limit the heap grows to twice its live size between
+// collections, so a 2 GB files backup peaked at 520 MB RSS with GOMAXPROCS 8 and 8 parallel uploads. It is
+// soft: a larger live heap is never refused, the collector just runs more often. With FilesSplitter a 2 GB
+// files backup holds at most about 140 MB live on 2 CPUs and peaks at 171 MB RSS (bench/mem.sh); kopia's
+// password key derivation (scrypt) takes 64 MB for a moment at every open.
+const MemoryLimit = 160 << 20
+
+// FilesSplitter cuts the files of files services into contents of 1 MiB on average (512 KiB to 2 MiB; restic's
+// average too), not the repository's 4 MiB (2 to 8 MiB). Each file read at once holds a content or two in
+// memory at every stage (split, compressed, encrypted), two files per CPU: with 4 MiB contents a 2 GB backup
+// held 190 MB live on 2 CPUs, with 1 MiB 137 MB, so it stays under the server's 160 MiB memory limit without
+// the collector running all the time. A change inside a large file also uploads less. Contents are named by
+// their hash, so the first backup of a repository written with 4 MiB contents uploads its files larger than
+// 512 KiB once more; database streams keep the repository's splitter. Any kopia reads every splitter.
+const FilesSplitter = "DYNAMIC-1M-BUZHASH"
+
 // parallel is the number of files kopia reads and uploads at once. Each file is a two-stage pipeline (one
 // goroutine reads, checksums and splits it; another hashes, compresses and encrypts its previous chunk), and
 // either stage often waits for the other, so one file per CPU left the CPUs half idle: two per CPU keep them

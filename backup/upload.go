@@ -169,7 +169,8 @@ func (e *Engine) upload(ctx context.Context, w repo.RepositoryWriter, m *Manifes
 }
 
 // uploadPolicy is the policy of an upload from src of one folder per service (types: name → type): the
-// repository's, except that the folders of files services are compressed with the files compressor.
+// repository's, except that the folders of files services are compressed with the files compressor and split
+// with FilesSplitter.
 func (e *Engine) uploadPolicy(ctx context.Context, w repo.RepositoryWriter, src snapshot.SourceInfo,
 	types map[string]string,
 ) (*policy.Tree, error) {
@@ -182,7 +183,7 @@ func (e *Engine) uploadPolicy(ctx context.Context, w repo.RepositoryWriter, src 
 		comp = DefaultFilesCompression
 	}
 	root := tree.EffectivePolicy()
-	if root.CompressionPolicy.CompressorName == comp {
+	if root.CompressionPolicy.CompressorName == comp && root.SplitterPolicy.Algorithm == FilesSplitter {
 		return tree, nil
 	}
 	defined := map[string]*policy.Policy{".": root}
@@ -192,6 +193,7 @@ func (e *Engine) uploadPolicy(ctx context.Context, w repo.RepositoryWriter, src 
 		}
 		p := *root
 		p.CompressionPolicy.CompressorName = comp
+		p.SplitterPolicy.Algorithm = FilesSplitter
 		defined["./"+name] = &p
 	}
 	return policy.BuildTree(defined, policy.DefaultPolicy), nil

@@ -35,16 +35,12 @@ import (
 	"github.com/rewind/rewind/backup/postgres"
 )
 
-// memoryLimit mirrors the rewind binary's default soft memory limit (main.go), so peak memory measured here is
-// the server's.
-const memoryLimit = 200 << 20
-
 func main() {
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(memoryLimit)
+		debug.SetMemoryLimit(backup.MemoryLimit) // the rewind binary's, so the peak memory measured here is the server's
 	}
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: enginebench db|files|pg [flags]")
+		fmt.Fprintln(os.Stderr, "usage: enginebench db|files|files-restore|pg [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -56,8 +52,10 @@ func main() {
 		err = runFiles(ctx, os.Args[2:])
 	case "pg":
 		err = runPG(ctx, os.Args[2:])
+	case "files-restore":
+		err = runFilesRestore(ctx, os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown mode %q (db, files or pg)", os.Args[1])
+		err = fmt.Errorf("unknown mode %q (db, files, files-restore or pg)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "enginebench:", err)
@@ -113,6 +111,38 @@ func startProfile(file string) (func(), error) {
 		return nil, err
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// watchPeakHeap writes a heap profile into file each time the heap in use after a collection reaches a new
+// high (checked every 100 ms), so the file ends up holding the profile nearest the peak; the returned function
+// stops it.
+func watchPeakHeap(file string) func() {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		var peak uint64
+		var lastGC uint32
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.NumGC == lastGC || ms.HeapAlloc <= peak {
+				continue
+			}
+			lastGC, peak = ms.NumGC, ms.HeapAlloc
+			if f, err := os.Create(file); err == nil {
+				_ = pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+			}
+		}
+	}()
+	return func() { close(stop); <-done }
 }
 
 // best is the shorter of two durations, 0 counting as none yet.
@@ -392,9 +422,13 @@ func runFiles(ctx context.Context, args []string) error {
 	tree := fl.String("tree", "", "directory tree to back up")
 	dir := fl.String("dir", "", "work directory (repository)")
 	parallel := fl.Int("parallel", 0, "Engine.Parallel (files read and uploaded at once; 0 is two per CPU)")
+	heapProfile := fl.String("heapprofile", "", "write the heap profile nearest the peak of the heap in use to this file")
 	fl.Parse(args) //nolint:errcheck
 	if *tree == "" || *dir == "" {
 		return errors.New("-tree and -dir are required")
+	}
+	if *heapProfile != "" {
+		defer watchPeakHeap(*heapProfile)()
 	}
 	r, err := openRepo(ctx, *dir)
 	if err != nil {
@@ -410,6 +444,54 @@ func runFiles(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("rewind files backup: %.1f MB in %.2fs (parallel %d, GOMAXPROCS %d)\n", float64(m.Bytes)/(1<<20),
 		time.Since(t0).Seconds(), *parallel, runtime.GOMAXPROCS(0))
+	return nil
+}
+
+// runFilesRestore restores the newest backup a files run made in -dir into -target (created empty), through
+// the engine's prepare and switch, as a restore of a files service does.
+func runFilesRestore(ctx context.Context, args []string) error {
+	fl := flag.NewFlagSet("files-restore", flag.ExitOnError)
+	dir := fl.String("dir", "", "work directory of a files run (repository)")
+	target := fl.String("target", "", "directory to restore the tree into")
+	fl.Parse(args) //nolint:errcheck
+	if *dir == "" || *target == "" {
+		return errors.New("-dir and -target are required")
+	}
+	if err := os.MkdirAll(*target, 0o755); err != nil {
+		return err
+	}
+	r, err := openRepo(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer r.Close(ctx)
+	e := &backup.Engine{Repo: r, Drivers: map[string]backup.Driver{backup.TypeFiles: files.Driver}}
+	mans, err := e.ListBackups(ctx, "bench")
+	if err != nil {
+		return err
+	}
+	if len(mans) == 0 {
+		return fmt.Errorf("no backup in %s: run enginebench files first", *dir)
+	}
+	m := mans[0]
+	for _, c := range mans {
+		if c.FinishedAt.After(m.FinishedAt) {
+			m = c
+		}
+	}
+	t0 := time.Now()
+	res, err := e.Restore(ctx, backup.RestoreRequest{ID: m.ID,
+		Services: []backup.ServiceSpec{{Name: "tree", Type: backup.TypeFiles, Path: *target}}}, nil)
+	if err != nil {
+		return err
+	}
+	for _, rs := range res.Replaced {
+		if err := rs.Replaced.Discard(ctx); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("rewind files restore: %.1f MB in %.2fs (GOMAXPROCS %d)\n", float64(m.Bytes)/(1<<20),
+		time.Since(t0).Seconds(), runtime.GOMAXPROCS(0))
 	return nil
 }
 
