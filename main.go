@@ -21,6 +21,7 @@ import (
 	"github.com/rewind/rewind/backup/gate"
 	"github.com/rewind/rewind/db"
 	"github.com/rewind/rewind/jobs"
+	"github.com/rewind/rewind/jobs/notify"
 	"github.com/rewind/rewind/web"
 )
 
@@ -81,7 +82,9 @@ type Main struct {
 	Gates   *gate.Set
 	Runner  *jobs.Runner
 	Ops     *jobs.Operations
-	Server  *web.Server
+	// Notifier delivers the notifications of the channels set on /settings/notifications.
+	Notifier *notify.Notifier
+	Server   *web.Server
 	// Scheduler takes the plan's automated backups and applies retention.
 	Scheduler *jobs.Scheduler
 	// CatalogSaver saves the catalog and secret.key into the repository (see cli_catalog.go).
@@ -156,6 +159,10 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Runner.Interrupted = m.Ops.Interrupted
 	m.Runner.Now = m.Now
 	m.Ops.Runner = m.Runner
+	m.Notifier = &notify.Notifier{Store: catalog, Log: m.Logger, Now: m.Now,
+		Watch: &notify.Watch{Catalog: catalog, Storage: m.CatalogSaver}}
+	m.Notifier.Start()
+	m.Runner.OnActivityEnd = m.Notifier.ActivityEnded
 	if err := m.Runner.Start(ctx); err != nil {
 		return fmt.Errorf("start job runner: %w", err)
 	}
@@ -191,6 +198,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	url := m.URL()
+	m.Notifier.SetBaseURL(url)
 	m.Logger.Info("rewind is serving", "url", url, "data", m.DataDir)
 
 	if m.Demo {
@@ -293,6 +301,9 @@ func (m *Main) Close() error {
 	}
 	if m.Runner != nil {
 		m.Runner.Close()
+	}
+	if m.Notifier != nil {
+		m.Notifier.Close() // after the runner, whose last activities it was told of
 	}
 	if m.Gates != nil {
 		errs = append(errs, m.Gates.Close())

@@ -261,7 +261,7 @@ func (e *Engine) checkRequest(ctx context.Context, req *BackupRequest) error {
 	if _, err := e.findSnapshot(ctx, e.Repo.rep, req.ID); err == nil {
 		return fmt.Errorf("%w: %s", ErrExists, req.ID)
 	} else if !errors.Is(err, ErrNotFound) {
-		return err
+		return storageError(err)
 	}
 	seen := map[string]bool{}
 	for _, s := range req.Services {

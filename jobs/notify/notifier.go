@@ -36,7 +36,8 @@ const (
 // Set the fields, then Start; Close stops it.
 type Notifier struct {
 	Store Store
-	// BaseURL is the dashboard's address, for the links in the messages ("http://127.0.0.1:8080").
+	// BaseURL is the dashboard's address, for the links in the messages ("http://127.0.0.1:8080"); SetBaseURL
+	// changes it once the server listens.
 	BaseURL string
 	Log     *slog.Logger
 	Now     func() time.Time
@@ -127,7 +128,7 @@ func (n *Notifier) Notify(ev Event) {
 
 // ActivityEnded is the runner's OnActivityEnd: it queues the events the end of a makes.
 func (n *Notifier) ActivityEnded(_ context.Context, a db.Activity, err error) {
-	for _, ev := range ActivityEvents(a, err, n.BaseURL) {
+	for _, ev := range ActivityEvents(a, err, n.base()) {
 		n.Notify(ev)
 	}
 }
@@ -136,8 +137,21 @@ func (n *Notifier) ActivityEnded(_ context.Context, a db.Activity, err error) {
 func (n *Notifier) Test(ctx context.Context, ch *db.NotificationChannel, actor string) *db.NotificationDelivery {
 	ev := Event{Kind: db.EventTest, Title: "Test notification from Rewind", At: n.now().UTC(),
 		Detail: fmt.Sprintf("Sent with “Send test” by %s to check channel %q.", actor, ch.Name),
-		URL:    strings.TrimSuffix(n.BaseURL, "/") + "/settings/notifications"}
+		URL:    n.base() + "/settings/notifications"}
 	return n.deliver(ctx, item{ev: ev, ch: ch, attempt: 1}, true)
+}
+
+// SetBaseURL sets the dashboard's address for the links of the events from now on.
+func (n *Notifier) SetBaseURL(u string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.BaseURL = u
+}
+
+func (n *Notifier) base() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return strings.TrimSuffix(n.BaseURL, "/")
 }
 
 func (n *Notifier) push(it item) bool {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -54,7 +53,7 @@ func (n *Notifier) Check(ctx context.Context) error {
 			w.storageDown = true
 			n.Notify(Event{Kind: db.EventStorageUnreachable, Title: "The backup storage cannot be written",
 				Detail: err.Error() + ". Backups will fail until it is reachable: check it on the Storage page.",
-				At:     now.UTC(), URL: strings.TrimSuffix(n.BaseURL, "/") + "/settings/storage"})
+				At:     now.UTC(), URL: n.base() + "/settings/storage"})
 		case err == nil:
 			w.storageDown = false
 		}
@@ -96,7 +95,7 @@ func (n *Notifier) Check(ctx context.Context) error {
 			}
 			w.rpoAlerted[key] = true
 			ev := Event{Kind: db.EventRPOExceeded, Environment: env, At: now.UTC(),
-				URL:   strings.TrimSuffix(n.BaseURL, "/") + "/environments/" + url.PathEscape(env),
+				URL:   n.base() + "/environments/" + url.PathEscape(env),
 				Title: fmt.Sprintf("%s has no backup in the last %d hours", env, ch.RPOHours)}
 			if newest == nil {
 				ev.Detail = "It has no complete backup at all: take one now."
