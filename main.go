@@ -184,7 +184,8 @@ func (m *Main) Run(ctx context.Context) error {
 		Catalog: catalog, SessionKey: secrets.SessionKey, SecureCookies: m.SecureCookies,
 		Logger: m.Logger, Now: m.Now,
 		Ops: m.Ops, Runner: m.Ops, Gates: m.Gates, Plans: m.Ops, Scheduler: m.Scheduler,
-		Storage: newStorageInspector(m.Storage, m.StorageURL, m.Repo, m.CatalogSaver, m.Copier, catalog, m.Now),
+		Notifier: m.Notifier,
+		Storage:  newStorageInspector(m.Storage, m.StorageURL, m.Repo, m.CatalogSaver, m.Copier, catalog, m.Now),
 		EnvironmentChanged: func(ctx context.Context) {
 			if err := m.SyncGates(ctx); err != nil {
 				m.Logger.Error("sync request gates", "err", err)
