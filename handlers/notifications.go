@@ -44,14 +44,7 @@ func NewNotifications(store notificationStore, tester NotificationTester, sessio
 }
 
 func requireNotificationsAdmin(c echo.Context) error {
-	u, err := user(c)
-	if err != nil {
-		return err
-	}
-	if u.Role != db.RoleAdmin {
-		return forbidden("Only admins can see and change notification channels; your role is " + u.Role + ".")
-	}
-	return nil
+	return requireProjectAdmin(c, "see and change notification channels")
 }
 
 // recentDeliveries is how many attempts the page lists.
