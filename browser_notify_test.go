@@ -104,6 +104,7 @@ func TestBrowserNotifications(t *testing.T) {
 	run("send a test",
 		chromedp.Click(css(`[data-testid="channel"][data-name="ops-slack"] [data-testid="channel-test"]`)),
 		chromedp.WaitVisible(css(`[data-testid="channel"][data-name="ops-slack"] [data-testid="test-ok"]`)),
+		chromedp.WaitVisible(css(`[data-testid="delivery"][data-event="test"][data-status="delivered"]`)), // swapped out of band
 	)
 	if dir := os.Getenv("REWIND_ARTIFACTS"); dir != "" {
 		if buf, err := chromedp.Run(bctx, chromedp.FullScreenshot(100)); err == nil {

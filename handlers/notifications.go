@@ -168,7 +168,11 @@ func (h *Notifications) Test(c echo.Context) error {
 	}
 	d := h.test(c, ch)
 	if isHTMX(c) {
-		return render(c, http.StatusOK, views.NotificationTestResult(ch.ID, d))
+		ds, err := h.store.FindNotificationDeliveries(c.Request().Context(), 0, recentDeliveries)
+		if err != nil {
+			return err
+		}
+		return render(c, http.StatusOK, views.NotificationTestAnswer(ch.ID, d, ds, h.now()))
 	}
 	if d.Status == db.DeliveryDelivered {
 		_ = h.session.Flash(c, "success", fmt.Sprintf("Test sent to %q.", ch.Name))

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/a-h/templ"
+
 	"github.com/rewind/rewind/db"
 )
 
@@ -155,4 +157,12 @@ func deliveryBadge(status string) string {
 		return "b-failed"
 	}
 	return "b-running"
+}
+
+// oobAttrs marks a fragment for an out-of-band HTMX swap.
+func oobAttrs(oob bool) templ.Attributes {
+	if oob {
+		return templ.Attributes{"hx-swap-oob": "true"}
+	}
+	return nil
 }

@@ -128,6 +128,9 @@ func TestNotificationChannelsPage(t *testing.T) {
 	if strings.Contains(res.body, "<html") {
 		t.Fatal("the HTMX answer is a whole page")
 	}
+	if res.doc(t).Find(`[hx-swap-oob] [data-testid="delivery"][data-event="test"]`).Length() != 1 {
+		t.Fatalf("the HTMX answer does not update the recent deliveries: %s", res.body)
+	}
 	got := rcv.got()
 	if len(got) != 1 || !strings.HasPrefix(got[0], "/services/"+hookToken+" ") || !strings.Contains(got[0], `"attachments"`) {
 		t.Fatalf("receiver got %q", got)
