@@ -76,9 +76,6 @@ type item struct {
 
 // Start starts the delivery workers and the watch.
 func (n *Notifier) Start() {
-	if n.Log == nil {
-		n.Log = slog.New(slog.DiscardHandler)
-	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.queue = make(chan item, n.queueSize())
@@ -122,7 +119,7 @@ func (n *Notifier) Notify(ev Event) {
 		ev.At = n.now()
 	}
 	if !n.push(item{ev: ev}) {
-		n.Log.Warn("notification dropped: the queue is full or closed", "event", ev.Kind, "environment", ev.Environment)
+		n.log().Warn("notification dropped: the queue is full or closed", "event", ev.Kind, "environment", ev.Environment)
 	}
 }
 
@@ -183,13 +180,13 @@ func (n *Notifier) handle(it item) {
 		n.done()
 		chs, err := n.Store.FindNotificationChannels(n.ctx)
 		if err != nil {
-			n.Log.Error("notification channels could not be read; event dropped", "event", it.ev.Kind, "err", err)
+			n.log().Error("notification channels could not be read; event dropped", "event", it.ev.Kind, "err", err)
 			return
 		}
 		for _, ch := range chs {
 			if ch.Wants(it.ev.Kind, it.ev.Environment) {
 				if !n.push(item{ev: it.ev, ch: ch, attempt: 1}) {
-					n.Log.Warn("notification dropped: the queue is full", "event", it.ev.Kind, "channel", ch.Name)
+					n.log().Warn("notification dropped: the queue is full", "event", it.ev.Kind, "channel", ch.Name)
 				}
 			}
 		}
@@ -240,14 +237,14 @@ func (n *Notifier) deliver(ctx context.Context, it item, last bool) *db.Notifica
 		if !last {
 			d.Status = db.DeliveryRetrying
 		}
-		n.Log.Warn("notification not delivered", "channel", it.ch.Name, "kind", it.ch.Kind, "event", it.ev.Kind,
+		n.log().Warn("notification not delivered", "channel", it.ch.Name, "kind", it.ch.Kind, "event", it.ev.Kind,
 			"attempt", it.attempt, "err", d.Error)
 	}
 	// Recorded even when the notifier is closing: the attempt happened.
 	lctx, lcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer lcancel()
 	if err := n.Store.CreateNotificationDelivery(lctx, d); err != nil {
-		n.Log.Error("record notification delivery", "channel", it.ch.Name, "err", err)
+		n.log().Error("record notification delivery", "channel", it.ch.Name, "err", err)
 	}
 	return d
 }
@@ -281,6 +278,13 @@ func (n *Notifier) queueSize() int {
 		return n.QueueSize
 	}
 	return DefaultQueueSize
+}
+
+func (n *Notifier) log() *slog.Logger {
+	if n.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return n.Log
 }
 
 func (n *Notifier) now() time.Time {

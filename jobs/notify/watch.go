@@ -106,7 +106,7 @@ func (n *Notifier) Check(ctx context.Context) error {
 					newest.CreatedAt.UTC().Format("2006-01-02 15:04 UTC"))
 			}
 			if !n.push(item{ev: ev, ch: ch, attempt: 1}) {
-				n.Log.Warn("notification dropped: the queue is full", "event", ev.Kind, "channel", ch.Name)
+				n.log().Warn("notification dropped: the queue is full", "event", ev.Kind, "channel", ch.Name)
 			}
 		}
 	}
@@ -155,7 +155,7 @@ func (n *Notifier) watch() {
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(n.ctx, time.Minute)
 			if err := n.Check(ctx); err != nil {
-				n.Log.Error("notification checks", "err", err)
+				n.log().Error("notification checks", "err", err)
 			}
 			cancel()
 		}
