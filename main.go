@@ -30,6 +30,7 @@ import (
 	"github.com/rewind/rewind/db"
 	"github.com/rewind/rewind/jobs"
 	"github.com/rewind/rewind/jobs/demo"
+	"github.com/rewind/rewind/jobs/notify"
 	"github.com/rewind/rewind/web"
 	"github.com/rewind/rewind/web/cli"
 )
@@ -137,7 +138,9 @@ type Main struct {
 	Gates   *gate.Set
 	Runner  *jobs.Runner
 	Ops     *jobs.Operations
-	Server  *web.Server
+	// Notifier delivers the notifications of the channels set on /settings/notifications.
+	Notifier *notify.Notifier
+	Server   *web.Server
 	// Scheduler takes the plan's automated backups and applies retention.
 	Scheduler *jobs.Scheduler
 	// CatalogSaver saves the catalog and secret.key into the repository.
@@ -217,6 +220,10 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Runner.Interrupted = m.Ops.Interrupted
 	m.Runner.Now = m.Now
 	m.Ops.Runner = m.Runner
+	m.Notifier = &notify.Notifier{Store: catalog, Log: m.Logger, Now: m.Now,
+		Watch: &notify.Watch{Catalog: catalog, Storage: m.CatalogSaver}}
+	m.Notifier.Start()
+	m.Runner.OnActivityEnd = m.Notifier.ActivityEnded
 	if err := m.Runner.Start(ctx); err != nil {
 		return fmt.Errorf("start job runner: %w", err)
 	}
@@ -238,6 +245,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Catalog: catalog, SessionKey: secrets.SessionKey, SecureCookies: m.SecureCookies,
 		Logger: m.Logger, Now: m.Now,
 		Ops: m.Ops, Runner: m.Ops, Gates: m.Gates, Plans: m.Ops, Scheduler: m.Scheduler,
+		Notifier: m.Notifier,
 		Storage: jobs.NewStorageInspector(storage.NewPrimary(m.Storage, m.StorageURL), m.Repo, m.CatalogSaver, m.Copier,
 			catalog, m.Now),
 		EnvironmentChanged: func(ctx context.Context) {
@@ -253,6 +261,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	url := m.URL()
+	m.Notifier.SetBaseURL(url)
 	m.Logger.Info("rewind is serving", "url", url, "data", m.DataDir)
 
 	if m.Demo {
@@ -355,6 +364,9 @@ func (m *Main) Close() error {
 	}
 	if m.Runner != nil {
 		m.Runner.Close()
+	}
+	if m.Notifier != nil {
+		m.Notifier.Close() // after the runner, whose last activities it was told of
 	}
 	if m.Gates != nil {
 		errs = append(errs, m.Gates.Close())

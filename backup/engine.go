@@ -142,6 +142,24 @@ func (e *ServiceError) Error() string {
 
 func (e *ServiceError) Unwrap() error { return e.Err }
 
+// StorageError is a backup that failed writing into the repository's storage (a full disk, an unreachable or
+// refusing S3 endpoint) rather than reading one of its services (a *ServiceError). Its message is the cause's.
+type StorageError struct{ Err error }
+
+func (e *StorageError) Error() string { return e.Err.Error() }
+
+func (e *StorageError) Unwrap() error { return e.Err }
+
+// storageError wraps err, the failure of a write session, as a *StorageError unless a service or a
+// cancellation caused it.
+func storageError(err error) error {
+	var se *ServiceError
+	if errors.As(err, &se) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &StorageError{Err: err}
+}
+
 // ErrNotFound is returned when a backup does not exist in the repository.
 var ErrNotFound = errors.New("backup not found")
 
@@ -260,7 +278,7 @@ func (e *Engine) checkRequest(ctx context.Context, req *BackupRequest) error {
 	if _, err := e.findSnapshot(ctx, e.Repo.rep, req.ID); err == nil {
 		return fmt.Errorf("%w: %s", ErrExists, req.ID)
 	} else if !errors.Is(err, ErrNotFound) {
-		return err
+		return storageError(err)
 	}
 	seen := map[string]bool{}
 	for _, s := range req.Services {
@@ -419,7 +437,7 @@ func (e *Engine) store(ctx context.Context, m *Manifest, pinned []*pinnedService
 		// Checkpoints of a long failed upload were saved under the upload source: drop them (best effort).
 		_ = repo.WriteSession(context.WithoutCancel(ctx), e.Repo.rep, repo.WriteSessionOptions{Purpose: "rewind cleanup"},
 			func(ctx context.Context, w repo.RepositoryWriter) error { return deleteSource(ctx, w, uploadSource) })
-		return err
+		return storageError(err)
 	}
 	m.StoredBytes = stored.Load() // the session has flushed: now with rewind.json and the snapshot's metadata
 	return nil

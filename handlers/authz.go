@@ -86,3 +86,16 @@ func requireAdmin(u *db.User) error {
 	}
 	return nil
 }
+
+// requireProjectAdmin refuses anyone but an admin (the user's own role, not an override) the project-wide
+// action, e.g. "see the backup storage and test its connection".
+func requireProjectAdmin(c echo.Context, action string) error {
+	u, err := user(c)
+	if err != nil {
+		return err
+	}
+	if u.Role != db.RoleAdmin {
+		return forbidden("Only admins can " + action + "; your role is " + u.Role + ".")
+	}
+	return nil
+}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/rewind/rewind/db"
 	"github.com/rewind/rewind/jobs"
 	"github.com/rewind/rewind/views"
 )
@@ -45,14 +44,7 @@ func NewStorage(storage StorageInspector, session Session, now func() time.Time)
 }
 
 func requireStorageAdmin(c echo.Context) error {
-	u, err := user(c)
-	if err != nil {
-		return err
-	}
-	if u.Role != db.RoleAdmin {
-		return forbidden("Only admins can see the backup storage and test its connection; your role is " + u.Role + ".")
-	}
-	return nil
+	return requireProjectAdmin(c, "see the backup storage and test its connection")
 }
 
 // Show is GET /settings/storage.

@@ -79,6 +79,8 @@ func (o *Operations) now() time.Time {
 type backupParams struct {
 	Live bool   `json:"live"`
 	Kind string `json:"kind"`
+	// Replaces is the oldest manual backup a manual backup beyond the quota replaces (confirmed by the caller).
+	Replaces string `json:"replaces,omitempty"`
 }
 
 // restoreParams are the params of a restore activity.
@@ -132,12 +134,13 @@ func (o *Operations) StartBackup(ctx context.Context, req BackupRequest) (*db.Ac
 	if req.Kind == "" {
 		req.Kind = db.BackupManual
 	}
+	var replaces string
 	if req.Kind == db.BackupManual {
-		if err := o.checkManualQuota(ctx, env, req.ReplaceOldest); err != nil {
+		if replaces, err = o.checkManualQuota(ctx, env, req.ReplaceOldest); err != nil {
 			return nil, nil, err
 		}
 	}
-	params, _ := json.Marshal(backupParams{Live: req.Live, Kind: req.Kind})
+	params, _ := json.Marshal(backupParams{Live: req.Live, Kind: req.Kind, Replaces: replaces})
 	mode := "consistent"
 	if req.Live {
 		mode = "live"
@@ -326,6 +329,19 @@ func PreRestoreBackupID(a *db.Activity) string {
 		return ""
 	}
 	return p.PreRestoreID
+}
+
+// ReplacedBackupID returns the oldest manual backup a backup activity was confirmed to replace, its environment
+// being at its quota of manual backups, or "" for other activities.
+func ReplacedBackupID(a *db.Activity) string {
+	if a.Type != TypeBackup {
+		return ""
+	}
+	var p backupParams
+	if json.Unmarshal([]byte(a.Params), &p) != nil {
+		return ""
+	}
+	return p.Replaces
 }
 
 // DeleteBackup deletes a backup from the repository and the catalog, and records who did it.

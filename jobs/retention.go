@@ -261,17 +261,18 @@ func newestFirst(bs []*db.Backup) {
 }
 
 // checkManualQuota refuses a manual backup of env beyond its quota unless replacing the oldest is confirmed;
-// retention then expires the oldest once the new backup completes.
-func (o *Operations) checkManualQuota(ctx context.Context, env *db.Environment, replace bool) error {
+// retention then expires the oldest once the new backup completes. It returns the id of the backup a confirmed
+// backup replaces ("" when env is below its quota).
+func (o *Operations) checkManualQuota(ctx context.Context, env *db.Environment, replace bool) (string, error) {
 	plan, err := o.Catalog.FindPlan(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
 	quota := ManualQuota(plan.Schedule, env.Type)
 	manual, name := db.BackupManual, env.Name
 	backups, _, err := o.Catalog.FindBackups(ctx, db.BackupFilter{Environment: &name, Kind: &manual, Limit: 1000})
 	if err != nil {
-		return err
+		return "", err
 	}
 	var oldest *db.Backup
 	n := 0
@@ -284,8 +285,11 @@ func (o *Operations) checkManualQuota(ctx context.Context, env *db.Environment, 
 			oldest = b
 		}
 	}
-	if n < quota || oldest == nil || replace {
-		return nil
+	if n < quota || oldest == nil {
+		return "", nil
 	}
-	return &QuotaError{Quota: quota, Replace: oldest}
+	if replace {
+		return oldest.ID, nil
+	}
+	return "", &QuotaError{Quota: quota, Replace: oldest}
 }

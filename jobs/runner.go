@@ -55,6 +55,12 @@ type Runner struct {
 	// nil when its work had in fact finished (it is then recorded as succeeded). ErrInterrupted when unset.
 	Interrupted func(a *db.Activity) error
 
+	// OnActivityEnd, when set, is called once with every activity the runner brings to a final state
+	// (succeeded, failed, cancelled; interrupted work at Start included) and the error it ended with (nil on
+	// success), after the state is saved. It runs on the job's goroutine: it must return at once (the notifier
+	// only queues).
+	OnActivityEnd func(ctx context.Context, a db.Activity, err error)
+
 	// Now is the clock; ProgressInterval is how often progress is written (about once a second).
 	Now              func() time.Time
 	ProgressInterval time.Duration
@@ -337,7 +343,12 @@ func (r *Runner) finish(id int64, err error, cancelled bool) {
 	// The job's own context may be gone; the final state must still be written.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, uerr := r.store.UpdateActivity(ctx, id, upd); uerr != nil {
+	a, uerr := r.store.UpdateActivity(ctx, id, upd)
+	if uerr != nil {
 		r.log.Error("finish activity", "activity", id, "state", state, "err", uerr)
+		return
+	}
+	if r.OnActivityEnd != nil {
+		r.OnActivityEnd(ctx, *a, err)
 	}
 }

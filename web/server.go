@@ -45,6 +45,8 @@ type Config struct {
 	Scheduler handlers.Waker
 	// Storage reports on the backup repository's storage (/settings/storage); nil: the page says so.
 	Storage handlers.StorageInspector
+	// Notifier sends the "Send test" of /settings/notifications (nil: the test says notifications are off).
+	Notifier handlers.NotificationTester
 }
 
 // Server is the dashboard and JSON API.
@@ -113,6 +115,8 @@ func NewServer(cfg Config) (*Server, error) {
 	planAPI := handlers.NewPlanAPI(settings)
 	metrics := handlers.NewMetrics(cat, cfg.Gates)
 	storage := handlers.NewStorage(cfg.Storage, sm, cfg.Now)
+	notifications := handlers.NewNotifications(cat, cfg.Notifier, sm, cfg.Now)
+	notificationAPI := handlers.NewNotificationsAPI(notifications)
 
 	e.GET("/healthz", func(c echo.Context) error {
 		if _, err := cat.CountUsers(c.Request().Context()); err != nil {
@@ -139,6 +143,11 @@ func NewServer(cfg Config) (*Server, error) {
 	api.GET("/backups/:id/download", backups.Download)
 	api.GET("/plan", planAPI.Get)
 	api.PUT("/plan", planAPI.Put)
+	api.GET("/notifications/channels", notificationAPI.List)
+	api.POST("/notifications/channels", notificationAPI.Create)
+	api.PUT("/notifications/channels/:id", notificationAPI.Update)
+	api.DELETE("/notifications/channels/:id", notificationAPI.Delete)
+	api.POST("/notifications/channels/:id/test", notificationAPI.Test)
 
 	pages := e.Group("", sessionAuth(sm, cat))
 	pages.GET("/login", auth.LoginForm)
@@ -177,6 +186,12 @@ func NewServer(cfg Config) (*Server, error) {
 	in.POST("/settings/storage/copy/delete", storage.RemoveCopy)
 	in.POST("/settings/storage/copy/sync", storage.SyncCopy)
 	in.GET("/backups/:id/stored-in", storage.StoredIn)
+	in.GET("/settings/notifications", notifications.List)
+	in.POST("/settings/notifications", notifications.Create)
+	in.GET("/settings/notifications/:id", notifications.Edit)
+	in.POST("/settings/notifications/:id", notifications.Update)
+	in.POST("/settings/notifications/:id/delete", notifications.Delete)
+	in.POST("/settings/notifications/:id/test", notifications.Test)
 	in.GET("/users", users.List)
 	in.POST("/users", users.Create)
 	in.POST("/users/:id", users.Update)
