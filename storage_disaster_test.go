@@ -109,11 +109,17 @@ func (a appData) damage(t testing.TB) {
 
 func bootMainOn(t *testing.T, dataDir, storage string, env map[string]string) *Main {
 	t.Helper()
+	return bootMainSaving(t, dataDir, storage, env, 100*time.Millisecond)
+}
+
+// bootMainSaving boots a Main whose catalog saver saves every interval.
+func bootMainSaving(t *testing.T, dataDir, storage string, env map[string]string, interval time.Duration) *Main {
+	t.Helper()
 	m := NewMain()
 	m.DataDir, m.Addr, m.Storage = dataDir, "127.0.0.1:0", storage
 	m.Console, m.Logger = &bytes.Buffer{}, slog.New(slog.DiscardHandler)
 	m.Getenv = func(k string) string { return env[k] }
-	m.CatalogSaveInterval = 100 * time.Millisecond
+	m.CatalogSaveInterval = interval
 	if err := m.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -245,8 +251,7 @@ func TestRebuildWithoutCatalogCopy(t *testing.T) {
 	repoDir := t.TempDir()
 	storage := "file://" + repoDir
 	env := map[string]string{"REWIND_REPO_PASSWORD": "pw for the test repository"}
-	m := bootMainOn(t, t.TempDir(), storage, env)
-	m.CatalogSaver.Interval = time.Hour
+	m := bootMainSaving(t, t.TempDir(), storage, env, time.Hour) // no save while the test runs
 	if err := m.Catalog.CreateEnvironment(ctx, &db.Environment{Name: "shop", Type: db.EnvStaging, Status: db.StatusActive,
 		Services: []db.Service{{Name: "app", Type: db.ServiceSQLite, Path: app.dbPath}}}); err != nil {
 		t.Fatal(err)
@@ -256,7 +261,8 @@ func TestRebuildWithoutCatalogCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitActivityDone(t, m.Catalog, a.ID)
-	m.CatalogSaver = nil // no catalog copy
+	m.CatalogSaver.Stop()
+	m.CatalogSaver = nil // nor at Close: no catalog copy
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}

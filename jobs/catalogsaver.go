@@ -61,13 +61,18 @@ func (s *CatalogSaver) Start() {
 	}()
 }
 
-// Close stops the saver and saves a last time.
-func (s *CatalogSaver) Close(ctx context.Context) error {
+// Stop stops the saver's ticker; a Save running now finishes first.
+func (s *CatalogSaver) Stop() {
 	if s.stop != nil {
 		close(s.stop)
 		<-s.done
 		s.stop = nil
 	}
+}
+
+// Close stops the saver and saves a last time.
+func (s *CatalogSaver) Close(ctx context.Context) error {
+	s.Stop()
 	return s.Save(ctx)
 }
 
