@@ -220,7 +220,9 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Runner.Interrupted = m.Ops.Interrupted
 	m.Runner.Now = m.Now
 	m.Ops.Runner = m.Runner
-	m.Notifier = &notify.Notifier{Store: catalog, Log: m.Logger, Now: m.Now,
+	// Links name the listen address until the server is open (work interrupted by the last stop is reported
+	// before that), then its URL.
+	m.Notifier = &notify.Notifier{Store: catalog, BaseURL: "http://" + m.Addr, Log: m.Logger, Now: m.Now,
 		Watch: &notify.Watch{Catalog: catalog, Storage: m.CatalogSaver}}
 	m.Notifier.Start()
 	m.Runner.OnActivityEnd = m.Notifier.ActivityEnded

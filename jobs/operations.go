@@ -321,27 +321,25 @@ func (o *Operations) StartRestore(ctx context.Context, req RestoreRequest) (*db.
 // PreRestoreBackupID returns the id of the pre-restore backup a restore activity takes (the backup that undoes
 // it), or "" for other activities.
 func PreRestoreBackupID(a *db.Activity) string {
-	if a.Type != TypeRestore {
-		return ""
-	}
-	var p restoreParams
-	if json.Unmarshal([]byte(a.Params), &p) != nil {
-		return ""
-	}
+	p, _ := paramsOf[restoreParams](a, TypeRestore)
 	return p.PreRestoreID
 }
 
 // ReplacedBackupID returns the oldest manual backup a backup activity was confirmed to replace, its environment
 // being at its quota of manual backups, or "" for other activities.
 func ReplacedBackupID(a *db.Activity) string {
-	if a.Type != TypeBackup {
-		return ""
-	}
-	var p backupParams
-	if json.Unmarshal([]byte(a.Params), &p) != nil {
-		return ""
-	}
+	p, _ := paramsOf[backupParams](a, TypeBackup)
 	return p.Replaces
+}
+
+// paramsOf decodes the params of an activity of type typ; the zero value for other activities or bad params.
+func paramsOf[T any](a *db.Activity, typ string) (T, bool) {
+	var p T
+	if a.Type != typ || json.Unmarshal([]byte(a.Params), &p) != nil {
+		var zero T
+		return zero, false
+	}
+	return p, true
 }
 
 // DeleteBackup deletes a backup from the repository and the catalog, and records who did it.

@@ -118,6 +118,18 @@ func hasEvent(evs []string, ev string) bool {
 	return false
 }
 
+// otherEvents are the events of a channel the page has no label for (a "<operation>.failed" set through the
+// API), so that saving the form keeps them.
+func otherEvents(evs []string) []string {
+	var out []string
+	for _, e := range evs {
+		if !hasEvent(db.NotificationEvents(), e) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 func channelURL(id int64, action string) string {
 	u := "/settings/notifications/" + i64(id)
 	if action != "" {

@@ -267,6 +267,18 @@ func TestNotificationChannelsAPI(t *testing.T) {
 		t.Fatalf("list = %s", r.body)
 	}
 
+	// The page's edit form keeps an event it has no checkbox label for.
+	ch, _ := app.cat.FindNotificationChannelByID(context.Background(), created.ID)
+	ch.Events = append(ch.Events, "repository.failed")
+	if err := app.cat.UpdateNotificationChannel(context.Background(), ch); err != nil {
+		t.Fatal(err)
+	}
+	c := app.client()
+	c.login("admin@example.com")
+	if got := c.get("/settings/notifications/" + id).doc(t).Find(`input[name="events"][value="repository.failed"][checked]`).Length(); got != 1 {
+		t.Fatalf("the edit form lost the event repository.failed (%d)", got)
+	}
+
 	// PUT with the masked url read back keeps the stored one: the test still reaches the receiver.
 	r = app.api("PUT", "/api/v1/notifications/channels/"+id, tok, `{"name":"discord","kind":"discord",
 		"events":["backup.failed"],"url":"`+created.URL+`"}`)

@@ -2,6 +2,7 @@ package notify_test
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -26,7 +27,8 @@ type world struct {
 	repoDir  string
 }
 
-func newWorld(t *testing.T) *world {
+// newWorld builds the world; its notifier trusts roots (a test SMTP server's certificate).
+func newWorld(t *testing.T, roots ...*x509.Certificate) *world {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -41,7 +43,7 @@ func newWorld(t *testing.T) *world {
 	engine := &backup.Engine{Repo: repo, Drivers: map[string]backup.Driver{
 		backup.TypeFiles: func(s backup.ServiceSpec) (backup.Source, error) { return files.New(s.Path, s.Exclude) },
 	}}
-	n, _ := newNotifier(t, catalog)
+	n, _ := newNotifier(t, catalog, roots...)
 	ops := &jobs.Operations{Catalog: catalog, Engine: engine}
 	ops.Runner = jobs.NewRunner(catalog, ops.Build, 2, nil)
 	ops.Runner.OnActivityEnd = n.ActivityEnded
@@ -248,5 +250,49 @@ func TestStorageWriteFailureNotifies(t *testing.T) {
 	json.Unmarshal(rcv.requests()[0].Body, &got)
 	if got.Event != db.EventStorageUnreachable || got.Environment != "main" || got.Detail == "" {
 		t.Fatalf("storage event = %+v", got)
+	}
+}
+
+// A restore that fails for real (the mount's parent became a file, so nothing can be prepared beside it) reaches
+// a local SMTP server as an email.
+func TestFailedRestoreEmails(t *testing.T) {
+	srv := newSMTPServer(t, "rewind", "smtp-Passw0rd")
+	host, port := splitHostPort(t, srv.Addr)
+	w := newWorld(t, srv.Cert)
+	mount := w.addEnvironment(t, "main", db.EnvProduction)
+	ch := addChannel(t, w.catalog, &db.NotificationChannel{Name: "mail", Kind: db.ChannelEmail,
+		Events: []string{db.EventRestoreFailed}, SMTP: db.SMTPSettings{Host: host, Port: port, Username: "rewind",
+			Password: "smtp-Passw0rd", From: "rewind@example.com", To: []string{"ops@example.com"}, TLS: db.SMTPStartTLS}})
+	b := w.backup(t, jobs.BackupRequest{Environment: "main", Actor: "test", Live: true})
+	if b.State != db.ActivitySucceeded {
+		t.Fatalf("backup: %s", b.State)
+	}
+	parent := filepath.Dir(mount)
+	if err := os.RemoveAll(parent); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(parent, []byte("in the way"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ra, _, err := w.ops.StartRestore(context.Background(), jobs.RestoreRequest{BackupID: b.BackupID, Confirm: "main", Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ra = w.wait(t, ra.ID); ra.State != db.ActivityFailed {
+		t.Fatalf("restore under a file: %s\n%s", ra.State, ra.Log)
+	}
+	if ds := waitDeliveries(t, w.catalog, ch.ID, 1); ds[0].Status != db.DeliveryDelivered {
+		t.Fatalf("email: %s %s", ds[0].Status, ds[0].Error)
+	}
+	mails := srv.mails()
+	if len(mails) != 1 {
+		t.Fatalf("SMTP server got %d mails", len(mails))
+	}
+	data := string(mails[0].Data)
+	for _, want := range []string{"Subject: [Rewind] Restore of backup " + b.BackupID + " into main failed",
+		"X-Rewind-Event: restore.failed", "http://rewind.test:8080/environments/main/activity"} {
+		if !strings.Contains(data, want) {
+			t.Errorf("mail lacks %q:\n%s", want, data)
+		}
 	}
 }

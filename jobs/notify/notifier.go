@@ -61,6 +61,7 @@ type Notifier struct {
 	pending int // items in queue plus retries waiting on a timer
 	timers  map[*time.Timer]struct{}
 	closed  bool
+	drain   bool // Close is delivering what is queued: no new events, no more retries
 	ctx     context.Context
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
@@ -95,18 +96,33 @@ func (n *Notifier) Start() {
 	}
 }
 
-// Close stops the workers: deliveries in flight are cut off, queued and retrying ones are dropped.
+// Close stops taking events, makes one last attempt at each delivery already queued (for at most one attempt's
+// Timeout: a failure just before a shutdown is still reported), drops the retries that were waiting, and stops.
 func (n *Notifier) Close() {
 	n.mu.Lock()
-	if n.closed || n.stop == nil {
+	if n.closed || n.drain || n.stop == nil {
 		n.closed = true
 		n.mu.Unlock()
 		return
 	}
-	n.closed = true
+	n.drain = true
 	for t := range n.timers {
-		t.Stop()
+		if t.Stop() {
+			n.pending-- // a retry that will not come
+		}
+		delete(n.timers, t)
 	}
+	n.mu.Unlock()
+	for deadline := time.Now().Add(n.timeout()); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		n.mu.Lock()
+		idle := n.pending == 0
+		n.mu.Unlock()
+		if idle {
+			break
+		}
+	}
+	n.mu.Lock()
+	n.closed = true
 	n.mu.Unlock()
 	n.stop()
 	n.wg.Wait()
@@ -118,7 +134,7 @@ func (n *Notifier) Notify(ev Event) {
 	if ev.At.IsZero() {
 		ev.At = n.now()
 	}
-	if !n.push(item{ev: ev}) {
+	if !n.push(item{ev: ev}, true) {
 		n.log().Warn("notification dropped: the queue is full or closed", "event", ev.Kind, "environment", ev.Environment)
 	}
 }
@@ -151,10 +167,12 @@ func (n *Notifier) base() string {
 	return strings.TrimSuffix(n.BaseURL, "/")
 }
 
-func (n *Notifier) push(it item) bool {
+// push queues it unless the queue is full or closed; a new event (not the fan-out of a queued one) is refused
+// once Close began.
+func (n *Notifier) push(it item, event bool) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.closed || n.queue == nil || n.pending >= cap(n.queue) {
+	if n.closed || event && n.drain || n.queue == nil || n.pending >= cap(n.queue) {
 		return false
 	}
 	n.pending++
@@ -185,14 +203,17 @@ func (n *Notifier) handle(it item) {
 		}
 		for _, ch := range chs {
 			if ch.Wants(it.ev.Kind, it.ev.Environment) {
-				if !n.push(item{ev: it.ev, ch: ch, attempt: 1}) {
+				if !n.push(item{ev: it.ev, ch: ch, attempt: 1}, false) {
 					n.log().Warn("notification dropped: the queue is full", "event", it.ev.Kind, "channel", ch.Name)
 				}
 			}
 		}
 		return
 	}
-	d := n.deliver(n.ctx, it, it.attempt >= n.attempts())
+	n.mu.Lock()
+	last := it.attempt >= n.attempts() || n.drain
+	n.mu.Unlock()
+	d := n.deliver(n.ctx, it, last)
 	if d.Status != db.DeliveryRetrying {
 		n.done()
 		return
@@ -201,7 +222,7 @@ func (n *Notifier) handle(it item) {
 	next.attempt++
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.closed {
+	if n.closed || n.drain {
 		n.pending--
 		return
 	}

@@ -255,3 +255,25 @@ func splitHostPort(t *testing.T, addr string) (string, int) {
 	p, _ := strconv.Atoi(port)
 	return host, p
 }
+
+// Close delivers what is already queued: a failure reported just before a shutdown still goes out.
+func TestCloseDeliversWhatIsQueued(t *testing.T) {
+	catalog := openCatalog(t)
+	rcv := newReceiver(t)
+	for _, name := range []string{"a", "b", "c"} {
+		addChannel(t, catalog, &db.NotificationChannel{Name: name, Kind: db.ChannelWebhook,
+			Events: []string{db.EventBackupFailed}, URL: rcv.URL + "/" + name})
+	}
+	n, _ := newNotifier(t, catalog)
+	for range 3 {
+		n.Notify(notify.Event{Kind: db.EventBackupFailed, Environment: "main", Title: "Backup of main failed"})
+	}
+	n.Close()
+	if got, want := len(rcv.requests()), 9; got != want {
+		t.Fatalf("after Close the receiver got %d requests, want %d", got, want)
+	}
+	n.Notify(notify.Event{Kind: db.EventBackupFailed, Environment: "main", Title: "too late"})
+	if got := len(rcv.requests()); got != 9 {
+		t.Fatalf("an event after Close was delivered (%d requests)", got)
+	}
+}

@@ -31,7 +31,7 @@ import (
 // testKey is the catalog key of the tests' catalogs.
 var testKey = bytes.Repeat([]byte{7}, db.KeySize)
 
-func openCatalog(t *testing.T) *db.DB {
+func openCatalog(t testing.TB) *db.DB {
 	t.Helper()
 	c, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "rewind.db"), testKey)
 	if err != nil {
@@ -57,7 +57,7 @@ type receiver struct {
 	delay    time.Duration
 }
 
-func newReceiver(t *testing.T, statuses ...int) *receiver {
+func newReceiver(t testing.TB, statuses ...int) *receiver {
 	t.Helper()
 	r := &receiver{statuses: statuses}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -203,7 +203,7 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.Certificate) {
 }
 
 // newNotifier starts a notifier over catalog with quick retries; logs go to the returned buffer.
-func newNotifier(t *testing.T, catalog *db.DB, roots ...*x509.Certificate) (*notify.Notifier, *syncBuffer) {
+func newNotifier(t testing.TB, catalog *db.DB, roots ...*x509.Certificate) (*notify.Notifier, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	n := &notify.Notifier{Store: catalog, BaseURL: "http://rewind.test:8080", Backoff: 20 * time.Millisecond,

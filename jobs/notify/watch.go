@@ -105,7 +105,7 @@ func (n *Notifier) Check(ctx context.Context) error {
 					"and check why the schedule did not.", newest.ID, now.Sub(newest.CreatedAt).Round(time.Minute),
 					newest.CreatedAt.UTC().Format("2006-01-02 15:04 UTC"))
 			}
-			if !n.push(item{ev: ev, ch: ch, attempt: 1}) {
+			if !n.push(item{ev: ev, ch: ch, attempt: 1}, true) {
 				n.log().Warn("notification dropped: the queue is full", "event", ev.Kind, "channel", ch.Name)
 			}
 		}

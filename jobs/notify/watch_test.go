@@ -3,6 +3,7 @@ package notify_test
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,8 +17,19 @@ func TestRPOCheck(t *testing.T) {
 	ctx := context.Background()
 	catalog := openCatalog(t)
 	start := time.Date(2026, 12, 1, 4, 0, 0, 0, time.UTC)
+	var clockMu sync.Mutex // the notifier's workers read the clock too
 	clock := start
-	catalog.Now = func() time.Time { return clock }
+	now := func() time.Time {
+		clockMu.Lock()
+		defer clockMu.Unlock()
+		return clock
+	}
+	setClock := func(t time.Time) {
+		clockMu.Lock()
+		defer clockMu.Unlock()
+		clock = t
+	}
+	catalog.Now = now
 	for _, e := range []*db.Environment{
 		{Name: "main", Type: db.EnvProduction, Status: db.StatusActive},
 		{Name: "staging", Type: db.EnvStaging, Status: db.StatusActive},
@@ -41,11 +53,11 @@ func TestRPOCheck(t *testing.T) {
 		Events: []string{db.EventRPOExceeded}, RPOHours: 26, URL: rcv.URL + "/rpo"})
 	n, _ := newNotifier(t, catalog)
 	n.Watch = &notify.Watch{Catalog: catalog}
-	n.Now = func() time.Time { return clock }
+	n.Now = now
 
 	check := func(at time.Duration) {
 		t.Helper()
-		clock = start.Add(at)
+		setClock(start.Add(at))
 		if err := n.Check(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -67,7 +79,7 @@ func TestRPOCheck(t *testing.T) {
 		t.Fatalf("rpo event = %+v", ev)
 	}
 
-	clock = start.Add(29 * time.Hour)
+	setClock(start.Add(29 * time.Hour))
 	complete("00000000000000000002")
 	check(30 * time.Hour) // back within the threshold
 	check(56 * time.Hour) // late again: a new alert
