@@ -259,6 +259,10 @@ func TestDrillRestoresEveryServiceIntoScratchServers(t *testing.T) {
 	if got := readFile(t, filepath.Join(w.mount, "logo.txt")); got != "files-v2" {
 		t.Fatalf("live mount after the drill = %q, want files-v2", got)
 	}
+	st, err := w.ops.DrillStatus(context.Background(), "main")
+	if err != nil || st.Verified == nil || st.Verified.ID != d.ID || st.RTO <= 0 || st.Basis == "" {
+		t.Fatalf("DrillStatus = %+v, %v; want drill %d as the last verified restore and a predicted RTO", st, err, d.ID)
+	}
 	w.checkLeftNothing(t)
 }
 
@@ -388,6 +392,31 @@ func TestSchedulerQueuesDueDrills(t *testing.T) {
 		sort.Strings(got)
 		if strings.Join(got, ",") != s.drills {
 			t.Fatalf("%s: drills queued for [%s], want [%s]", s.at, strings.Join(got, ","), s.drills)
+		}
+	}
+}
+
+// TestPredictRTO predicts from measured restores: a line through two sizes, the one size scaled, nothing from
+// nothing.
+func TestPredictRTO(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		samples []jobs.RestoreSample
+		size    int64
+		want    time.Duration
+		ok      bool
+	}{
+		{"none", nil, 1 << 30, 0, false},
+		{"one size, larger backup", []jobs.RestoreSample{{Bytes: 100 << 20, Took: 10 * time.Second}}, 200 << 20, 20 * time.Second, true},
+		{"one size, smaller backup", []jobs.RestoreSample{{Bytes: 100 << 20, Took: 10 * time.Second}}, 1 << 20, 10 * time.Second, true},
+		{"line", []jobs.RestoreSample{{Bytes: 100 << 20, Took: 12 * time.Second}, {Bytes: 300 << 20, Took: 32 * time.Second}},
+			500 << 20, 52 * time.Second, true},
+		{"no slower when bigger", []jobs.RestoreSample{{Bytes: 1 << 20, Took: 4 * time.Second}, {Bytes: 2 << 20, Took: 2 * time.Second}},
+			1 << 30, 3 * time.Second, true},
+	} {
+		got, ok := jobs.PredictRTO(tc.samples, tc.size)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("%s: PredictRTO = %s, %v; want %s, %v", tc.name, got, ok, tc.want, tc.ok)
 		}
 	}
 }
