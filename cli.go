@@ -81,6 +81,7 @@ func adminCommands() []*cobra.Command {
 // the JSON API: apply, environments, activities.
 func clientCommands() []*cobra.Command {
 	cmds := []*cobra.Command{newApplyCommand(), newEnvironmentsCommand(), newActivitiesCommand()}
+	cmds = append(cmds, drillCommands()...) // cli_drills.go
 	return append(cmds, backupCommands()...)
 }
 
