@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/rewind/rewind/backup"
 	"github.com/rewind/rewind/backup/hooks"
+	"github.com/rewind/rewind/backup/postgres"
 	"github.com/rewind/rewind/backup/scratch"
 	"github.com/rewind/rewind/db"
 )
@@ -184,12 +186,15 @@ func (j *drillJob) drill(ctx context.Context, p *Progress, b *db.Backup) (drillR
 		return res, err
 	}
 	t0 := time.Now()
-	rr, err := o.Engine.Restore(ctx, backup.RestoreRequest{ID: b.ID, Services: targets, Scratch: drillScratch(j.activity),
+	rr, err := o.drillEngine().Restore(ctx, backup.RestoreRequest{ID: b.ID, Services: targets, Scratch: drillScratch(j.activity),
 		VerifyAll: true}, p)
 	res.restore = time.Since(t0)
-	if err != nil {
-		return res, fmt.Errorf("backup %s could not be restored: %w; check the repository (Settings → Storage) and "+
-			"take a new backup", b.ID, err)
+	switch {
+	case errors.Is(err, backup.ErrDamaged), errors.Is(err, backup.ErrChecksum):
+		return res, fmt.Errorf("backup %s could not be restored: %w; its data in the repository is damaged: check the "+
+			"storage (Settings → Storage), take a new backup, and drill the older backups", b.ID, err)
+	case err != nil:
+		return res, fmt.Errorf("backup %s could not be restored into the drill's private servers: %w", b.ID, err)
 	}
 	res.files = rr.Verified
 	for _, r := range rr.Replaced { // the scratch targets' empty state before the restore
@@ -211,6 +216,20 @@ func (j *drillJob) drill(ctx context.Context, p *Progress, b *db.Backup) (drillR
 	}
 	p.Logf("drill passed: backup %s restores in %s", b.ID, res.restore.Round(time.Millisecond))
 	return res, nil
+}
+
+// drillEngine is the engine whose PostgreSQL driver restores without the dump's GRANTs and REVOKEs: the scratch
+// server has only its superuser, not the live server's roles they name (ownership is never restored anyway:
+// pg_restore --no-owner).
+func (o *Operations) drillEngine() *backup.Engine {
+	e := *o.Engine
+	e.Drivers = maps.Clone(o.Engine.Drivers)
+	if _, ok := e.Drivers[backup.TypePostgreSQL]; ok {
+		e.Drivers[backup.TypePostgreSQL] = func(spec backup.ServiceSpec) (backup.Source, error) {
+			return postgres.NewWithOptions(spec, postgres.Options{NoPrivileges: true})
+		}
+	}
+	return &e
 }
 
 // drillSite is a drill's throwaway world: one private server per database type the backup needs and

@@ -17,6 +17,7 @@ import (
 	"github.com/rewind/rewind/backup/mysql"
 	"github.com/rewind/rewind/backup/postgres"
 	"github.com/rewind/rewind/backup/redis"
+	"github.com/rewind/rewind/backup/scratch"
 	"github.com/rewind/rewind/backup/testserver"
 	"github.com/rewind/rewind/db"
 	"github.com/rewind/rewind/jobs"
@@ -68,6 +69,9 @@ func newDrillWorld(t *testing.T) *drillWorld {
 	}
 	pgURL := w.pg.RoleURL(role, "app secret", w.pgDB)
 	w.pgExec(t, pgURL, `CREATE TABLE items (id int PRIMARY KEY, v text); INSERT INTO items VALUES (1, 'pg-v1')`)
+	// A grant to another role, which the scratch server does not have.
+	reader := w.pg.CreateRole(t, "reader secret", "")
+	w.pgExec(t, pgURL, `GRANT SELECT ON items TO `+reader)
 	if _, err := w.my.Open(t, w.myDB).Exec(`CREATE TABLE items (id int PRIMARY KEY, v text); INSERT INTO items VALUES (1, 'my-v1')`); err != nil {
 		t.Fatal(err)
 	}
@@ -419,4 +423,83 @@ func TestPredictRTO(t *testing.T) {
 			t.Errorf("%s: PredictRTO = %s, %v; want %s, %v", tc.name, got, ok, tc.want, tc.ok)
 		}
 	}
+}
+
+// TestDrillCancelledLeavesNothing cancels a drill while its smoke command runs: the activity is cancelled, the
+// drill failed as cancelled, and the scratch servers and directory are gone.
+func TestDrillCancelledLeavesNothing(t *testing.T) {
+	ctx := context.Background()
+	w := newDrillWorld(t)
+	w.backup(t)
+	w.setSmoke(t, "sleep 60")
+	a, err := w.ops.StartDrill(ctx, jobs.DrillRequest{Environment: "main", Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		got, err := w.catalog.FindActivityByID(ctx, a.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(got.Log, "running the smoke command") {
+			break
+		}
+		if got.Done() || time.Now().After(deadline) {
+			t.Fatalf("the drill never reached its smoke command: %s\n%s", got.State, got.Log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if ents, _ := os.ReadDir(w.scratch); len(ents) != 1 {
+		t.Fatalf("while the drill runs the scratch directory holds %d entries, want its drill's", len(ents))
+	}
+	if err := w.ops.Runner.Cancel(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	got := waitLong(t, w.catalog, a.ID)
+	env := "main"
+	drills, err := w.catalog.FindDrills(ctx, db.DrillFilter{Environment: &env, Limit: 1})
+	if got.State != db.ActivityCancelled || err != nil || len(drills) != 1 || drills[0].State != db.DrillFailed ||
+		drills[0].Error != "cancelled" {
+		t.Fatalf("cancelled drill: activity %s, drill %+v, %v", got.State, drills, err)
+	}
+	w.checkLeftNothing(t)
+}
+
+// TestDrillInterruptedByAStopIsSwept plays what a crash leaves of a drill — its activity running, its drill row
+// running, a scratch server still up in its directory — and starts a runner on the catalog again: the drill is
+// failed saying it was interrupted, its server is killed and its directory removed.
+func TestDrillInterruptedByAStopIsSwept(t *testing.T) {
+	ctx := context.Background()
+	w := newDrillWorld(t)
+	b := w.backup(t)
+	const token = "0123456789abcdef0123"
+	a := &db.Activity{Type: jobs.TypeDrill, Environment: "main", Actor: "test", State: db.ActivityRunning,
+		BackupID: b.ID, Params: `{"scratch":"` + token + `"}`, Summary: "drill"}
+	if err := w.catalog.CreateActivity(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.catalog.CreateDrill(ctx, &db.Drill{Environment: "main", BackupID: b.ID, ActivityID: a.ID}); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(w.scratch, "rewind-drill-"+backup.ScratchID(backup.WithScratch(ctx, "drill "+token)))
+	if _, err := scratch.StartRedis(filepath.Join(dir, "redis"), scratch.RedisOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	runner := jobs.NewRunner(w.catalog, w.ops.Build, 1, nil)
+	runner.Interrupted = w.ops.Interrupted
+	if err := runner.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(runner.Close)
+	got, err := w.catalog.FindActivityByID(ctx, a.ID)
+	if err != nil || got.State != db.ActivityFailed || !strings.Contains(got.Log, "interrupted") {
+		t.Fatalf("interrupted drill after restart: %+v, %v", got, err)
+	}
+	env := "main"
+	drills, err := w.catalog.FindDrills(ctx, db.DrillFilter{Environment: &env, Limit: 1})
+	if err != nil || len(drills) != 1 || drills[0].State != db.DrillFailed || !strings.Contains(drills[0].Error, "interrupted") {
+		t.Fatalf("drill row after restart = %+v, %v", drills, err)
+	}
+	w.checkLeftNothing(t)
 }
