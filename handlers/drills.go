@@ -58,7 +58,7 @@ func (h *Drills) Card(ctx context.Context, u *db.User, e *db.Environment) (views
 	if err != nil {
 		return views.DrillData{}, err
 	}
-	return views.DrillData{Shown: true, Last: st.Last, Verified: st.Verified, RTO: st.RTO, Basis: st.Basis,
+	return views.DrillData{Shown: true, Last: st.Last, Active: st.Active, Verified: st.Verified, RTO: st.RTO, Basis: st.Basis,
 		Schedule: e.Drill.Schedule, Run: drillAdmin(u, e.Type)}, nil
 }
 

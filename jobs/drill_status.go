@@ -12,6 +12,8 @@ import (
 type DrillStatus struct {
 	// Last is the newest drill (running, passed or failed); nil when none ran.
 	Last *db.Drill
+	// Active is a drill activity queued or running now; nil when none is.
+	Active *db.Activity
 	// Verified is the newest passed drill: the last verified restore. Nil when none passed.
 	Verified *db.Drill
 	// RTO is the predicted restore time of the newest complete backup (zero when nothing was measured);
@@ -32,6 +34,16 @@ func (o *Operations) DrillStatus(ctx context.Context, env string) (*DrillStatus,
 	st := &DrillStatus{}
 	if len(drills) > 0 {
 		st.Last = drills[0]
+	}
+	typ := TypeDrill
+	for _, state := range []string{db.ActivityRunning, db.ActivityQueued} {
+		acts, _, err := o.Catalog.FindActivities(ctx, db.ActivityFilter{Environment: &env, Type: &typ, State: &state, Limit: 1})
+		if err != nil {
+			return nil, err
+		}
+		if len(acts) > 0 && st.Active == nil {
+			st.Active = acts[0]
+		}
 	}
 	passed := db.DrillPassed
 	verified, err := o.Catalog.FindDrills(ctx, db.DrillFilter{Environment: &env, State: &passed, Limit: rtoSamples})

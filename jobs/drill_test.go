@@ -134,7 +134,7 @@ func (w *drillWorld) backup(t *testing.T) *db.Backup {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := waitLong(t, w.catalog, a.ID); got.State != db.ActivitySucceeded {
+	if got := waitDone(t, w.catalog, a.ID); got.State != db.ActivitySucceeded {
 		t.Fatalf("backup: %s\n%s", got.State, got.Log)
 	}
 	return b
@@ -162,7 +162,7 @@ func (w *drillWorld) drill(t *testing.T) (*db.Activity, *db.Drill) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a = waitLong(t, w.catalog, a.ID)
+	a = waitDone(t, w.catalog, a.ID)
 	env := "main"
 	drills, err := w.catalog.FindDrills(ctx, db.DrillFilter{Environment: &env, Limit: 1})
 	if err != nil || len(drills) != 1 || drills[0].ActivityID != a.ID {
@@ -192,24 +192,6 @@ func (w *drillWorld) checkLeftNothing(t *testing.T) {
 	if err != nil || names != w.pgDB {
 		t.Fatalf("live PostgreSQL databases of main = %q, %v; want only %s", names, err, w.pgDB)
 	}
-}
-
-// waitLong waits up to three minutes for an activity to finish: a drill starts servers on a shared machine.
-func waitLong(t *testing.T, catalog *db.DB, id int64) *db.Activity {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for time.Now().Before(deadline) {
-		a, err := catalog.FindActivityByID(context.Background(), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if a.Done() {
-			return a
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("activity %d did not finish", id)
-	return nil
 }
 
 // TestDrillRestoresEveryServiceIntoScratchServers drills a five-service environment: every service comes back
@@ -456,7 +438,7 @@ func TestDrillCancelledLeavesNothing(t *testing.T) {
 	if err := w.ops.Runner.Cancel(ctx, a.ID); err != nil {
 		t.Fatal(err)
 	}
-	got := waitLong(t, w.catalog, a.ID)
+	got := waitDone(t, w.catalog, a.ID)
 	env := "main"
 	drills, err := w.catalog.FindDrills(ctx, db.DrillFilter{Environment: &env, Limit: 1})
 	if got.State != db.ActivityCancelled || err != nil || len(drills) != 1 || drills[0].State != db.DrillFailed ||

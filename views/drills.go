@@ -15,6 +15,8 @@ type DrillData struct {
 	Shown bool
 	// Last is the newest drill; Verified the newest passed one (nil: never verified).
 	Last, Verified *db.Drill
+	// Active is a drill activity queued or running now: the card refreshes itself until it ends.
+	Active *db.Activity
 	// RTO is the predicted restore time of the newest backup (zero: nothing measured yet), Basis what it
 	// is predicted from.
 	RTO      time.Duration
