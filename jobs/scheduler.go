@@ -465,18 +465,19 @@ func (o *Operations) expiring(ctx context.Context, plan db.Plan, env string) ([]
 	return out, nil
 }
 
-// restoring returns the backups a queued or running restore reads: retention leaves them until it ends.
+// restoring returns the backups a queued or running restore or restore drill reads: retention leaves them until
+// it ends.
 func (o *Operations) restoring(ctx context.Context) (map[string]bool, error) {
 	out := map[string]bool{}
-	typ := TypeRestore
-	for _, st := range []string{db.ActivityQueued, db.ActivityRunning} {
-		st := st
-		acts, _, err := o.Catalog.FindActivities(ctx, db.ActivityFilter{Type: &typ, State: &st, Limit: 1000})
-		if err != nil {
-			return nil, err
-		}
-		for _, a := range acts {
-			out[a.BackupID] = true
+	for _, typ := range []string{TypeRestore, TypeDrill} {
+		for _, st := range []string{db.ActivityQueued, db.ActivityRunning} {
+			acts, _, err := o.Catalog.FindActivities(ctx, db.ActivityFilter{Type: &typ, State: &st, Limit: 1000})
+			if err != nil {
+				return nil, err
+			}
+			for _, a := range acts {
+				out[a.BackupID] = true
+			}
 		}
 	}
 	return out, nil
