@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rewind/rewind/backup"
@@ -251,11 +252,8 @@ func (s *drillSite) targets(b *db.Backup, env *db.Environment, p *Progress) ([]b
 	if err := os.Chmod(s.dir, 0o711); err != nil {
 		return nil, fmt.Errorf("create drill directory: %w", err)
 	}
-	redisDBs := 0
-	for _, svc := range b.Services {
-		if svc.Type == db.ServiceRedis {
-			redisDBs++
-		}
+	if err := s.startServers(b, p); err != nil {
+		return nil, err
 	}
 	used, nextRedis := map[string]bool{}, 0
 	var out []backup.ServiceSpec
@@ -275,51 +273,18 @@ func (s *drillSite) targets(b *db.Backup, env *db.Environment, p *Progress) ([]b
 				name += "_" + strings.ReplaceAll(svc.Name, "-", "_")
 			}
 			used[svc.Type+" "+name] = true
-			var port int
+			port := 0
 			if svc.Type == db.ServicePostgreSQL {
-				if s.pg == nil {
-					srv, err := startTimed(p, "PostgreSQL", func() (*scratch.Postgres, error) {
-						return scratch.StartPostgres(filepath.Join(s.dir, "postgresql"), scratch.PostgresOptions{})
-					})
-					if err != nil {
-						return nil, err
-					}
-					s.pg = srv
-				}
 				spec.URL, port = s.pg.URL(name), s.pg.Port
 			} else {
-				if s.my == nil {
-					srv, err := startTimed(p, "MariaDB", func() (*scratch.MariaDB, error) {
-						return scratch.StartMariaDB(filepath.Join(s.dir, "mariadb"), scratch.MariaDBOptions{})
-					})
-					if err != nil {
-						return nil, err
-					}
-					s.my = srv
-				}
 				spec.URL, port = s.my.URL(name), s.my.Port
 			}
-			s.setEnv(svc.Name, "URL", spec.URL)
-			s.setEnv(svc.Name, "HOST", "127.0.0.1")
-			s.setEnv(svc.Name, "PORT", strconv.Itoa(port))
-			s.setEnv(svc.Name, "DATABASE", name)
+			s.setAddress(svc.Name, spec.URL, port, name)
 		case db.ServiceRedis:
-			if s.redis == nil {
-				srv, err := startTimed(p, "Redis", func() (*scratch.Redis, error) {
-					return scratch.StartRedis(filepath.Join(s.dir, "redis"), scratch.RedisOptions{Databases: max(16, redisDBs)})
-				})
-				if err != nil {
-					return nil, err
-				}
-				s.redis = srv
-			}
 			n := nextRedis
 			nextRedis++
 			spec.URL = s.redis.URL(n)
-			s.setEnv(svc.Name, "URL", spec.URL)
-			s.setEnv(svc.Name, "HOST", "127.0.0.1")
-			s.setEnv(svc.Name, "PORT", strconv.Itoa(s.redis.Port))
-			s.setEnv(svc.Name, "DATABASE", strconv.Itoa(n))
+			s.setAddress(svc.Name, spec.URL, s.redis.Port, strconv.Itoa(n))
 		case db.ServiceSQLite, db.ServiceFiles:
 			parent := filepath.Join(s.dir, svc.Type, svc.Name)
 			if err := os.MkdirAll(parent, 0o755); err != nil {
@@ -339,15 +304,56 @@ func (s *drillSite) targets(b *db.Backup, env *db.Environment, p *Progress) ([]b
 	return out, nil
 }
 
-// startTimed starts a scratch server and logs how long it took.
-func startTimed[S any](p *Progress, what string, start func() (S, error)) (S, error) {
-	t0 := time.Now()
-	srv, err := start()
-	if err != nil {
-		return srv, fmt.Errorf("start a private %s server for the drill: %w", what, err)
+// startServers starts, at the same time, one private server of each database type the backup's services have.
+func (s *drillSite) startServers(b *db.Backup, p *Progress) error {
+	count := map[string]int{}
+	for _, svc := range b.Services {
+		count[svc.Type]++
 	}
-	p.Logf("started a private %s server in %s", what, time.Since(t0).Round(time.Millisecond))
-	return srv, nil
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	start := func(what string, fn func() error) {
+		wg.Go(func() {
+			t0 := time.Now()
+			err := fn()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("start a private %s server for the drill: %w", what, err))
+				return
+			}
+			p.Logf("started a private %s server in %s", what, time.Since(t0).Round(time.Millisecond))
+		})
+	}
+	if count[db.ServicePostgreSQL] > 0 {
+		start("PostgreSQL", func() (err error) {
+			s.pg, err = scratch.StartPostgres(filepath.Join(s.dir, "postgresql"), scratch.PostgresOptions{})
+			return err
+		})
+	}
+	if count[db.ServiceMySQL] > 0 {
+		start("MariaDB", func() (err error) {
+			s.my, err = scratch.StartMariaDB(filepath.Join(s.dir, "mariadb"), scratch.MariaDBOptions{})
+			return err
+		})
+	}
+	if n := count[db.ServiceRedis]; n > 0 {
+		start("Redis", func() (err error) {
+			s.redis, err = scratch.StartRedis(filepath.Join(s.dir, "redis"), scratch.RedisOptions{Databases: max(16, n)})
+			return err
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// setAddress adds the REWIND_DRILL_<SERVICE>_* variables of a database service: URL, HOST, PORT, DATABASE.
+func (s *drillSite) setAddress(service, url string, port int, database string) {
+	s.setEnv(service, "URL", url)
+	s.setEnv(service, "HOST", "127.0.0.1")
+	s.setEnv(service, "PORT", strconv.Itoa(port))
+	s.setEnv(service, "DATABASE", database)
 }
 
 // setEnv adds REWIND_DRILL_<SERVICE>_<KEY>=value for the smoke command; SERVICE is the service's name in upper
