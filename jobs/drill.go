@@ -119,30 +119,19 @@ type drillJob struct {
 
 func (j *drillJob) Run(ctx context.Context, p *Progress) error {
 	o := j.o
-	if j.activity.BackupID == "" { // DrillRequest.Latest: the latest complete backup now
-		b, err := o.latestRestorable(ctx, j.activity.Environment)
-		if err != nil {
-			return err
-		}
-		if b == nil {
-			return fmt.Errorf("environment %q has no complete backup to drill: take a backup first", j.activity.Environment)
-		}
-		summary := drillSummary(b)
-		if _, err := o.Catalog.UpdateActivity(ctx, j.activity.ID, db.ActivityUpdate{BackupID: &b.ID, Summary: &summary}); err != nil {
-			return err
-		}
-		j.activity.BackupID = b.ID
+	row := &db.Drill{Environment: j.activity.Environment, BackupID: j.activity.BackupID, ActivityID: j.activity.ID}
+	b, err := j.backup(ctx)
+	if b != nil {
+		row.BackupID, row.SizeBytes = b.ID, b.SizeBytes
 	}
-	b, err := o.Catalog.FindBackupByID(ctx, j.activity.BackupID)
-	if err != nil {
-		return fmt.Errorf("backup %s: %w", j.activity.BackupID, err)
+	// The row is recorded even when there is nothing to drill, so the Backups tab and the schedule see the failure.
+	if cerr := o.Catalog.CreateDrill(ctx, row); cerr != nil {
+		return errors.Join(err, cerr)
 	}
-	row := &db.Drill{Environment: j.activity.Environment, BackupID: b.ID, ActivityID: j.activity.ID,
-		SizeBytes: b.SizeBytes}
-	if err := o.Catalog.CreateDrill(ctx, row); err != nil {
-		return err
+	var res drillResult
+	if err == nil {
+		res, err = j.drill(ctx, p, b)
 	}
-	res, err := j.drill(ctx, p, b)
 	msg := ""
 	if err != nil {
 		msg = err.Error()
@@ -158,6 +147,32 @@ func (j *drillJob) Run(ctx context.Context, p *Progress) error {
 	return err
 }
 
+// backup returns the backup the drill restores: the activity's, or for DrillRequest.Latest the latest complete
+// one now, which the activity then names.
+func (j *drillJob) backup(ctx context.Context) (*db.Backup, error) {
+	o := j.o
+	if j.activity.BackupID != "" {
+		b, err := o.Catalog.FindBackupByID(ctx, j.activity.BackupID)
+		if err != nil {
+			return nil, fmt.Errorf("backup %s: %w", j.activity.BackupID, err)
+		}
+		return b, nil
+	}
+	b, err := o.latestRestorable(ctx, j.activity.Environment)
+	if err != nil {
+		return nil, err
+	}
+	if b == nil {
+		return nil, fmt.Errorf("environment %q has no complete backup to drill: take a backup first", j.activity.Environment)
+	}
+	summary := drillSummary(b)
+	if _, err := o.Catalog.UpdateActivity(ctx, j.activity.ID, db.ActivityUpdate{BackupID: &b.ID, Summary: &summary}); err != nil {
+		return nil, err
+	}
+	j.activity.BackupID = b.ID
+	return b, nil
+}
+
 // drillResult is what a drill measured.
 type drillResult struct {
 	restore time.Duration
@@ -170,7 +185,11 @@ func (j *drillJob) drill(ctx context.Context, p *Progress, b *db.Backup) (drillR
 	if !b.Restorable() {
 		return res, fmt.Errorf("backup %s is %s: only complete backups can be drilled; start a new drill", b.ID, b.Status)
 	}
-	env, _ := o.Catalog.FindEnvironmentByName(ctx, b.Environment) // for names and the smoke command; may be gone
+	// The environment gives names to the targets and the smoke command; it may have been deleted since.
+	env, err := o.Catalog.FindEnvironmentByName(ctx, b.Environment)
+	if err != nil && !errors.Is(err, db.ErrNotFound) {
+		return res, err
+	}
 	dir := o.drillDir(j.activity)
 	site := &drillSite{dir: dir}
 	defer func() {

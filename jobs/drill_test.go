@@ -315,13 +315,27 @@ func TestDrillFailsOnACorruptedBlob(t *testing.T) {
 	w.checkLeftNothing(t)
 }
 
-// TestDrillRefusedWithoutABackup refuses a drill of an environment that has no complete backup.
+// TestDrillRefusedWithoutABackup refuses a drill of an environment that has no complete backup, and fails a
+// scheduled one.
 func TestDrillRefusedWithoutABackup(t *testing.T) {
 	w := newWorld(t)
 	w.addEnvironment(t, "main")
 	_, err := w.ops.StartDrill(context.Background(), jobs.DrillRequest{Environment: "main"})
 	if !errors.Is(err, jobs.ErrRefused) || !strings.Contains(err.Error(), "take a backup first") {
 		t.Fatalf("drill without a backup = %v, want a refusal", err)
+	}
+	// A scheduled drill picks its backup when it runs: without one it fails, and its row says why.
+	a, err := w.ops.StartDrill(context.Background(), jobs.DrillRequest{Environment: "main", Latest: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := waitDone(t, w.catalog, a.ID); got.State != db.ActivityFailed || !strings.Contains(got.Log, "take a backup first") {
+		t.Fatalf("scheduled drill without a backup: %s\n%s", got.State, got.Log)
+	}
+	env := "main"
+	drills, err := w.catalog.FindDrills(context.Background(), db.DrillFilter{Environment: &env})
+	if err != nil || len(drills) != 1 || drills[0].State != db.DrillFailed || !strings.Contains(drills[0].Error, "take a backup first") {
+		t.Fatalf("drills = %+v, %v; want one failed for want of a backup", drills, err)
 	}
 }
 
