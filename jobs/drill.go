@@ -338,6 +338,10 @@ func (s *drillSite) startServers(b *db.Backup, p *Progress) error {
 			err := fn()
 			mu.Lock()
 			defer mu.Unlock()
+			if errors.Is(err, scratch.ErrNotInstalled) {
+				err = fmt.Errorf("%w: a drill starts its own %s server from the binaries on the Rewind machine; "+
+					"install the server package there", err, what)
+			}
 			if err != nil {
 				errs = append(errs, fmt.Errorf("start a private %s server for the drill: %w", what, err))
 				return

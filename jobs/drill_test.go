@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -178,10 +179,12 @@ func (w *drillWorld) checkLeftNothing(t *testing.T) {
 	if ents, err := os.ReadDir(w.scratch); err == nil && len(ents) > 0 {
 		t.Fatalf("the drill left %s in the scratch directory", ents[0].Name())
 	}
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	procs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, p := range procs {
-		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), w.scratch) {
-			t.Fatalf("a scratch server still runs: %s", strings.ReplaceAll(string(b), "\x00", " "))
+		pid, err := strconv.Atoi(filepath.Base(p))
+		if err == nil && scratch.RunsFrom(pid, w.scratch) && !zombie(pid) {
+			cmd, _ := os.ReadFile(p + "/cmdline")
+			t.Fatalf("a scratch server still runs: pid %d, %s", pid, strings.ReplaceAll(string(cmd), "\x00", " "))
 		}
 	}
 	if left, _ := filepath.Glob(filepath.Join(w.dir, "main", "*rewind*")); len(left) > 0 {
@@ -337,6 +340,16 @@ func TestDrillRefusedWithoutABackup(t *testing.T) {
 	if err != nil || len(drills) != 1 || drills[0].State != db.DrillFailed || !strings.Contains(drills[0].Error, "take a backup first") {
 		t.Fatalf("drills = %+v, %v; want one failed for want of a backup", drills, err)
 	}
+}
+
+// zombie reports whether process pid has exited and waits to be reaped.
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z'
 }
 
 func size(path string) int64 {

@@ -175,6 +175,21 @@ func userCredential(name string) (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
+// RunsFrom reports whether process pid runs from dir: its working directory is dir or below (every server
+// works in its directory: PostgreSQL and MariaDB in their data directory, Redis in its --dir), or its command
+// line names dir (Redis rewrites its own).
+func RunsFrom(pid int, dir string) bool {
+	dir = filepath.Clean(dir)
+	if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err == nil {
+		cwd = strings.TrimSuffix(cwd, " (deleted)")
+		if cwd == dir || strings.HasPrefix(cwd, dir+"/") {
+			return true
+		}
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && bytes.Contains(cmdline, []byte(dir))
+}
+
 // makeDir creates dir (and its parents) for a server; it must not exist yet or be empty.
 func makeDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -210,19 +225,15 @@ func Sweep(dir string) error {
 	return nil
 }
 
-// killFrom kills the server recorded in dir's pid file if that process still runs with dir in its command line
-// (a pid reused by another program is left alone).
+// killFrom kills the server recorded in dir's pid file if that process still runs from dir (a pid reused by
+// another program is left alone).
 func killFrom(dir string) {
 	b, err := os.ReadFile(filepath.Join(dir, pidFile))
 	if err != nil {
 		return
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
-		return
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !bytes.Contains(cmdline, []byte(dir)) {
+	if err != nil || pid <= 1 || !RunsFrom(pid, dir) {
 		return
 	}
 	_ = syscall.Kill(-pid, syscall.SIGKILL)

@@ -8,8 +8,8 @@
 //	func TestMain(m *testing.M) { testserver.Main(m) }
 //
 // The servers are started by backup/scratch, so they also get SIGKILL from the kernel when the test binary dies
-// (Pdeathsig): a crashed or killed test run leaves no server behind. A test is skipped, with a message naming the binary, only when the server's
-// binary is not installed; any other failure to start fails the test.
+// (Pdeathsig): a crashed or killed test run leaves no server behind. A test is skipped, with a message naming the
+// binary, only when the server's binary is not installed; any other failure to start fails the test.
 package testserver
 
 import (
