@@ -47,6 +47,15 @@ func seconds(d time.Duration) string {
 	}
 }
 
+// drillErrorText is a failed drill's reason as the card shows it: at most 300 characters (the activity's log has
+// it all).
+func drillErrorText(msg string) string {
+	if r := []rune(msg); len(r) > 300 {
+		return string(r[:297]) + "..."
+	}
+	return msg
+}
+
 // drillActivityURL links a drill to its activity in the environment's feed.
 func drillActivityURL(env string) string {
 	return envURL(env, "activity") + "?" + url.Values{"type": {"backup.drill"}}.Encode()
