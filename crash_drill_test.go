@@ -30,17 +30,7 @@ func TestDrillCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("TMPDIR", tmp)
-	s := &crashServer{t: t, data: filepath.Join(dir, "data"), addr: freeAddr(t), repoSecret: "drill crash password"}
-	add := rewindCommand("users:add", "ops@example.com", "--role", "admin", "--password-stdin", "--data", s.data)
-	add.Stdin = strings.NewReader("drill crash admin password\n")
-	if out, err := add.CombinedOutput(); err != nil {
-		t.Fatalf("users:add: %v\n%s", err, out)
-	}
-	out, err := rewindCommand("tokens:create", "--user", "ops@example.com", "--data", s.data).Output()
-	if err != nil {
-		t.Fatalf("tokens:create: %v", err)
-	}
-	s.token = strings.TrimSpace(string(out))
+	s := newCrashServer(t, filepath.Join(dir, "data"))
 	s.start()
 	defer func() { s.stop() }()
 	s.api(http.MethodPut, "/api/v1/environments/app", map[string]any{"type": "production",
@@ -89,21 +79,15 @@ func TestDrillCrash(t *testing.T) {
 	}
 }
 
-// serversFrom lists the processes that run from dir (see scratch.RunsFrom), zombies aside.
+// serversFrom lists the processes that run from dir (see scratch.RunsFrom).
 func serversFrom(dir string) []int {
 	var out []int
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, p := range procs {
 		pid, err := strconv.Atoi(filepath.Base(p))
-		if err != nil || !scratch.RunsFrom(pid, dir) {
-			continue
+		if err == nil && scratch.RunsFrom(pid, dir) {
+			out = append(out, pid)
 		}
-		if stat, err := os.ReadFile(p + "/stat"); err == nil {
-			if i := strings.LastIndexByte(string(stat), ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
-				continue
-			}
-		}
-		out = append(out, pid)
 	}
 	return out
 }

@@ -177,7 +177,7 @@ func userCredential(name string) (*syscall.Credential, error) {
 
 // RunsFrom reports whether process pid runs from dir: its working directory is dir or below (every server
 // works in its directory: PostgreSQL and MariaDB in their data directory, Redis in its --dir), or its command
-// line names dir (Redis rewrites its own).
+// line names dir (Redis rewrites its own). A process that has exited (a zombie too) does not.
 func RunsFrom(pid int, dir string) bool {
 	dir = filepath.Clean(dir)
 	if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err == nil {

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -28,16 +27,6 @@ func startRedis(t *testing.T, dir string) *scratch.Redis {
 	return srv
 }
 
-// alive reports whether process pid runs (exited and not yet reaped counts as not running).
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z'
-}
-
 // TestStopRemovesTheServer starts a Redis that answers, with the databases asked for; Stop ends it and removes
 // its directory.
 func TestStopRemovesTheServer(t *testing.T) {
@@ -55,7 +44,7 @@ func TestStopRemovesTheServer(t *testing.T) {
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("after Stop the directory is still there: %v", err)
 	}
-	if alive(pid) {
+	if scratch.RunsFrom(pid, dir) {
 		t.Fatalf("after Stop the server (pid %d) still runs", pid)
 	}
 }
@@ -77,7 +66,7 @@ func TestSweepKillsWhatACrashLeft(t *testing.T) {
 		t.Fatalf("after Sweep the directory is still there: %v", err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for alive(pid) {
+	for scratch.RunsFrom(pid, dir) {
 		if time.Now().After(deadline) {
 			t.Fatalf("after Sweep the server (pid %d) still runs", pid)
 		}
