@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rewind/rewind/backup"
@@ -201,6 +202,9 @@ func (j *drillJob) drill(ctx context.Context, p *Progress, b *db.Backup) (drillR
 	}()
 	p.Logf("restore drill of backup %s of %s (%s): scratch servers and files in %s; the environment is not touched",
 		b.ID, b.Environment, db.FormatBytes(b.SizeBytes), dir)
+	if err := checkSpace(filepath.Dir(dir), b.SizeBytes); err != nil {
+		return res, err
+	}
 	targets, err := site.targets(b, env, p)
 	if err != nil {
 		return res, err
@@ -250,6 +254,22 @@ func (o *Operations) drillEngine() *backup.Engine {
 		}
 	}
 	return &e
+}
+
+// checkSpace refuses a drill whose restored copy would not fit in dir's filesystem: it needs about the backup's
+// size, and half as much again for what the servers add (indexes, logs) and the restore stages.
+func checkSpace(dir string, size int64) error {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return nil // unknown: let the restore find out
+	}
+	free, need := int64(st.Bavail)*int64(st.Bsize), size+size/2+64<<20
+	if free < need {
+		return fmt.Errorf("the drill needs about %s free in %s to restore this backup (%s), and there is %s: free "+
+			"space there, or start rewind serve with TMPDIR set to a larger disk", db.FormatBytes(need), dir,
+			db.FormatBytes(size), db.FormatBytes(free))
+	}
+	return nil
 }
 
 // drillSite is a drill's throwaway world: one private server per database type the backup needs and
