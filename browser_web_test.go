@@ -277,6 +277,17 @@ func TestBrowser(t *testing.T) {
 	if got := read(`[data-testid="backup-row"] [data-testid="backup-progress"]`); got != "100%" {
 		t.Fatalf("%% complete of the finished backup = %q, want 100%%", got)
 	}
+	run("restore drill of main, then its badge",
+		chromedp.WaitVisible(css(`[data-testid="last-verified"]`)),
+		chromedp.Click(css(`[data-testid="run-drill"]`)),
+		chromedp.WaitVisible(css(`[data-testid="flash"]`)),
+		chromedp.WaitNotPresent(css(`#drills[data-live]`)), // the card polls itself until the drill ends
+		chromedp.WaitVisible(css(`[data-testid="predicted-rto"] strong`)),
+		shot("16c-drill-verified"),
+	)
+	if got := strings.Join(strings.Fields(read(`[data-testid="last-verified"]`)), " "); !strings.Contains(got, "Last verified restore: just now,") {
+		t.Fatalf("the drill card says %q, want the last verified restore just now", got)
+	}
 	run("the backup's page",
 		chromedp.Click(css(`[data-testid="backup-link"]`)),
 		chromedp.WaitVisible(css(`[data-testid="backup-services"]`)),

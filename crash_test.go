@@ -34,6 +34,23 @@ type crashServer struct {
 	repoSecret string
 }
 
+// newCrashServer prepares a data directory for `rewind serve` with an admin and its API token; start runs it.
+func newCrashServer(t *testing.T, data string) *crashServer {
+	t.Helper()
+	s := &crashServer{t: t, data: data, addr: freeAddr(t), repoSecret: "crash test password"}
+	add := rewindCommand("users:add", "ops@example.com", "--role", "admin", "--password-stdin", "--data", s.data)
+	add.Stdin = strings.NewReader("crash test admin password\n")
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("users:add: %v\n%s", err, out)
+	}
+	out, err := rewindCommand("tokens:create", "--user", "ops@example.com", "--data", s.data).Output()
+	if err != nil {
+		t.Fatalf("tokens:create: %v", err)
+	}
+	s.token = strings.TrimSpace(string(out))
+	return s
+}
+
 func (s *crashServer) start() {
 	s.t.Helper()
 	s.log = &bytes.Buffer{}
@@ -216,17 +233,7 @@ func TestCrash(t *testing.T) {
 		t.Skip("starts and kills rewind serve several times")
 	}
 	dir := t.TempDir()
-	s := &crashServer{t: t, data: filepath.Join(dir, "data"), addr: freeAddr(t), repoSecret: "crash test password"}
-	add := rewindCommand("users:add", "ops@example.com", "--role", "admin", "--password-stdin", "--data", s.data)
-	add.Stdin = strings.NewReader("crash test admin password\n")
-	if out, err := add.CombinedOutput(); err != nil {
-		t.Fatalf("users:add: %v\n%s", err, out)
-	}
-	out, err := rewindCommand("tokens:create", "--user", "ops@example.com", "--data", s.data).Output()
-	if err != nil {
-		t.Fatalf("tokens:create: %v", err)
-	}
-	s.token = strings.TrimSpace(string(out))
+	s := newCrashServer(t, filepath.Join(dir, "data"))
 	data := &crashData{t: t, dbPath: filepath.Join(dir, "app", "app.db"), mount: filepath.Join(dir, "app", "uploads"),
 		files: 24, rowsPer: 2000}
 	os.MkdirAll(filepath.Dir(data.dbPath), 0o755)

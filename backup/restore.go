@@ -22,6 +22,10 @@ type RestoreRequest struct {
 	// data), so that Engine.Sweep(ctx, Scratch, Services) can remove it if the restore is cut off before its
 	// switch. Empty: a random name.
 	Scratch string
+	// VerifyAll checks every file of the backup against its SHA256SUMS and every service's checksum in
+	// rewind.json before anything is switched, reading from the repository the files a Prepare did not read to
+	// the end (a restore drill). Without it, only the files read are checked.
+	VerifyAll bool
 }
 
 // RestoreResult is a finished restore.
@@ -31,6 +35,9 @@ type RestoreResult struct {
 	// captures them with BackupReplaced (the pre-restore backup) and then Discards them.
 	Replaced []ReplacedService
 	Pause    time.Duration // how long requests were held
+	// Verified is how many files were checked against the backup's SHA256SUMS: every file with
+	// RestoreRequest.VerifyAll.
+	Verified int
 }
 
 // ErrChecksum is wrapped when restored data does not match the checksums recorded at backup time.
@@ -104,6 +111,7 @@ func (e *Engine) restore(ctx context.Context, req RestoreRequest, p Progress) (*
 	}
 
 	// Prepare.
+	verified := 0
 	var prepared []preparedService
 	discardAll := func() {
 		for _, ps := range prepared {
@@ -131,6 +139,14 @@ func (e *Engine) restore(ctx context.Context, req RestoreRequest, p Progress) (*
 				err = ferr
 			}
 		}
+		if err == nil && req.VerifyAll {
+			n, verr := verifyAll(ctx, dir, spec.Name, sums, sm.SHA256, rec)
+			if verr != nil {
+				prep.Discard(context.WithoutCancel(ctx)) //nolint:errcheck
+				err = verr
+			}
+			verified += n
+		}
 		if err == nil {
 			if verr := verifySums(spec.Name, sums, sm.SHA256, rec); verr != nil {
 				prep.Discard(context.WithoutCancel(ctx)) //nolint:errcheck
@@ -145,7 +161,7 @@ func (e *Engine) restore(ctx context.Context, req RestoreRequest, p Progress) (*
 	}
 
 	// Pause and switch.
-	res := &RestoreResult{Backup: m}
+	res := &RestoreResult{Backup: m, Verified: verified}
 	var switchErr error
 	func() {
 		if req.Hold != nil {
@@ -205,6 +221,29 @@ func verifySums(service string, sums Sums, want string, rec *hashRecorder) error
 		return fmt.Errorf("%w: service listing of %s", ErrChecksum, service)
 	}
 	return nil
+}
+
+// verifyAll checks every file of a service's folder, and the service's checksum in rewind.json, once its Prepare
+// is done (RestoreRequest.VerifyAll).
+// It returns how many files it checked.
+func verifyAll(ctx context.Context, dir fs.Directory, service string, sums Sums, want string, rec *hashRecorder) (int, error) {
+	if got := sums.ServiceChecksum(service); got != want {
+		return 0, fmt.Errorf("%w: listing of service %q", ErrChecksum, service)
+	}
+	n, err := verifyService(ctx, dir, service, sums, rec, NopProgress)
+	if err != nil {
+		return n, err
+	}
+	listed := 0
+	for p := range sums {
+		if serviceOf(p) == service {
+			listed++
+		}
+	}
+	if n != listed {
+		return n, fmt.Errorf("%w: %s lists %d files of service %q, the backup holds %d", ErrChecksum, SumsFile, listed, service, n)
+	}
+	return n, nil
 }
 
 func readManifest(ctx context.Context, root fs.Directory) (*Manifest, error) {

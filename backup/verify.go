@@ -45,28 +45,44 @@ func (e *Engine) verifyBackup(ctx context.Context, id string, p Progress) error 
 		if !ok {
 			return fmt.Errorf("backup %s: folder of service %q is not a directory", id, s.Name)
 		}
-		err = fileEntries(ctx, dir, s.Name, func(rel string, f fs.File, _ *snapshot.DirEntry) error {
-			want, ok := sums[rel]
-			if !ok {
-				return fmt.Errorf("%w: %s is not in %s", ErrChecksum, rel, SumsFile)
-			}
-			got, err := hashEntry(ctx, f)
-			if err != nil {
-				return fmt.Errorf("read %s: %w", rel, err)
-			}
-			p.Add(got.size)
-			if got.sum != want {
-				return fmt.Errorf("%w: %s", ErrChecksum, rel)
-			}
-			seen++
-			return nil
-		})
+		n, err := verifyService(ctx, dir, s.Name, sums, nil, p)
 		if err != nil {
 			return fmt.Errorf("backup %s: %w", id, err)
 		}
+		seen += n
 	}
 	if seen != len(sums) {
 		return fmt.Errorf("backup %s: %w: %s lists %d files, the backup holds %d", id, ErrChecksum, SumsFile, len(sums), seen)
 	}
 	return nil
+}
+
+// verifyService checks every file of service's folder dir against sums and returns how many it checked. A file
+// that read recorded as read to its end is checked with that checksum; any other is read from the repository.
+// read may be nil; p receives the bytes read here.
+func verifyService(ctx context.Context, dir fs.Directory, service string, sums Sums, read *hashRecorder, p Progress) (int, error) {
+	seen := 0
+	err := fileEntries(ctx, dir, service, func(rel string, f fs.File, _ *snapshot.DirEntry) error {
+		want, ok := sums[rel]
+		if !ok {
+			return fmt.Errorf("%w: %s is not in %s", ErrChecksum, rel, SumsFile)
+		}
+		got, ok := fileSum{}, false
+		if read != nil {
+			got, ok = read.lookup(rel)
+		}
+		if !ok {
+			var err error
+			if got, err = hashEntry(ctx, f); err != nil {
+				return fmt.Errorf("read %s: %w", rel, err)
+			}
+			p.Add(got.size)
+		}
+		if got.sum != want {
+			return fmt.Errorf("%w: %s", ErrChecksum, rel)
+		}
+		seen++
+		return nil
+	})
+	return seen, err
 }

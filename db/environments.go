@@ -47,16 +47,18 @@ type Hooks struct {
 
 // Environment is one deployment of the project's app and its services.
 type Environment struct {
-	ID       int64     `json:"id" yaml:"-"`
-	Name     string    `json:"name" yaml:"name"`
-	Title    string    `json:"title" yaml:"title,omitempty"`
-	Type     string    `json:"type" yaml:"type"`
-	Parent   string    `json:"parent" yaml:"parent,omitempty"`
-	Status   string    `json:"status" yaml:"status,omitempty"`
-	GitDir   string    `json:"git_dir" yaml:"git_dir,omitempty"`
-	Gate     Gate      `json:"gate,omitzero" yaml:"gate,omitempty"`
-	Hooks    Hooks     `json:"hooks,omitzero" yaml:"hooks,omitempty"`
-	Services []Service `json:"services" yaml:"services,omitempty"`
+	ID     int64  `json:"id" yaml:"-"`
+	Name   string `json:"name" yaml:"name"`
+	Title  string `json:"title" yaml:"title,omitempty"`
+	Type   string `json:"type" yaml:"type"`
+	Parent string `json:"parent" yaml:"parent,omitempty"`
+	Status string `json:"status" yaml:"status,omitempty"`
+	GitDir string `json:"git_dir" yaml:"git_dir,omitempty"`
+	Gate   Gate   `json:"gate,omitzero" yaml:"gate,omitempty"`
+	Hooks  Hooks  `json:"hooks,omitzero" yaml:"hooks,omitempty"`
+	// Drill is the environment's restore drill schedule and smoke command (schedule off unless set).
+	Drill    DrillSettings `json:"drill" yaml:"drill,omitempty"`
+	Services []Service     `json:"services" yaml:"services,omitempty"`
 
 	CreatedAt time.Time `json:"created_at" yaml:"-"`
 	UpdatedAt time.Time `json:"updated_at" yaml:"-"`
@@ -95,6 +97,10 @@ func (e *Environment) normalize() {
 	}
 	if e.Title == "" {
 		e.Title = e.Name
+	}
+	e.Drill.Schedule = strings.TrimSpace(e.Drill.Schedule)
+	if e.Drill.Schedule == "" {
+		e.Drill.Schedule = DrillOff
 	}
 	for i := range e.Services {
 		s := &e.Services[i]
@@ -157,6 +163,7 @@ func (e *Environment) Validate() error {
 			ve.add(field, "hook must be a shell command of at most 4096 bytes without NUL characters")
 		}
 	}
+	validateDrill(ve, e.Drill)
 	validateServices(ve, e.Services)
 	sortFieldErrors(ve)
 	return ve.err()
@@ -164,7 +171,7 @@ func (e *Environment) Validate() error {
 
 // fieldOrder gives the position of a top-level field in messages, so problems
 // read in the order of a form or rewind.yaml.
-var fieldOrder = []string{"name", "title", "type", "parent", "status", "git_dir", "gate", "hooks", "services"}
+var fieldOrder = []string{"name", "title", "type", "parent", "status", "git_dir", "gate", "hooks", "drill", "services"}
 
 // checkGateListen reports a gate listen address another environment uses.
 func checkGateListen(ctx context.Context, tx *sql.Tx, ve *ValidationError, e *Environment, selfID int64) error {
@@ -225,13 +232,14 @@ type EnvironmentFilter struct {
 }
 
 const envColumns = `e.id, e.name, e.title, e.type, COALESCE(p.name, ''), e.status, e.git_dir,
-	e.gate_listen, e.gate_upstream, e.hook_pre_pause, e.hook_post_pause, e.hook_post_restore, e.created_at, e.updated_at`
+	e.gate_listen, e.gate_upstream, e.hook_pre_pause, e.hook_post_pause, e.hook_post_restore, e.drill_schedule, e.drill_smoke, e.created_at,
+	e.updated_at`
 
 func scanEnvironment(row interface{ Scan(...any) error }) (*Environment, error) {
 	e := &Environment{}
 	err := row.Scan(&e.ID, &e.Name, &e.Title, &e.Type, &e.Parent, &e.Status, &e.GitDir,
 		&e.Gate.Listen, &e.Gate.Upstream, &e.Hooks.PrePause, &e.Hooks.PostPause, &e.Hooks.PostRestore,
-		timeCol{&e.CreatedAt}, timeCol{&e.UpdatedAt})
+		&e.Drill.Schedule, &e.Drill.Smoke, timeCol{&e.CreatedAt}, timeCol{&e.UpdatedAt})
 	return e, err
 }
 
@@ -585,10 +593,12 @@ func (db *DB) createEnvironment(ctx context.Context, tx *sql.Tx, e *Environment)
 	}
 	now := db.now()
 	res, err := tx.ExecContext(ctx, `INSERT INTO environments (name, title, type, parent_id, status, git_dir,
-		gate_listen, gate_upstream, hook_pre_pause, hook_post_pause, hook_post_restore, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		gate_listen, gate_upstream, hook_pre_pause, hook_post_pause, hook_post_restore, drill_schedule, drill_smoke,
+		created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.Name, e.Title, e.Type, nullID(pid), e.Status, e.GitDir, e.Gate.Listen, e.Gate.Upstream,
-		e.Hooks.PrePause, e.Hooks.PostPause, e.Hooks.PostRestore, formatTime(now), formatTime(now))
+		e.Hooks.PrePause, e.Hooks.PostPause, e.Hooks.PostRestore, e.Drill.Schedule, e.Drill.Smoke, formatTime(now),
+		formatTime(now))
 	if isUniqueViolation(err) {
 		return fmt.Errorf("environment %q: %w", e.Name, ErrConflict)
 	}
@@ -710,10 +720,11 @@ func (db *DB) updateEnvironment(ctx context.Context, tx *sql.Tx, e *Environment)
 	}
 	now := db.now()
 	if _, err := tx.ExecContext(ctx, `UPDATE environments SET title = ?, type = ?, parent_id = ?, status = ?, git_dir = ?,
-		gate_listen = ?, gate_upstream = ?, hook_pre_pause = ?, hook_post_pause = ?, hook_post_restore = ?, updated_at = ?
+		gate_listen = ?, gate_upstream = ?, hook_pre_pause = ?, hook_post_pause = ?, hook_post_restore = ?,
+		drill_schedule = ?, drill_smoke = ?, updated_at = ?
 		WHERE id = ?`,
 		e.Title, e.Type, nullID(pid), e.Status, e.GitDir, e.Gate.Listen, e.Gate.Upstream,
-		e.Hooks.PrePause, e.Hooks.PostPause, e.Hooks.PostRestore, formatTime(now), old.ID); err != nil {
+		e.Hooks.PrePause, e.Hooks.PostPause, e.Hooks.PostRestore, e.Drill.Schedule, e.Drill.Smoke, formatTime(now), old.ID); err != nil {
 		return false, fmt.Errorf("update environment %q: %w", old.Name, err)
 	}
 	if err := db.replaceServices(ctx, tx, old, e.Services); err != nil {
@@ -762,7 +773,7 @@ func (db *DB) replaceServices(ctx context.Context, tx *sql.Tx, old *Environment,
 
 func sameEnvironment(a, b *Environment) bool {
 	if a.Name != b.Name || a.Title != b.Title || a.Type != b.Type || a.Parent != b.Parent || a.Status != b.Status ||
-		a.GitDir != b.GitDir || a.Gate != b.Gate || a.Hooks != b.Hooks || len(a.Services) != len(b.Services) {
+		a.GitDir != b.GitDir || a.Gate != b.Gate || a.Hooks != b.Hooks || a.Drill != b.Drill || len(a.Services) != len(b.Services) {
 		return false
 	}
 	for i := range a.Services {

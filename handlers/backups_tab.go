@@ -146,7 +146,7 @@ func feedActions(ctx context.Context, store interface {
 			}
 		}
 		if (a.State == db.ActivityQueued || a.State == db.ActivityRunning) &&
-			(a.Type == jobs.TypeBackup || a.Type == jobs.TypeRestore || a.Type == jobs.TypeMaintenance) {
+			(a.Type == jobs.TypeBackup || a.Type == jobs.TypeRestore || a.Type == jobs.TypeMaintenance || a.Type == jobs.TypeDrill) {
 			perm := backupAdmin(u, types[a.Environment])
 			fa.Cancel = &perm
 		}

@@ -41,6 +41,8 @@ type Environments struct {
 	// Changed is called after an environment is created or changed (the
 	// server syncs the request gates); nil does nothing.
 	Changed func(ctx context.Context)
+	// Drills fills the Backups tab's restore drill card; nil leaves it out.
+	Drills *Drills
 
 	retention retentionMemo
 }
@@ -152,6 +154,9 @@ func (h *Environments) Show(tab string) echo.HandlerFunc {
 			d.Feed = feed
 		case "backups":
 			if d.Backups, err = backupsTab(c, h.store, &h.retention, u, e, h.now()); err != nil {
+				return err
+			}
+			if d.Backups.Drill, err = h.Drills.Card(ctx, u, e); err != nil {
 				return err
 			}
 		case "settings":
@@ -305,6 +310,7 @@ func parseEnvironmentForm(c echo.Context) (*db.Environment, error) {
 		Name: get("name"), Title: get("title"), Type: get("type"), Parent: get("parent"), GitDir: get("git_dir"),
 		Gate:  db.Gate{Listen: get("gate.listen"), Upstream: get("gate.upstream")},
 		Hooks: db.Hooks{PrePause: get("hooks.pre_pause"), PostPause: get("hooks.post_pause"), PostRestore: get("hooks.post_restore")},
+		Drill: db.DrillSettings{Schedule: get("drill.schedule"), Smoke: get("drill.smoke")},
 	}
 	names, types, urls, paths, excludes := form["svc_name"], form["svc_type"], form["svc_url"], form["svc_path"], form["svc_exclude"]
 	n := len(names)

@@ -206,6 +206,8 @@ func (o *Operations) Interrupted(a *db.Activity) error {
 		}
 		return interrupted("interrupted before the switch: Rewind stopped while preparing; the live data of %s was "+
 			"not changed%s; start the restore again", a.Environment, o.sweep(a.Environment, restoreScratch(a)))
+	case TypeDrill:
+		return o.interruptedDrill(a)
 	}
 	return ErrInterrupted
 }

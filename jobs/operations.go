@@ -45,6 +45,9 @@ type Catalog interface {
 	DeleteBackup(ctx context.Context, id string) error
 	FindActivities(ctx context.Context, f db.ActivityFilter) ([]*db.Activity, int, error)
 	FindPlan(ctx context.Context) (*db.Plan, error)
+	CreateDrill(ctx context.Context, d *db.Drill) error
+	FinishDrill(ctx context.Context, id int64, restore time.Duration, files int, errMsg string) (*db.Drill, error)
+	FindDrills(ctx context.Context, f db.DrillFilter) ([]*db.Drill, error)
 }
 
 // Pauser holds an environment's traffic: the request gates started by `rewind serve`. An environment without a
@@ -61,6 +64,8 @@ type Operations struct {
 	Pauser  Pauser        // nil: no environment has a gate
 	Hooks   *hooks.Runner // nil: hooks run with the defaults
 	Now     func() time.Time
+	// ScratchDir is where restore drills put their private servers and files; os.TempDir() when empty.
+	ScratchDir string
 	// AfterBackup, when set, runs in a backup's job after the backup completed (retention: Scheduler.AfterBackup).
 	AfterBackup func(ctx context.Context, env string, p *Progress)
 
@@ -415,6 +420,8 @@ func (o *Operations) Build(a *db.Activity) (Job, error) {
 			return nil, fmt.Errorf("restore activity %d: bad params: %w", a.ID, err)
 		}
 		return &restoreJob{o: o, activity: a, params: p}, nil
+	case TypeDrill:
+		return &drillJob{o: o, activity: a}, nil
 	case TypeMaintenance:
 		return JobFunc(func(ctx context.Context, p *Progress) error {
 			p.Logf("running repository maintenance")

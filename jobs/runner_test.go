@@ -33,9 +33,11 @@ func queue(t *testing.T, catalog *db.DB, typ, env string) int64 {
 	return a.ID
 }
 
+// waitDone waits for an activity to finish; up to three minutes, for a drill that starts servers on a shared
+// machine.
 func waitDone(t *testing.T, catalog *db.DB, id int64) *db.Activity {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
 		a, err := catalog.FindActivityByID(context.Background(), id)
 		if err != nil {

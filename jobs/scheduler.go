@@ -68,12 +68,14 @@ type SchedulerCatalog interface {
 	FindBackups(ctx context.Context, f db.BackupFilter) ([]*db.Backup, int, error)
 	Setting(ctx context.Context, key string) (string, error)
 	SetSetting(ctx context.Context, key, value string) error
+	FindDrills(ctx context.Context, f db.DrillFilter) ([]*db.Drill, error)
 }
 
 // Settings keys of the scheduler's state: the last slot it ran and the local day of its last maintenance.
 const (
 	lastSlotKey        = "scheduler.last_slot"
 	lastMaintenanceKey = "scheduler.last_maintenance"
+	lastDrillsKey      = "scheduler.last_drills"
 )
 
 // Scheduler starts the automated backups of the plan: live backups of every active production environment at
@@ -184,10 +186,11 @@ func (s *Scheduler) NextRun(ctx context.Context) (time.Time, error) {
 
 // TickResult is what one Tick did.
 type TickResult struct {
-	Slot        time.Time    // the slot that ran; zero when none was due
-	Started     []*db.Backup // automated backups queued
-	Expired     []*db.Backup // backups retention expired
-	Maintenance bool         // a repository maintenance was queued
+	Slot        time.Time      // the slot that ran; zero when none was due
+	Started     []*db.Backup   // automated backups queued
+	Expired     []*db.Backup   // backups retention expired
+	Maintenance bool           // a repository maintenance was queued
+	Drills      []*db.Activity // restore drills queued (behind the slot's backups)
 }
 
 // Tick runs the latest slot at or before now if it has not run yet: one automated backup per active production
@@ -255,7 +258,63 @@ func (s *Scheduler) Tick(ctx context.Context) (TickResult, error) {
 			res.Maintenance = queued
 		}
 	}
+	// Daily too: the restore drills that are due, queued behind the slot's backups so they restore those.
+	if lastDay, _ := s.Catalog.Setting(ctx, lastDrillsKey); lastDay != day {
+		if err := s.Catalog.SetSetting(ctx, lastDrillsKey, day); err != nil {
+			errs = append(errs, err)
+		} else {
+			res.Drills, err = s.startDrills(ctx, envs, now)
+			errs = append(errs, err)
+		}
+	}
 	return res, errors.Join(errs...)
+}
+
+// drillSlack is how much earlier than a full period after the last drill the next one is due, so a drill that
+// ran a little later than its slot (behind a long backup) does not push the next one to the day after.
+const drillSlack = 4 * time.Hour
+
+// DrillDue reports whether env's restore drill is due at now, given its latest drill (nil: none yet): daily
+// and weekly drills are due a day or a week after the last one started, less drillSlack.
+func DrillDue(env *db.Environment, last *db.Drill, now time.Time) bool {
+	var period time.Duration
+	switch env.Drill.Schedule {
+	case db.DrillDaily:
+		period = 24 * time.Hour
+	case db.DrillWeekly:
+		period = 7 * 24 * time.Hour
+	default:
+		return false
+	}
+	return env.Status == db.StatusActive && (last == nil || now.Sub(last.CreatedAt) >= period-drillSlack)
+}
+
+// startDrills queues the restore drills of envs that are due.
+func (s *Scheduler) startDrills(ctx context.Context, envs []*db.Environment, now time.Time) ([]*db.Activity, error) {
+	var started []*db.Activity
+	var errs []error
+	for _, env := range envs {
+		name := env.Name
+		last, err := s.Catalog.FindDrills(ctx, db.DrillFilter{Environment: &name, Limit: 1})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var latest *db.Drill
+		if len(last) > 0 {
+			latest = last[0]
+		}
+		if !DrillDue(env, latest, now) {
+			continue
+		}
+		a, err := s.Ops.StartDrill(ctx, DrillRequest{Environment: env.Name, Actor: ActorSchedule, Latest: true})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("scheduled drill of %s: %w", env.Name, err))
+			continue
+		}
+		started = append(started, a)
+	}
+	return started, errors.Join(errs...)
 }
 
 // Scheduled reports whether env gets automated backups: active production environments with services.
@@ -406,18 +465,19 @@ func (o *Operations) expiring(ctx context.Context, plan db.Plan, env string) ([]
 	return out, nil
 }
 
-// restoring returns the backups a queued or running restore reads: retention leaves them until it ends.
+// restoring returns the backups a queued or running restore or restore drill reads: retention leaves them until
+// it ends.
 func (o *Operations) restoring(ctx context.Context) (map[string]bool, error) {
 	out := map[string]bool{}
-	typ := TypeRestore
-	for _, st := range []string{db.ActivityQueued, db.ActivityRunning} {
-		st := st
-		acts, _, err := o.Catalog.FindActivities(ctx, db.ActivityFilter{Type: &typ, State: &st, Limit: 1000})
-		if err != nil {
-			return nil, err
-		}
-		for _, a := range acts {
-			out[a.BackupID] = true
+	for _, typ := range []string{TypeRestore, TypeDrill} {
+		for _, st := range []string{db.ActivityQueued, db.ActivityRunning} {
+			acts, _, err := o.Catalog.FindActivities(ctx, db.ActivityFilter{Type: &typ, State: &st, Limit: 1000})
+			if err != nil {
+				return nil, err
+			}
+			for _, a := range acts {
+				out[a.BackupID] = true
+			}
 		}
 	}
 	return out, nil

@@ -301,6 +301,13 @@ func TestExplain(t *testing.T) {
 }
 
 func TestRetentionSparesABackupBeingRestored(t *testing.T) {
+	for _, typ := range []string{jobs.TypeRestore, jobs.TypeDrill} {
+		t.Run(typ, func(t *testing.T) { testRetentionSpares(t, typ) })
+	}
+}
+
+// testRetentionSpares checks that retention leaves a backup alone while an activity of type typ reads it.
+func testRetentionSpares(t *testing.T, typ string) {
 	ctx := context.Background()
 	w := newSchedWorld(t, db.ScheduleBasic, "UTC", time.Date(2028, 1, 1, 4, 0, 0, 0, time.UTC))
 	var ids []string
@@ -313,13 +320,13 @@ func TestRetentionSparesABackupBeingRestored(t *testing.T) {
 		}
 		ids = append(ids, b.ID)
 	}
-	restore := &db.Activity{Type: jobs.TypeRestore, Environment: "main", State: db.ActivityQueued, BackupID: ids[0]}
+	restore := &db.Activity{Type: typ, Environment: "main", State: db.ActivityQueued, BackupID: ids[0]}
 	if err := w.catalog.CreateActivity(ctx, restore); err != nil {
 		t.Fatal(err)
 	}
 	plan, _ := w.catalog.FindPlan(ctx)
 	if expired, err := w.ops.ApplyRetention(ctx, *plan, "main", "test"); err != nil || len(expired) != 0 {
-		t.Fatalf("retention while a restore of %s is queued expired %d (%v), want none", ids[0], len(expired), err)
+		t.Fatalf("retention while a %s of %s is queued expired %d (%v), want none", typ, ids[0], len(expired), err)
 	}
 	done := db.ActivitySucceeded
 	if _, err := w.catalog.UpdateActivity(ctx, restore.ID, db.ActivityUpdate{State: &done}); err != nil {

@@ -111,6 +111,9 @@ func NewServer(cfg Config) (*Server, error) {
 	envs.Changed, envAPI.Changed = cfg.EnvironmentChanged, cfg.EnvironmentChanged
 	backups := handlers.NewBackups(cat, cfg.Ops, cfg.Runner, sm, cfg.Now)
 	backupAPI := handlers.NewBackupsAPI(backups)
+	drillOps, _ := cfg.Ops.(handlers.DrillOperations) // jobs.Operations runs drills too
+	drills := handlers.NewDrills(cat, drillOps, sm)
+	envs.Drills = drills
 	settings := handlers.NewSettings(cat, cfg.Plans, cfg.Scheduler, sm, cfg.Now)
 	planAPI := handlers.NewPlanAPI(settings)
 	metrics := handlers.NewMetrics(cat, cfg.Gates)
@@ -136,6 +139,8 @@ func NewServer(cfg Config) (*Server, error) {
 	api.POST("/activities/:id/cancel", backupAPI.Cancel)
 	api.GET("/environments/:env/backups", backupAPI.List)
 	api.POST("/environments/:env/backups", backupAPI.Create)
+	api.GET("/environments/:env/drills", drills.APIList)
+	api.POST("/environments/:env/drills", drills.APICreate)
 	api.GET("/backups/:id", backupAPI.Get)
 	api.DELETE("/backups/:id", backupAPI.Delete)
 	api.GET("/backups/:id/restore", backupAPI.Plan)
@@ -169,6 +174,7 @@ func NewServer(cfg Config) (*Server, error) {
 	in.POST("/environments/:env/deactivate", envs.SetStatus(db.StatusInactive))
 	in.POST("/environments/:env/activate", envs.SetStatus(db.StatusActive))
 	in.POST("/environments/:env/backups", backups.Create)
+	in.POST("/environments/:env/drills", drills.Create)
 	in.GET("/backups/:id", backups.Show)
 	in.GET("/backups/:id/restore", backups.RestoreForm)
 	in.POST("/backups/:id/restore", backups.Restore)

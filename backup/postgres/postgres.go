@@ -70,6 +70,9 @@ type Options struct {
 	// TerminateWait is how long Switch waits for the live database's other sessions to end after
 	// terminating them; default 10s.
 	TerminateWait time.Duration
+	// NoPrivileges restores without the dump's GRANTs and REVOKEs (pg_restore --no-privileges): for a server
+	// that lacks the roles they name, such as a restore drill's private one.
+	NoPrivileges bool
 }
 
 // Source is the PostgreSQL source of one database.

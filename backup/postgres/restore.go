@@ -132,6 +132,9 @@ func (prep *prepared) restore(ctx context.Context, file fs.File, pgRestore strin
 	s := prep.src
 	p.SetTotal(file.Size())
 	args := []string{"--no-owner", "--exit-on-error", "--no-password"}
+	if s.opts.NoPrivileges {
+		args = append(args, "--no-privileges")
+	}
 	if prep.role != "" {
 		args = append(args, "--role="+prep.role)
 	}

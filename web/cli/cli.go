@@ -88,6 +88,7 @@ func adminCommands() []*cobra.Command {
 // the JSON API: apply, environments, activities.
 func clientCommands() []*cobra.Command {
 	cmds := []*cobra.Command{newApplyCommand(), newEnvironmentsCommand(), newActivitiesCommand()}
+	cmds = append(cmds, drillCommands()...)
 	return append(cmds, backupCommands()...)
 }
 

@@ -1,25 +1,17 @@
 package testserver
 
 import (
-	"context"
 	"database/sql"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
-	"github.com/go-sql-driver/mysql"
+	"github.com/rewind/rewind/backup/scratch"
 )
 
 // MariaDB is a private MariaDB server whose root user has no password.
 type MariaDB struct {
-	Port int
-	Dir  string
+	*scratch.MariaDB
 }
 
 var (
@@ -38,78 +30,17 @@ func StartMariaDB(t testing.TB) *MariaDB {
 }
 
 func startMariaDB() (*MariaDB, error) {
-	install, err := lookBin("mariadb-install-db", "/usr/bin", "/usr/sbin")
+	dir, err := tempDir("rewind-my-")
 	if err != nil {
 		return nil, err
 	}
-	server, err := lookBin("mariadbd", "/usr/sbin")
+	srv, err := scratch.StartMariaDB(dir, scratch.MariaDBOptions{Args: []string{"--event-scheduler=ON"}})
 	if err != nil {
+		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "rewind-my-")
-	if err != nil {
-		return nil, err
-	}
-	data := filepath.Join(dir, "data")
-	cmd := exec.Command(install, "--no-defaults", "--datadir="+data, "--user=root",
-		"--auth-root-authentication-method=normal", "--skip-test-db")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("mariadb-install-db: %v: %s", err, out)
-	}
-	var last error
-	for attempt := 0; attempt < 3; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		p, err := start(exec.Command(server, "--no-defaults", "--datadir="+data, "--user=root",
-			"--port="+strconv.Itoa(port), "--bind-address=127.0.0.1", "--socket="+filepath.Join(dir, "sock"),
-			"--pid-file="+filepath.Join(dir, "pid"), "--skip-log-bin", "--innodb-buffer-pool-size=32M",
-			"--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0", "--skip-name-resolve",
-			"--event-scheduler=ON"), nil)
-		if err != nil {
-			return nil, err
-		}
-		srv := &MariaDB{Port: port, Dir: dir}
-		err = p.waitReady(60*time.Second, func() error {
-			db, err := sql.Open("mysql", srv.DSN(""))
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			return db.PingContext(ctx)
-		})
-		if err != nil {
-			last = err
-			continue
-		}
-		register(func() {
-			p.stop(syscall.SIGTERM)
-			_ = os.RemoveAll(dir)
-		})
-		return srv, nil
-	}
-	return nil, last
-}
-
-// URL returns root's Rewind-style URL (mysql://root:@127.0.0.1:PORT/db) for database db.
-func (s *MariaDB) URL(db string) string {
-	return fmt.Sprintf("mysql://root:@127.0.0.1:%d/%s", s.Port, db)
-}
-
-// DSN returns root's go-sql-driver DSN for database db.
-func (s *MariaDB) DSN(db string) string {
-	c := mysql.NewConfig()
-	c.User = "root"
-	c.Net = "tcp"
-	c.Addr = "127.0.0.1:" + strconv.Itoa(s.Port)
-	c.DBName = db
-	c.MultiStatements = true
-	c.ParseTime = false
-	c.Collation = "utf8mb4_general_ci"
-	return c.FormatDSN()
+	register(func() { _ = srv.Stop() })
+	return &MariaDB{srv}, nil
 }
 
 // Open returns a pool of root connections to database db, closed at the end of the test.

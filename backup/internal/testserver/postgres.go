@@ -5,27 +5,23 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/rewind/rewind/backup/scratch"
 )
 
 // PostgresBinDir is where Debian installs the PostgreSQL 15 server binaries (not on PATH).
-const PostgresBinDir = "/usr/lib/postgresql/15/bin"
+const PostgresBinDir = scratch.PostgresBinDir
 
 // Postgres is a private PostgreSQL server. Its superuser "postgres" is trusted without a password on loopback;
 // every other role (see CreateRole) must give its password (scram-sha-256), so wrong passwords are refused.
 type Postgres struct {
-	Port int
-	Dir  string // data directory, owned by the postgres user
+	*scratch.Postgres
 }
 
 var (
@@ -44,90 +40,20 @@ func StartPostgres(t testing.TB) *Postgres {
 }
 
 func startPostgres() (*Postgres, error) {
-	initdb, err := lookBin("initdb", PostgresBinDir)
+	dir, err := tempDir("rewind-pg-")
 	if err != nil {
 		return nil, err
 	}
-	postgres, err := lookBin("postgres", PostgresBinDir)
+	srv, err := scratch.StartPostgres(dir, scratch.PostgresOptions{
+		HBA:  "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n",
+		Args: []string{"-c", "max_connections=200", "-c", "shared_buffers=32MB"},
+	})
 	if err != nil {
+		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	cred, err := userCredential("postgres")
-	if err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "rewind-pg-")
-	if err != nil {
-		return nil, err
-	}
-	if cred != nil {
-		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
-			return nil, err
-		}
-	}
-	data := filepath.Join(dir, "data")
-	cmd := exec.Command(initdb, "-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8",
-		"--locale=C.UTF-8")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("initdb: %v: %s", err, out)
-	}
-	hba := "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
-	if err := os.WriteFile(filepath.Join(data, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
-		return nil, err
-	}
-	var last error
-	for attempt := 0; attempt < 3; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		p, err := start(exec.Command(postgres, "-D", data, "-p", strconv.Itoa(port), "-k", dir,
-			"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-			"-c", "full_page_writes=off", "-c", "max_connections=200", "-c", "shared_buffers=32MB"), cred)
-		if err != nil {
-			return nil, err
-		}
-		srv := &Postgres{Port: port, Dir: dir}
-		err = p.waitReady(30*time.Second, func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			c, err := pgx.Connect(ctx, srv.URL("postgres"))
-			if err != nil {
-				return err
-			}
-			return c.Close(ctx)
-		})
-		if err != nil {
-			last = err
-			continue
-		}
-		register(func() {
-			p.stop(syscall.SIGINT) // fast shutdown
-			_ = os.RemoveAll(dir)
-		})
-		return srv, nil
-	}
-	return nil, last
-}
-
-// userCredential returns the credential to run a server as name when we are root, nil otherwise.
-func userCredential(name string) (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		return nil, fmt.Errorf("PostgreSQL refuses to run as root and there is no %q user: %w", name, err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
-}
-
-// URL returns the superuser's connection URL for database db.
-func (s *Postgres) URL(db string) string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.Port, url.PathEscape(db))
+	register(func() { _ = srv.Stop() })
+	return &Postgres{srv}, nil
 }
 
 // Exec runs sql as the superuser in database db and fails t on error.

@@ -2,16 +2,13 @@ package testserver
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"os/exec"
-	"strconv"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/rewind/rewind/backup/scratch"
 )
 
 // redisDatabases is how many logical databases the private Redis has: one per test.
@@ -19,8 +16,7 @@ const redisDatabases = 1000
 
 // Redis is a private Redis server without persistence.
 type Redis struct {
-	Port int
-	Dir  string
+	*scratch.Redis
 
 	mu   sync.Mutex
 	next int
@@ -42,51 +38,18 @@ func StartRedis(t testing.TB) *Redis {
 }
 
 func startRedis() (*Redis, error) {
-	server, err := lookBin("redis-server", "/usr/bin")
+	dir, err := tempDir("rewind-redis-")
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "rewind-redis-")
+	srv, err := scratch.StartRedis(dir, scratch.RedisOptions{Databases: redisDatabases})
 	if err != nil {
+		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	var last error
-	for attempt := 0; attempt < 3; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		p, err := start(exec.Command(server, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
-			"--save", "", "--appendonly", "no", "--databases", strconv.Itoa(redisDatabases)), nil)
-		if err != nil {
-			return nil, err
-		}
-		srv := &Redis{Port: port, Dir: dir, next: 1}
-		err = p.waitReady(30*time.Second, func() error {
-			c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-			defer c.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			return c.Ping(ctx).Err()
-		})
-		if err != nil {
-			last = err
-			continue
-		}
-		register(func() {
-			p.stop(syscall.SIGTERM)
-			_ = os.RemoveAll(dir)
-		})
-		return srv, nil
-	}
-	return nil, last
+	register(func() { _ = srv.Stop() })
+	return &Redis{Redis: srv, next: 1}, nil
 }
-
-// Addr returns host:port.
-func (s *Redis) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.Port) }
-
-// URL returns the URL of logical database db.
-func (s *Redis) URL(db int) string { return fmt.Sprintf("redis://127.0.0.1:%d/%d", s.Port, db) }
 
 // CreateDatabase reserves an unused logical database for the test, flushes it at the end, and returns its
 // number.
