@@ -27,6 +27,7 @@ type memSource struct {
 	failAfter  int
 	failPrep   bool
 	failSwitch bool
+	peek       bool // Prepare reads only the first byte of "data", as a source that skips what it does not need
 }
 
 var _ backup.Source = (*memSource)(nil)
@@ -50,6 +51,11 @@ func (s *memSource) Prepare(ctx context.Context, dir fs.Directory, _ backup.Prog
 		return nil, err
 	}
 	defer r.Close()
+	if s.peek {
+		b := make([]byte, 1)
+		_, err := io.ReadFull(r, b)
+		return &memPrepared{s: s, data: b, fail: s.failSwitch}, err
+	}
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return nil, err
@@ -139,10 +145,12 @@ type memEnv struct {
 	failures   map[string]int
 	failPrep   map[string]bool
 	failSwitch map[string]bool
+	peek       map[string]bool
 }
 
 func newMemEnv() *memEnv {
-	return &memEnv{values: map[string]*[]byte{}, failures: map[string]int{}, failPrep: map[string]bool{}, failSwitch: map[string]bool{}}
+	return &memEnv{values: map[string]*[]byte{}, failures: map[string]int{}, failPrep: map[string]bool{},
+		failSwitch: map[string]bool{}, peek: map[string]bool{}}
 }
 
 func (m *memEnv) set(name, v string) {
@@ -171,7 +179,7 @@ func (m *memEnv) driver(spec backup.ServiceSpec) (backup.Source, error) {
 		v = &b
 		m.values[spec.Name] = v
 	}
-	return &memSource{mu: &m.mu, value: v, failAfter: m.failures[spec.Name], failPrep: m.failPrep[spec.Name], failSwitch: m.failSwitch[spec.Name]}, nil
+	return &memSource{mu: &m.mu, value: v, failAfter: m.failures[spec.Name], failPrep: m.failPrep[spec.Name], failSwitch: m.failSwitch[spec.Name], peek: m.peek[spec.Name]}, nil
 }
 
 func openTestRepo(t testing.TB, dir string) *backup.Repository {
@@ -541,6 +549,34 @@ func TestMaintenanceDuringBackup(t *testing.T) {
 	for _, id := range keep {
 		if err := e.VerifyBackup(ctx, id, nil); err != nil {
 			t.Fatalf("VerifyBackup %s after maintenance: %v", id, err)
+		}
+	}
+}
+
+// TestRestoreVerifyAll restores with RestoreRequest.VerifyAll: the files a Prepare read and the ones it skipped
+// are all checked against SHA256SUMS and counted; without it, only what was read is.
+func TestRestoreVerifyAll(t *testing.T) {
+	ctx := context.Background()
+	env := newMemEnv()
+	env.set("db", "hello database")
+	env.set("cache", strings.Repeat("cache line\n", 1000))
+	e := newTestEngine(t, env)
+	m, err := e.Backup(ctx, backup.BackupRequest{Environment: "main", Kind: backup.KindManual, Live: true,
+		Services: memSpecs("db", "cache")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.peek["cache"] = true // its Prepare reads one byte of its 11,000
+	for _, tc := range []struct {
+		verifyAll bool
+		want      int
+	}{{false, 0}, {true, 2}} {
+		res, err := e.Restore(ctx, backup.RestoreRequest{ID: m.ID, Services: memSpecs("db", "cache"), VerifyAll: tc.verifyAll}, nil)
+		if err != nil {
+			t.Fatalf("Restore (VerifyAll %v): %v", tc.verifyAll, err)
+		}
+		if res.Verified != tc.want {
+			t.Fatalf("Restore (VerifyAll %v) verified %d files, want %d", tc.verifyAll, res.Verified, tc.want)
 		}
 	}
 }

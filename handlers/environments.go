@@ -156,8 +156,10 @@ func (h *Environments) Show(tab string) echo.HandlerFunc {
 			if d.Backups, err = backupsTab(c, h.store, &h.retention, u, e, h.now()); err != nil {
 				return err
 			}
-			if d.Backups.Drill, err = h.Drills.Card(ctx, u, e); err != nil {
-				return err
+			if hxTarget(c) != "backups" { // the list's own refresh shows no drill card
+				if d.Backups.Drill, err = h.Drills.Card(ctx, u, e); err != nil {
+					return err
+				}
 			}
 		case "settings":
 			if d.Form, err = h.form(c, *d.Env, nil, false); err != nil {

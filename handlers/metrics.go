@@ -23,6 +23,7 @@ type GateMetrics interface {
 type metricsStore interface {
 	FindEnvironments(ctx context.Context, f db.EnvironmentFilter) ([]*db.Environment, error)
 	FindBackups(ctx context.Context, f db.BackupFilter) ([]*db.Backup, int, error)
+	FindDrills(ctx context.Context, f db.DrillFilter) ([]*db.Drill, error)
 }
 
 // Metrics is GET /metrics: the gates' counters and, per environment, the
@@ -73,6 +74,9 @@ func (h *Metrics) Get(c echo.Context) error {
 		if l := last[e.Name]; l != nil && l.CompletedAt != nil {
 			fmt.Fprintf(&b, "rewind_backup_last_success_timestamp_seconds{environment=%s} %d\n", label(e.Name), l.CompletedAt.Unix())
 		}
+	}
+	if err := writeDrillMetrics(ctx, h.store, envs, &b); err != nil {
+		return err
 	}
 	if h.gates != nil {
 		if err := h.gates.WritePrometheus(&b); err != nil {

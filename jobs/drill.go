@@ -75,10 +75,12 @@ func drillSummary(b *db.Backup) string {
 	return fmt.Sprintf("Restore drill of backup %s of %s", b.ID, b.Environment)
 }
 
-// latestRestorable returns the environment's newest complete backup, nil when it has none.
+// latestRestorable returns the environment's newest complete backup, nil when it has none. It is brief (see
+// db.BackupFilter.Brief): its services are not read.
 func (o *Operations) latestRestorable(ctx context.Context, env string) (*db.Backup, error) {
 	complete := db.BackupComplete
-	backups, _, err := o.Catalog.FindBackups(ctx, db.BackupFilter{Environment: &env, Status: &complete, Limit: 1})
+	backups, _, err := o.Catalog.FindBackups(ctx, db.BackupFilter{Environment: &env, Status: &complete, Limit: 1,
+		CountUpTo: 1, Brief: true}) // the newest only: no count of them all
 	if err != nil || len(backups) == 0 {
 		return nil, err
 	}
@@ -152,25 +154,24 @@ func (j *drillJob) Run(ctx context.Context, p *Progress) error {
 // one now, which the activity then names.
 func (j *drillJob) backup(ctx context.Context) (*db.Backup, error) {
 	o := j.o
-	if j.activity.BackupID != "" {
-		b, err := o.Catalog.FindBackupByID(ctx, j.activity.BackupID)
+	if j.activity.BackupID == "" {
+		latest, err := o.latestRestorable(ctx, j.activity.Environment)
 		if err != nil {
-			return nil, fmt.Errorf("backup %s: %w", j.activity.BackupID, err)
+			return nil, err
 		}
-		return b, nil
+		if latest == nil {
+			return nil, fmt.Errorf("environment %q has no complete backup to drill: take a backup first", j.activity.Environment)
+		}
+		summary := drillSummary(latest)
+		if _, err := o.Catalog.UpdateActivity(ctx, j.activity.ID, db.ActivityUpdate{BackupID: &latest.ID, Summary: &summary}); err != nil {
+			return nil, err
+		}
+		j.activity.BackupID = latest.ID
 	}
-	b, err := o.latestRestorable(ctx, j.activity.Environment)
+	b, err := o.Catalog.FindBackupByID(ctx, j.activity.BackupID)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("backup %s: %w", j.activity.BackupID, err)
 	}
-	if b == nil {
-		return nil, fmt.Errorf("environment %q has no complete backup to drill: take a backup first", j.activity.Environment)
-	}
-	summary := drillSummary(b)
-	if _, err := o.Catalog.UpdateActivity(ctx, j.activity.ID, db.ActivityUpdate{BackupID: &b.ID, Summary: &summary}); err != nil {
-		return nil, err
-	}
-	j.activity.BackupID = b.ID
 	return b, nil
 }
 

@@ -319,7 +319,7 @@ func TestDrillFailsOnACorruptedBlob(t *testing.T) {
 }
 
 // TestDrillRefusedWithoutABackup refuses a drill of an environment that has no complete backup, and fails a
-// scheduled one.
+// scheduled one; once there is a backup, a scheduled drill restores it.
 func TestDrillRefusedWithoutABackup(t *testing.T) {
 	w := newWorld(t)
 	w.addEnvironment(t, "main")
@@ -339,6 +339,18 @@ func TestDrillRefusedWithoutABackup(t *testing.T) {
 	drills, err := w.catalog.FindDrills(context.Background(), db.DrillFilter{Environment: &env})
 	if err != nil || len(drills) != 1 || drills[0].State != db.DrillFailed || !strings.Contains(drills[0].Error, "take a backup first") {
 		t.Fatalf("drills = %+v, %v; want one failed for want of a backup", drills, err)
+	}
+	// With a backup, the scheduled drill restores the latest one and names it.
+	ba, b, err := w.ops.StartBackup(context.Background(), jobs.BackupRequest{Environment: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, w.catalog, ba.ID)
+	if a, err = w.ops.StartDrill(context.Background(), jobs.DrillRequest{Environment: "main", Latest: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitDone(t, w.catalog, a.ID); got.State != db.ActivitySucceeded || got.BackupID != b.ID {
+		t.Fatalf("scheduled drill with a backup: %s of %q, want succeeded of %s\n%s", got.State, got.BackupID, b.ID, got.Log)
 	}
 }
 

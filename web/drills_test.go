@@ -103,6 +103,12 @@ func TestDrillButtonRolesAndBadge(t *testing.T) {
 		t.Fatalf("GET drills = %d %s", r.StatusCode, r.body)
 	}
 
+	if r := a.api(http.MethodGet, "/metrics", adminToken, ""); !strings.Contains(r.body, `rewind_drill_last_failed{environment="main"} 0`) ||
+		!strings.Contains(r.body, `rewind_drill_last_success_timestamp_seconds{environment="main"} `) ||
+		!strings.Contains(r.body, `rewind_drill_last_restore_seconds{environment="main"} `) {
+		t.Fatalf("metrics after a passed drill:\n%s", r.body)
+	}
+
 	// A smoke command that fails fails the drill; the card names the reason and links to the activity.
 	r = a.api(http.MethodPut, "/api/v1/environments/main", adminToken, fmt.Sprintf(
 		`{"type":"production","drill":{"schedule":"weekly","smoke":"echo no orders >&2; exit 1"},"services":[{"name":"uploads","type":"files","path":%q}]}`,
@@ -134,6 +140,9 @@ func TestDrillButtonRolesAndBadge(t *testing.T) {
 	}
 	if !strings.Contains(doc.Find(testid("last-verified")).Text(), "just now") {
 		t.Fatalf("a failed drill hides the last verified restore: %q", doc.Find(testid("last-verified")).Text())
+	}
+	if r := a.api(http.MethodGet, "/metrics", adminToken, ""); !strings.Contains(r.body, `rewind_drill_last_failed{environment="main"} 1`) {
+		t.Fatalf("metrics after a failed drill:\n%s", r.body)
 	}
 	if sched := doc.Find(testid("drill-schedule")).Text(); !strings.Contains(sched, "weekly") {
 		t.Fatalf("drill schedule line = %q", sched)
