@@ -86,10 +86,14 @@ func (es configErrors) err() error {
 // Allowed keys of each mapping of rewind.yaml, in documentation order.
 var (
 	configKeys      = []string{"environments"}
-	environmentKeys = []string{"name", "title", "type", "parent", "status", "git_dir", "gate", "hooks", "services"}
-	gateKeys        = []string{"listen", "upstream"}
-	hooksKeys       = []string{"pre_pause", "post_pause", "post_restore"}
+	environmentKeys = []string{"name", "title", "type", "parent", "status", "git_dir", "gate", "hooks", "drill", "services"}
 	serviceKeys     = []string{"name", "type", "url", "path", "exclude"}
+	// settingsKeys are the keys of the environment's mappings of scalars.
+	settingsKeys = map[string][]string{
+		"gate":  {"listen", "upstream"},
+		"hooks": {"pre_pause", "post_pause", "post_restore"},
+		"drill": {"schedule", "smoke"},
+	}
 )
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -335,20 +339,17 @@ func (w *configWalker) config(n *yaml.Node) {
 
 func (w *configWalker) environment(n *yaml.Node, field string) {
 	w.mapping(n, field, environmentKeys, func(key string, v *yaml.Node, field string) {
-		switch key {
-		case "gate":
+		if keys, ok := settingsKeys[key]; ok {
 			if !isNull(v) {
-				w.mapping(v, field, gateKeys, func(_ string, v *yaml.Node, field string) { w.scalar(v, field) })
+				w.mapping(v, field, keys, func(_ string, v *yaml.Node, field string) { w.scalar(v, field) })
 			}
-		case "hooks":
-			if !isNull(v) {
-				w.mapping(v, field, hooksKeys, func(_ string, v *yaml.Node, field string) { w.scalar(v, field) })
-			}
-		case "services":
-			w.list(v, field, w.service)
-		default:
-			w.scalar(v, field)
+			return
 		}
+		if key == "services" {
+			w.list(v, field, w.service)
+			return
+		}
+		w.scalar(v, field)
 	})
 }
 

@@ -63,6 +63,16 @@ func TestParseConfig_DesignExample(t *testing.T) {
 	}
 }
 
+func TestParseConfig_Drill(t *testing.T) {
+	cfg, err := parseConfig("rewind.yaml", []byte("environments:\n  - name: main\n    type: production\n    drill: {schedule: weekly, smoke: \"curl -fs $REWIND_DRILL_DB_URL\"}\n"))
+	if err != nil {
+		t.Fatalf("parseConfig() = %v", err)
+	}
+	if got, want := cfg.Environments[0].Drill, (db.DrillSettings{Schedule: "weekly", Smoke: "curl -fs $REWIND_DRILL_DB_URL"}); got != want {
+		t.Fatalf("drill = %+v, want %+v", got, want)
+	}
+}
+
 func TestParseConfig_Errors(t *testing.T) {
 	for _, tt := range []struct {
 		name, yaml string
@@ -78,6 +88,7 @@ func TestParseConfig_Errors(t *testing.T) {
 		{"unknown env field", "environments:\n  - name: main\n    typ: production\n", []string{"rewind.yaml:3:5: environments[0].typ: unknown field \"typ\" (did you mean \"type\"?)", "known fields: name, title"}},
 		{"unknown service field", "environments:\n  - name: main\n    type: production\n    services:\n      - {name: db, type: postgresql, ulr: \"postgres://h/d\"}\n", []string{"rewind.yaml:5:38: environments[0].services[0].ulr: unknown field \"ulr\" (did you mean \"url\"?)"}},
 		{"unknown gate field", "environments:\n  - name: main\n    type: production\n    gate: {listen: \"127.0.0.1:1\", upstrem: \"http://x\"}\n", []string{"rewind.yaml:4:35: environments[0].gate.upstrem: unknown field"}},
+		{"unknown drill field", "environments:\n  - name: main\n    type: production\n    drill: {schedule: weekly, smok: \"true\"}\n", []string{"rewind.yaml:4:31: environments[0].drill.smok: unknown field \"smok\" (did you mean \"smoke\"?)"}},
 		{"services not a list", "environments:\n  - name: main\n    type: production\n    services: db\n", []string{"rewind.yaml:4:15: environments[0].services: must be a list"}},
 		{"name is a list", "environments:\n  - name: [a, b]\n    type: production\n", []string{"rewind.yaml:2:11: environments[0].name: must be a single value, not a list"}},
 		{"exclude not a list", "environments:\n  - name: m\n    type: production\n    services:\n      - {name: f, type: files, path: /x, exclude: \"*.tmp\"}\n", []string{"environments[0].services[0].exclude: must be a list"}},
