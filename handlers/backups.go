@@ -55,6 +55,9 @@ type Backups struct {
 	runner  Canceller
 	session Session
 	now     func() time.Time
+	// Drills fills the restore drill card of the Backups tab it renders again (the quota question); nil
+	// leaves it out.
+	Drills *Drills
 }
 
 // NewBackups returns the backup pages; ops and runner may be nil on a server
@@ -132,6 +135,9 @@ func (h *Backups) Create(c echo.Context) error {
 		// Ask on the Backups tab whether to replace the oldest manual backup.
 		d := views.EnvironmentData{Env: e.Masked(), Tab: "backups", Deactivate: envAdmin(u, e.Type)}
 		if d.Backups, err = backupsTab(c, h.store, nil, u, e, h.now()); err != nil {
+			return err
+		}
+		if d.Backups.Drill, err = h.Drills.Card(ctx, u, e); err != nil {
 			return err
 		}
 		d.Backups.Quota, d.Backups.QuotaLive = qe.Error()+".", live

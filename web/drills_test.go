@@ -162,3 +162,22 @@ func (a *testApp) userByEmail(email string) *db.User {
 	}
 	return u
 }
+
+// TestQuotaQuestionKeepsTheDrillCard: the Backups tab rendered again to ask whether to replace the oldest manual
+// backup (a staging environment keeps 2) still shows the restore drill card.
+func TestQuotaQuestionKeepsTheDrillCard(t *testing.T) {
+	a := newBackupApp(t)
+	a.user("admin@example.com", db.RoleAdmin, nil)
+	a.filesEnv("stage", db.EnvStaging, "v1")
+	a.backup("stage")
+	a.backup("stage")
+	admin := a.client()
+	admin.login("admin@example.com")
+	r := admin.post("/environments/stage/backups", nil)
+	if r.StatusCode != http.StatusConflict || r.doc(t).Find(testid("quota-confirm")).Length() != 1 {
+		t.Fatalf("a third manual backup = %d, want 409 with the quota question:\n%s", r.StatusCode, r.body)
+	}
+	if got := r.doc(t).Find(testid("last-verified")).Text(); !strings.Contains(got, "never verified") {
+		t.Fatalf("the quota question's Backups tab shows the drill card %q, want never verified", got)
+	}
+}

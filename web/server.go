@@ -113,7 +113,7 @@ func NewServer(cfg Config) (*Server, error) {
 	backupAPI := handlers.NewBackupsAPI(backups)
 	drillOps, _ := cfg.Ops.(handlers.DrillOperations) // jobs.Operations runs drills too
 	drills := handlers.NewDrills(cat, drillOps, sm)
-	envs.Drills = drills
+	envs.Drills, backups.Drills = drills, drills
 	settings := handlers.NewSettings(cat, cfg.Plans, cfg.Scheduler, sm, cfg.Now)
 	planAPI := handlers.NewPlanAPI(settings)
 	metrics := handlers.NewMetrics(cat, cfg.Gates)
