@@ -306,6 +306,9 @@ func parseEnvironmentForm(c echo.Context) (*db.Environment, error) {
 		Gate:  db.Gate{Listen: get("gate.listen"), Upstream: get("gate.upstream")},
 		Hooks: db.Hooks{PrePause: get("hooks.pre_pause"), PostPause: get("hooks.post_pause"), PostRestore: get("hooks.post_restore")},
 	}
+	if e.PITR, err = parsePITRForm(form); err != nil {
+		return nil, err
+	}
 	names, types, urls, paths, excludes := form["svc_name"], form["svc_type"], form["svc_url"], form["svc_path"], form["svc_exclude"]
 	n := len(names)
 	if len(types) != n || len(urls) != n || len(paths) != n || len(excludes) != n {
