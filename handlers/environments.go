@@ -41,6 +41,8 @@ type Environments struct {
 	// Changed is called after an environment is created or changed (the
 	// server syncs the request gates); nil does nothing.
 	Changed func(ctx context.Context)
+	// PITR shows the point-in-time card (nil: not shown).
+	PITR *PITR
 
 	retention retentionMemo
 }
@@ -161,6 +163,11 @@ func (h *Environments) Show(tab string) echo.HandlerFunc {
 		}
 		if d.Children, err = h.children(ctx, e.Name); err != nil {
 			return err
+		}
+		if h.PITR != nil && tab != "activity" {
+			if d.PITR, err = h.PITR.status(c, u, e); err != nil {
+				return err
+			}
 		}
 		return render(c, http.StatusOK, views.EnvironmentPage(page(c, e.Name, "environments"), d))
 	}

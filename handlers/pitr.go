@@ -1,11 +1,18 @@
 package handlers
 
 import (
+	"context"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
 
 	"github.com/rewind/rewind/db"
+	"github.com/rewind/rewind/jobs"
+	"github.com/rewind/rewind/views"
 )
 
 // parsePITRForm reads the point-in-time section of the environment form: nil (keep the stored setting) when
@@ -24,4 +31,100 @@ func parsePITRForm(form url.Values) (*db.PITR, error) {
 		p.WindowDays = n
 	}
 	return p, nil
+}
+
+// PITROperations plan and start restores to a moment, and check what following a service needs (jobs).
+type PITROperations interface {
+	PlanRestoreAt(ctx context.Context, req jobs.RestoreAtRequest) (*jobs.RestoreAtPlan, error)
+	StartRestoreAt(ctx context.Context, req jobs.RestoreAtRequest) (*db.Activity, *jobs.RestoreAtPlan, error)
+}
+
+// PITRChecker runs the prerequisites check of an environment's PostgreSQL services (jobs.PITR).
+type PITRChecker interface {
+	Check(ctx context.Context, env string) (map[string][]jobs.PITRCheckResult, error)
+	// Ranges are the moments each followed service of env can be restored to, oldest first.
+	Ranges(ctx context.Context, env string) (map[string][]jobs.PITRRange, error)
+}
+
+type pitrStore interface {
+	FindEnvironmentByName(ctx context.Context, name string) (*db.Environment, error)
+	FindPITRStreams(ctx context.Context, env string) ([]*db.PITRStream, error)
+	FindPlan(ctx context.Context) (*db.Plan, error)
+}
+
+// PITR is the point-in-time card of an environment's page, its Test button, and the restore-to-a-moment API.
+type PITR struct {
+	store   pitrStore
+	ops     PITROperations
+	checker PITRChecker
+	now     func() time.Time
+}
+
+func NewPITR(store pitrStore, ops PITROperations, checker PITRChecker, now func() time.Time) *PITR {
+	return &PITR{store: store, ops: ops, checker: checker, now: now}
+}
+
+// status is the card on the environment's page: nil when protection was never on.
+func (h *PITR) status(c echo.Context, u *db.User, e *db.Environment) (*views.PITRStatus, error) {
+	ctx := c.Request().Context()
+	streams, err := h.store.FindPITRStreams(ctx, e.Name)
+	if err != nil {
+		return nil, err
+	}
+	enabled := e.PITR != nil && e.PITR.Enabled
+	if !enabled && len(streams) == 0 {
+		return nil, nil
+	}
+	plan, err := h.store.FindPlan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d := &views.PITRStatus{Enabled: enabled, Now: h.now(), Test: envAdmin(u, e.Type), CSRF: CSRFToken(c), Env: e.Name}
+	if e.PITR != nil {
+		d.Window = e.PITR.Window(plan.Schedule)
+	}
+	var ranges map[string][]jobs.PITRRange
+	if h.checker != nil {
+		if ranges, err = h.checker.Ranges(ctx, e.Name); err != nil {
+			return nil, err
+		}
+	}
+	for _, st := range streams {
+		row := views.PITRStreamRow{Stream: st}
+		if rs := ranges[st.Service]; len(rs) > 0 {
+			row.From = &rs[0].From
+		}
+		d.Streams = append(d.Streams, row)
+	}
+	return d, nil
+}
+
+// Test is POST /environments/:env/pitr/test: the prerequisites of following each PostgreSQL service.
+func (h *PITR) Test(c echo.Context) error {
+	u, err := user(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	e, err := h.store.FindEnvironmentByName(ctx, c.Param("env"))
+	if err != nil {
+		return err
+	}
+	if err := requireEnvAdmin(u, e.Type); err != nil {
+		return err
+	}
+	if h.checker == nil {
+		return errNoJobs
+	}
+	res, err := h.checker.Check(ctx, e.Name)
+	if err != nil {
+		return err
+	}
+	var checks []views.PITRCheck
+	for _, svc := range e.Services {
+		for _, r := range res[svc.Name] {
+			checks = append(checks, views.PITRCheck{Service: svc.Name, Name: r.Name, Status: r.Status, Message: r.Message})
+		}
+	}
+	return render(c, http.StatusOK, views.PITRCheckResults(checks))
 }

@@ -145,7 +145,16 @@ func (j *restoreJob) Run(ctx context.Context, p *Progress) error {
 				"`git -C %s checkout %s` to align it", short(b.Commit), env.Name, short(head), env.GitDir, short(b.Commit))
 		}
 	}
-	p.Logf("preparing %d services of backup %s beside the live data of %s", len(targets), b.ID, env.Name)
+	return j.restoreInto(ctx, p, env, b, targets, "backup "+b.ID)
+}
+
+// restoreInto restores backup b into the target services of env (prepare, pause, switch, release, post_restore
+// hook) and keeps what the switch replaced as the pre-restore backup. what names the restored state in the log.
+func (j *restoreJob) restoreInto(ctx context.Context, p *Progress, env *db.Environment, b *db.Backup,
+	targets []backup.ServiceSpec, what string,
+) error {
+	o := j.o
+	p.Logf("preparing %d services of %s beside the live data of %s", len(targets), what, env.Name)
 	hold := o.hold(env, "restore", b.ID, p)
 	res, err := o.Engine.Restore(ctx, backup.RestoreRequest{ID: b.ID, Services: targets, Scratch: restoreScratch(j.activity),
 		Hold: func(ctx context.Context) (func(), error) {
@@ -158,7 +167,7 @@ func (j *restoreJob) Run(ctx context.Context, p *Progress) error {
 	if err != nil {
 		return fmt.Errorf("%w (the live data of %s was not changed)", err, env.Name)
 	}
-	p.Logf("%s %s to backup %s; requests were held %s", switchedMarker, env.Name, b.ID, res.Pause.Round(time.Millisecond))
+	p.Logf("%s %s to %s; requests were held %s", switchedMarker, env.Name, what, res.Pause.Round(time.Millisecond))
 	p.Flush()
 	// From here on the restore has happened: what remains must not undo it.
 	ctx = context.WithoutCancel(ctx)

@@ -45,6 +45,10 @@ type Config struct {
 	Scheduler handlers.Waker
 	// Storage reports on the backup repository's storage (/settings/storage); nil: the page says so.
 	Storage handlers.StorageInspector
+	// PITR plans and starts restores to a moment, PITRChecker checks and reports point-in-time protection
+	// (nil: those routes answer 503).
+	PITR        handlers.PITROperations
+	PITRChecker handlers.PITRChecker
 }
 
 // Server is the dashboard and JSON API.
@@ -113,6 +117,8 @@ func NewServer(cfg Config) (*Server, error) {
 	planAPI := handlers.NewPlanAPI(settings)
 	metrics := handlers.NewMetrics(cat, cfg.Gates)
 	storage := handlers.NewStorage(cfg.Storage, sm, cfg.Now)
+	pitr := handlers.NewPITR(cat, cfg.PITR, cfg.PITRChecker, cfg.Now)
+	envs.PITR = pitr
 
 	e.GET("/healthz", func(c echo.Context) error {
 		if _, err := cat.CountUsers(c.Request().Context()); err != nil {
@@ -137,6 +143,8 @@ func NewServer(cfg Config) (*Server, error) {
 	api.GET("/backups/:id/restore", backupAPI.Plan)
 	api.POST("/backups/:id/restore", backupAPI.Restore)
 	api.GET("/backups/:id/download", backups.Download)
+	api.GET("/environments/:env/restore", pitr.PlanAt)
+	api.POST("/environments/:env/restore", pitr.RestoreAt)
 	api.GET("/plan", planAPI.Get)
 	api.PUT("/plan", planAPI.Put)
 
@@ -159,6 +167,7 @@ func NewServer(cfg Config) (*Server, error) {
 	in.POST("/environments/:env", envs.Update)
 	in.POST("/environments/:env/deactivate", envs.SetStatus(db.StatusInactive))
 	in.POST("/environments/:env/activate", envs.SetStatus(db.StatusActive))
+	in.POST("/environments/:env/pitr/test", pitr.Test)
 	in.POST("/environments/:env/backups", backups.Create)
 	in.GET("/backups/:id", backups.Show)
 	in.GET("/backups/:id/restore", backups.RestoreForm)

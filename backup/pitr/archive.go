@@ -32,6 +32,10 @@ func source(env, service string) snapshot.SourceInfo {
 	return snapshot.SourceInfo{Host: "rewind", UserName: "rewind", Path: "/rewind-pitr/" + env + "/" + service}
 }
 
+// ErrReplaced is returned when a snapshot a plan named is gone: the follower replaced the growing segment with a
+// newer copy meanwhile. Plan again.
+var ErrReplaced = errors.New("the shipped WAL changed meanwhile: plan again")
+
 // putDir saves the files of dir (flat) as one snapshot and returns its id and the bytes it holds.
 func putDir(ctx context.Context, rep repo.Repository, src snapshot.SourceInfo, dir string, tags map[string]string,
 	desc string,
@@ -79,6 +83,9 @@ func putDir(ctx context.Context, rep repo.Repository, src snapshot.SourceInfo, d
 // snapshotRoot opens the root directory of snapshot id.
 func snapshotRoot(ctx context.Context, rep repo.Repository, id string) (fs.Directory, error) {
 	man, err := snapshot.LoadSnapshot(ctx, rep, manifest.ID(id))
+	if errors.Is(err, snapshot.ErrSnapshotNotFound) {
+		return nil, fmt.Errorf("snapshot %s: %w", id, ErrReplaced)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load snapshot %s: %w", id, err)
 	}

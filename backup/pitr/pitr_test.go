@@ -142,12 +142,16 @@ func writer(t *testing.T, url string, stop <-chan struct{}) func() []marker {
 func follow(t *testing.T, f *pitr.Follower) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx) }()
+	go func() {
+		err := f.Run(ctx)
+		if err != nil {
+			t.Errorf("follower: %v", err) // at once: a test waiting for it fails with the reason
+		}
+		done <- err
+	}()
 	return func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("follower: %v", err)
-		}
+		<-done
 	}
 }
 
@@ -155,6 +159,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {
+		if t.Failed() {
+			t.FailNow()
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
