@@ -80,7 +80,8 @@ func adminCommands() []*cobra.Command {
 // clientCommands returns the commands that talk to a running server over
 // the JSON API: apply, environments, activities.
 func clientCommands() []*cobra.Command {
-	cmds := []*cobra.Command{newApplyCommand(), newEnvironmentsCommand(), newActivitiesCommand()}
+	cmds := []*cobra.Command{newApplyCommand(), newEnvironmentsCommand(), newActivitiesCommand(),
+		newRestoreAtCommand()} // cli_pitr.go: to be folded into backup:restore --at
 	return append(cmds, backupCommands()...)
 }
 

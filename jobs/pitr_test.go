@@ -12,6 +12,7 @@ import (
 
 	"github.com/rewind/rewind/backup"
 	"github.com/rewind/rewind/backup/pitr"
+	"github.com/rewind/rewind/backup/pitr/pitrtest"
 	"github.com/rewind/rewind/backup/postgres"
 	"github.com/rewind/rewind/backup/testserver"
 	"github.com/rewind/rewind/db"
@@ -55,12 +56,12 @@ func TestRestoreAtThroughTheRunner(t *testing.T) {
 	}
 
 	stop := make(chan struct{})
-	markers := writer(t, url, stop)
+	markers := pitrtest.Writer(t, url, stop)
 	waitStream(t, w.catalog, envName, func(s *db.PITRStream) bool { return s.CoveredUntil != nil })
 	time.Sleep(2 * time.Second)
 	close(stop)
 	ms := markers()
-	last := ms[len(ms)-1].after
+	last := ms[len(ms)-1].After
 	st := waitStream(t, w.catalog, envName, func(s *db.PITRStream) bool {
 		return s.CoveredUntil != nil && s.CoveredUntil.After(last.Add(200*time.Millisecond))
 	})
@@ -72,9 +73,9 @@ func TestRestoreAtThroughTheRunner(t *testing.T) {
 	if err != nil || len(bases) != 1 {
 		t.Fatalf("bases = %d, %v; want 1", len(bases), err)
 	}
-	var later []marker // committed after the base: restorable
+	var later []pitrtest.Marker // committed after the base: restorable
 	for _, m := range ms {
-		if m.before.After(bases[0].FinishedAt) {
+		if m.Before.After(bases[0].FinishedAt) {
 			later = append(later, m)
 		}
 	}
@@ -82,19 +83,16 @@ func TestRestoreAtThroughTheRunner(t *testing.T) {
 		t.Fatalf("only %d markers after the base", len(later))
 	}
 	// A moment in the middle: the plan names the exact commit, the restore brings exactly those markers.
-	at := later[len(later)/2].after.Add(10 * time.Millisecond)
-	for ambiguous(ms, at) {
-		at = at.Add(7 * time.Millisecond)
-	}
-	want := upTo(ms, at)
+	at := pitrtest.Clear(ms, later[len(later)/2].After.Add(10*time.Millisecond))
+	want := pitrtest.UpTo(ms, at)
 	plan, err := w.ops.PlanRestoreAt(ctx, jobs.RestoreAtRequest{Environment: envName, At: at})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(plan.Services) != 1 || plan.Services[0].RestoredTo == nil || plan.Services[0].RestoredTo.After(at) ||
-		plan.Services[0].RestoredTo.Before(ms[want-1].before) {
+		plan.Services[0].RestoredTo.Before(ms[want-1].Before) {
 		t.Fatalf("plan = %+v, want the commit of marker %d (between %s and %s)", plan.Services, want,
-			ms[want-1].before, ms[want-1].after)
+			ms[want-1].Before, ms[want-1].After)
 	}
 	a, _, err := w.ops.StartRestoreAt(ctx, jobs.RestoreAtRequest{Environment: envName, At: at, Confirm: envName, Actor: "ops"})
 	if err != nil {
@@ -104,7 +102,7 @@ func TestRestoreAtThroughTheRunner(t *testing.T) {
 	if done.State != db.ActivitySucceeded {
 		t.Fatalf("restore to %s: %s\n%s", at, done.State, done.Log)
 	}
-	if got := countMarkers(t, url); got != want {
+	if got := pitrtest.Count(t, url); got != want {
 		t.Fatalf("after the restore to %s: %d markers, want %d\n%s", at, got, want, done.Log)
 	}
 	if !strings.Contains(done.Log, "last commit at or before then") {
@@ -120,15 +118,12 @@ func TestRestoreAtThroughTheRunner(t *testing.T) {
 	if got := waitDone(t, w.catalog, ua.ID); got.State != db.ActivitySucceeded {
 		t.Fatalf("undo: %s\n%s", got.State, got.Log)
 	}
-	if got := countMarkers(t, url); got != len(ms) {
+	if got := pitrtest.Count(t, url); got != len(ms) {
 		t.Fatalf("after undo: %d markers, want all %d", got, len(ms))
 	}
 
 	// Another moment into a new branch; the parent keeps its data.
-	at2 := later[len(later)/4].after.Add(10 * time.Millisecond)
-	for ambiguous(ms, at2) {
-		at2 = at2.Add(7 * time.Millisecond)
-	}
+	at2 := pitrtest.Clear(ms, later[len(later)/4].After.Add(10*time.Millisecond))
 	ba, bplan, err := w.ops.StartRestoreAt(ctx, jobs.RestoreAtRequest{Environment: envName, At: at2,
 		BranchFrom: envName, Target: envName + "-b", Confirm: envName + "-b", Actor: "ops"})
 	if err != nil {
@@ -141,10 +136,10 @@ func TestRestoreAtThroughTheRunner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := countMarkers(t, branch.Service("db").URL), upTo(ms, at2); got != want {
+	if got, want := pitrtest.Count(t, branch.Service("db").URL), pitrtest.UpTo(ms, at2); got != want {
 		t.Fatalf("branch at %s: %d markers, want %d", at2, got, want)
 	}
-	if got := countMarkers(t, url); got != len(ms) {
+	if got := pitrtest.Count(t, url); got != len(ms) {
 		t.Fatalf("parent after the branch restore: %d markers, want %d", got, len(ms))
 	}
 
@@ -160,7 +155,7 @@ func TestRestoreAtThroughTheRunner(t *testing.T) {
 		!strings.Contains(ve.For("at"), "oldest restorable moment") {
 		t.Errorf("8 days ago on the basic plan: %v, want a validation error naming the window and the oldest moment", err)
 	}
-	_, err = w.ops.PlanRestoreAt(ctx, jobs.RestoreAtRequest{Environment: envName, At: ms[0].before.Add(-time.Minute)})
+	_, err = w.ops.PlanRestoreAt(ctx, jobs.RestoreAtRequest{Environment: envName, At: ms[0].Before.Add(-time.Minute)})
 	if !errors.Is(err, jobs.ErrRefused) || !strings.Contains(err.Error(), "oldest restorable moment") {
 		t.Errorf("before the first base: %v, want refused naming the oldest restorable moment", err)
 	}
@@ -175,81 +170,6 @@ func TestRestoreAtThroughTheRunner(t *testing.T) {
 	if n := slots(t, url, pitr.SlotName(envName, "db")); n != 0 {
 		t.Fatalf("slot still on the server after switching off (%d)", n)
 	}
-}
-
-// marker is one committed row: the commit happened between before and after.
-type marker struct {
-	n             int
-	before, after time.Time
-}
-
-func writer(t *testing.T, url string, stop <-chan struct{}) func() []marker {
-	t.Helper()
-	ctx := context.Background()
-	c, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Exec(ctx, "CREATE TABLE marker (n int PRIMARY KEY)"); err != nil {
-		t.Fatal(err)
-	}
-	var ms []marker
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer c.Close(ctx)
-		for n := 1; ; n++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-			before := time.Now()
-			if _, err := c.Exec(ctx, "INSERT INTO marker VALUES ($1)", n); err != nil {
-				t.Errorf("insert marker %d: %v", n, err)
-				return
-			}
-			ms = append(ms, marker{n: n, before: before, after: time.Now()})
-		}
-	}()
-	return func() []marker { <-done; return ms }
-}
-
-func ambiguous(ms []marker, t time.Time) bool {
-	for _, m := range ms {
-		if !t.Before(m.before.Add(-5*time.Millisecond)) && !t.After(m.after.Add(5*time.Millisecond)) {
-			return true
-		}
-	}
-	return false
-}
-
-func upTo(ms []marker, at time.Time) int {
-	n := 0
-	for _, m := range ms {
-		if !m.after.After(at) {
-			n = m.n
-		}
-	}
-	return n
-}
-
-func countMarkers(t *testing.T, url string) int {
-	t.Helper()
-	ctx := context.Background()
-	c, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
-	var n, maxN int
-	if err := c.QueryRow(ctx, "SELECT count(*), COALESCE(max(n), 0) FROM marker").Scan(&n, &maxN); err != nil {
-		t.Fatal(err)
-	}
-	if n != maxN {
-		t.Fatalf("markers 1..%d hold %d rows: a hole", maxN, n)
-	}
-	return n
 }
 
 func slots(t *testing.T, url, slot string) int {

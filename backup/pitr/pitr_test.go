@@ -10,10 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/rewind/rewind/backup"
 	"github.com/rewind/rewind/backup/pitr"
+	"github.com/rewind/rewind/backup/pitr/pitrtest"
 	"github.com/rewind/rewind/backup/testserver"
 )
 
@@ -92,53 +91,6 @@ func openRepo(t *testing.T) *backup.Repository {
 	return rep
 }
 
-// marker is one committed row: the commit happened between before and after.
-type marker struct {
-	n             int
-	before, after time.Time
-}
-
-// writer inserts a numbered marker every 50 ms, one transaction each, until stop is closed.
-func writer(t *testing.T, url string, stop <-chan struct{}) func() []marker {
-	t.Helper()
-	ctx := context.Background()
-	c, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Exec(ctx, "CREATE TABLE marker (n int PRIMARY KEY)"); err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var ms []marker
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer c.Close(ctx)
-		for n := 1; ; n++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-			before := time.Now()
-			if _, err := c.Exec(ctx, "INSERT INTO marker VALUES ($1)", n); err != nil {
-				t.Errorf("insert marker %d: %v", n, err)
-				return
-			}
-			mu.Lock()
-			ms = append(ms, marker{n: n, before: before, after: time.Now()})
-			mu.Unlock()
-		}
-	}()
-	return func() []marker {
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]marker(nil), ms...)
-	}
-}
-
 func follow(t *testing.T, f *pitr.Follower) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -197,7 +149,7 @@ func TestFollowAndRebuild(t *testing.T) {
 	}
 
 	stopWrites := make(chan struct{})
-	markers := writer(t, url, stopWrites)
+	markers := pitrtest.Writer(t, url, stopWrites)
 	stop := follow(t, newFollower())
 	waitFor(t, "a base", func() bool { b, _, _ := rec.state(); return len(b) == 1 })
 	time.Sleep(1500 * time.Millisecond)
@@ -209,7 +161,7 @@ func TestFollowAndRebuild(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	close(stopWrites)
 	ms := markers()
-	last := ms[len(ms)-1].after
+	last := ms[len(ms)-1].After
 	waitFor(t, "the last marker shipped", func() bool { _, _, c := rec.state(); return c.After(last.Add(300 * time.Millisecond)) })
 	stop()
 
@@ -230,20 +182,15 @@ func TestFollowAndRebuild(t *testing.T) {
 	ts = append(ts, downFrom.Add(downTo.Sub(downFrom)/2), last.Add(100*time.Millisecond))
 	for len(ts) < 12 {
 		t0 := from.Add(time.Duration(rand.Int64N(int64(last.Sub(from)))))
-		if !ambiguous(ms, t0) {
+		if !pitrtest.Ambiguous(ms, t0) {
 			ts = append(ts, t0)
 		}
 	}
 	for _, at := range ts {
-		if ambiguous(ms, at) {
+		if pitrtest.Ambiguous(ms, at) {
 			continue
 		}
-		want := 0
-		for _, m := range ms {
-			if !m.after.After(at) {
-				want = m.n
-			}
-		}
+		want := pitrtest.UpTo(ms, at)
 		choice, err := pitr.Choose(bases, segs, covered, time.Time{}, at)
 		if err != nil {
 			t.Fatalf("Choose(%s) = %v", at, err)
@@ -258,12 +205,11 @@ func TestFollowAndRebuild(t *testing.T) {
 			t.Fatalf("Rebuild(%s) = %v", at, err)
 		}
 		took := time.Since(t0)
-		gotMax, gotCount := markersIn(t, s.URL(dbName))
-		t.Logf("at %s: rebuilt in %s, %d markers (reached %v)", at.Format(time.RFC3339Nano), took.Round(time.Millisecond), gotCount, s.Reached)
+		got := pitrtest.Count(t, s.URL(dbName))
+		t.Logf("at %s: rebuilt in %s, %d markers (reached %v)", at.Format(time.RFC3339Nano), took.Round(time.Millisecond), got, s.Reached)
 		s.Close()
-		if gotMax != want || gotCount != want {
-			t.Errorf("rebuilt at %s: markers 1..%d (%d rows), want exactly 1..%d", at.Format(time.RFC3339Nano), gotMax,
-				gotCount, want)
+		if got != want {
+			t.Errorf("rebuilt at %s: markers 1..%d, want exactly 1..%d", at.Format(time.RFC3339Nano), got, want)
 		}
 		if choice.Reached == nil || choice.Reached.After(at) || (s.Reached != nil && !s.Reached.Equal(*choice.Reached)) {
 			t.Errorf("at %s: planned moment %v, recovery reached %v; want the same newest commit at or before T",
@@ -281,17 +227,6 @@ func TestFollowAndRebuild(t *testing.T) {
 	}
 }
 
-// ambiguous reports whether t falls while a marker was being committed (its exact commit time is unknown to
-// the client).
-func ambiguous(ms []marker, t time.Time) bool {
-	for _, m := range ms {
-		if !t.Before(m.before.Add(-5*time.Millisecond)) && !t.After(m.after.Add(5*time.Millisecond)) {
-			return true
-		}
-	}
-	return false
-}
-
 func scratchDir(t *testing.T) string {
 	dir, err := os.MkdirTemp("", "rewind-pitr-test-")
 	if err != nil {
@@ -299,18 +234,4 @@ func scratchDir(t *testing.T) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return dir // the scratch server's user must reach it: Rebuild hands it over, so no private parent
-}
-
-func markersIn(t *testing.T, url string) (maxN, count int) {
-	t.Helper()
-	ctx := context.Background()
-	c, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatalf("connect to the scratch server: %v", err)
-	}
-	defer c.Close(ctx)
-	if err := c.QueryRow(ctx, "SELECT COALESCE(max(n), 0), count(*) FROM marker").Scan(&maxN, &count); err != nil {
-		t.Fatal(err)
-	}
-	return maxN, count
 }
