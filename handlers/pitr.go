@@ -72,8 +72,12 @@ func (h *PITR) status(c echo.Context, u *db.User, e *db.Environment) (*views.PIT
 		return nil, err
 	}
 	enabled := e.PITR != nil && e.PITR.Enabled
-	if !enabled && len(streams) == 0 {
-		return nil, nil
+	hasPG := false
+	for _, svc := range e.Services {
+		hasPG = hasPG || svc.Type == db.ServicePostgreSQL
+	}
+	if !enabled && len(streams) == 0 && !hasPG {
+		return nil, nil // nothing to follow: no card
 	}
 	plan, err := h.store.FindPlan(ctx)
 	if err != nil {

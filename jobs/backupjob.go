@@ -200,6 +200,7 @@ func (o *Operations) Interrupted(a *db.Activity) error {
 		return interrupted("interrupted: Rewind stopped before this backup completed; no snapshot was saved, so it "+
 			"is not restorable%s; start a new backup", o.sweep(a.Environment, a.BackupID))
 	case TypeRestore:
+		o.dropTransient(a)
 		if o.backupComplete(PreRestoreBackupID(a)) {
 			return nil // switched, and the replaced state saved: only the runner's last write was missing
 		}

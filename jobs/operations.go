@@ -91,6 +91,8 @@ type restoreParams struct {
 	// Source and At are set for a restore to a moment (point-in-time) instead of a backup.
 	Source string `json:"source,omitempty"`
 	At     string `json:"at,omitempty"`
+	// Transient is the id of the capture of the rebuilt state a restore to a moment restores (deleted after).
+	Transient string `json:"transient,omitempty"`
 }
 
 // BackupRequest asks for a backup of one environment.

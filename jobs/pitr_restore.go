@@ -244,7 +244,7 @@ func (o *Operations) StartRestoreAt(ctx context.Context, req RestoreAtRequest) (
 		}
 	}
 	params, _ := json.Marshal(restoreParams{Target: plan.Target, BranchFrom: plan.Parent, PreRestoreID: backup.NewID(),
-		Source: plan.Environment, At: at})
+		Source: plan.Environment, At: at, Transient: backup.NewID()})
 	summary := fmt.Sprintf("Restore of %s to %s", plan.Environment, at)
 	if plan.Target != plan.Environment {
 		summary = fmt.Sprintf("Restore of %s as of %s into %s", plan.Environment, at, plan.Target)
@@ -305,7 +305,7 @@ func (j *restoreAtJob) Run(ctx context.Context, p *Progress) error {
 	}
 	sort.Slice(specs, func(a, b int) bool { return specs[a].Name < specs[b].Name })
 	sort.Slice(targets, func(a, b int) bool { return targets[a].Name < targets[b].Name })
-	transient := backup.NewID()
+	transient := j.params.Transient
 	if _, err := o.Engine.Backup(ctx, backup.BackupRequest{ID: transient, Environment: plan.Environment,
 		Kind: backup.KindManual, Live: true, Services: specs}, nil); err != nil {
 		return fmt.Errorf("capture the rebuilt state: %w (nothing was changed)", err)
@@ -359,4 +359,16 @@ func reachedText(reached *time.Time, base time.Time) string {
 		return "no commit between its base backup of " + base.UTC().Format(time.RFC3339) + " and then"
 	}
 	return "its last commit at or before then was at " + reached.UTC().Format(time.RFC3339Nano)
+}
+
+// dropTransient deletes the capture of the rebuilt state that a restore to a moment cut off by a stop of Rewind
+// left in the repository (the job deletes it when it ends).
+func (o *Operations) dropTransient(a *db.Activity) {
+	var p restoreParams
+	if json.Unmarshal([]byte(a.Params), &p) != nil || p.Transient == "" || o.Engine == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_ = o.Engine.DeleteBackup(ctx, p.Transient) // gone already, or never taken: nothing to do
 }

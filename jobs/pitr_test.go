@@ -57,8 +57,21 @@ func TestRestoreAtThroughTheRunner(t *testing.T) {
 
 	stop := make(chan struct{})
 	markers := pitrtest.Writer(t, url, stop)
-	waitStream(t, w.catalog, envName, func(s *db.PITRStream) bool { return s.CoveredUntil != nil })
-	time.Sleep(2 * time.Second)
+	waitStream(t, w.catalog, envName, func(s *db.PITRStream) bool {
+		bases, _ := w.catalog.FindPITRBases(ctx, s.ID)
+		return s.CoveredUntil != nil && len(bases) > 0
+	})
+	time.Sleep(700 * time.Millisecond)
+	// The server cuts the WAL stream: the follower fails, is restarted after its backoff, and resumes from
+	// the slot, so the stream has no gap.
+	srv.Exec(t, "postgres", "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1",
+		pitr.SlotName(envName, "db"))
+	waitStream(t, w.catalog, envName, func(s *db.PITRStream) bool { return s.State == db.PITRFailed })
+	cut := time.Now()
+	waitStream(t, w.catalog, envName, func(s *db.PITRStream) bool {
+		return s.State == db.PITRRunning && s.CoveredUntil != nil && s.CoveredUntil.After(cut)
+	})
+	time.Sleep(time.Second)
 	close(stop)
 	ms := markers()
 	last := ms[len(ms)-1].After
@@ -67,6 +80,13 @@ func TestRestoreAtThroughTheRunner(t *testing.T) {
 	})
 	if st.State != db.PITRRunning || st.LastCommitAt == nil {
 		t.Fatalf("stream = %+v, want running with a last commit", st)
+	}
+	ranges, err := sup.Ranges(ctx, envName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs := ranges["db"]; len(rs) != 1 || rs[0].To.Before(last) {
+		t.Fatalf("restorable ranges after the cut = %+v, want one, from the base past the last marker %s", rs, last)
 	}
 
 	bases, err := w.catalog.FindPITRBases(ctx, st.ID)
@@ -82,8 +102,9 @@ func TestRestoreAtThroughTheRunner(t *testing.T) {
 	if len(later) < 10 {
 		t.Fatalf("only %d markers after the base", len(later))
 	}
-	// A moment in the middle: the plan names the exact commit, the restore brings exactly those markers.
-	at := pitrtest.Clear(ms, later[len(later)/2].After.Add(10*time.Millisecond))
+	// A moment while the follower was down: the plan names the exact commit, the restore brings exactly the
+	// markers committed by then.
+	at := pitrtest.Clear(ms, cut.Add(500*time.Millisecond))
 	want := pitrtest.UpTo(ms, at)
 	plan, err := w.ops.PlanRestoreAt(ctx, jobs.RestoreAtRequest{Environment: envName, At: at})
 	if err != nil {
