@@ -78,7 +78,7 @@ func (r *memRecord) state() ([]pitr.Base, []pitr.Shipped, time.Time) {
 	return append([]pitr.Base(nil), r.bases...), segs, r.covered
 }
 
-func openRepo(t *testing.T) *backup.Repository {
+func openRepo(t testing.TB) *backup.Repository {
 	t.Helper()
 	dir := t.TempDir()
 	rep, err := backup.OpenRepository(context.Background(), backup.RepositoryOptions{
