@@ -314,3 +314,45 @@ func (db *DB) FindPITRSegments(ctx context.Context, streamID int64, from string)
 	}
 	return out, rows.Err()
 }
+
+// DeletePITRHistory removes from the catalog the bases of a stream finished before base keep and the segments
+// before segment name from, and returns the snapshots they pointed to (for the caller to delete from the
+// repository).
+func (db *DB) DeletePITRHistory(ctx context.Context, streamID, keep int64, from string) ([]string, error) {
+	var snaps []string
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		bases := `FROM pitr_bases WHERE stream_id = ? AND id <> ? AND
+			finished_at < (SELECT finished_at FROM pitr_bases WHERE id = ?)`
+		if err := takeSnapshots(ctx, tx, &snaps, bases, streamID, keep, keep); err != nil {
+			return fmt.Errorf("prune bases of stream %d: %w", streamID, err)
+		}
+		if err := takeSnapshots(ctx, tx, &snaps, `FROM pitr_segments WHERE stream_id = ? AND name < ?`,
+			streamID, from); err != nil {
+			return fmt.Errorf("prune segments of stream %d: %w", streamID, err)
+		}
+		return nil
+	})
+	return snaps, err
+}
+
+// takeSnapshots appends the snapshot column of the rows `from` selects to snaps and deletes those rows.
+func takeSnapshots(ctx context.Context, tx *sql.Tx, snaps *[]string, from string, args ...any) error {
+	rows, err := tx.QueryContext(ctx, `SELECT snapshot `+from, args...)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			rows.Close()
+			return err
+		}
+		*snaps = append(*snaps, s)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `DELETE `+from, args...)
+	return err
+}

@@ -34,6 +34,7 @@ type PITRCatalog interface {
 	FindPITRBases(ctx context.Context, streamID int64) ([]*db.PITRBase, error)
 	PutPITRSegment(ctx context.Context, s *db.PITRSegment) (string, error)
 	FindPITRSegments(ctx context.Context, streamID int64, from string) ([]*db.PITRSegment, error)
+	DeletePITRHistory(ctx context.Context, streamID, keep int64, from string) ([]string, error)
 }
 
 // PITR keeps one follower running per PostgreSQL service of every active environment with point-in-time
@@ -51,6 +52,8 @@ type PITR struct {
 	Poll      time.Duration
 	ShipEvery time.Duration
 	BinDir    string
+	// PruneEvery is how often bases and WAL older than the window are deleted (1 h when 0).
+	PruneEvery time.Duration
 
 	mu      sync.Mutex
 	running map[streamKey]*followerRun
@@ -87,12 +90,23 @@ func (s *PITR) Start(ctx context.Context) {
 	if poll <= 0 {
 		poll = 2 * time.Second
 	}
+	pruneEvery := s.PruneEvery
+	if pruneEvery <= 0 {
+		pruneEvery = time.Hour
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		var pruned time.Time
 		for {
 			if err := s.Sync(ctx); err != nil && ctx.Err() == nil {
 				s.log().Error("point-in-time followers", "err", err)
+			}
+			if s.now().Sub(pruned) >= pruneEvery {
+				pruned = s.now()
+				if err := s.Prune(ctx); err != nil && ctx.Err() == nil {
+					s.log().Error("prune point-in-time history", "err", err)
+				}
 			}
 			select {
 			case <-ctx.Done():
@@ -339,4 +353,44 @@ func (s *PITR) Ranges(ctx context.Context, env string) (map[string][]pitr.Range,
 		out[st.Service] = pitr.Ranges(bases, shipped, covered, notBefore)
 	}
 	return out, nil
+}
+
+// Prune deletes, for every stream, what no moment of its window needs: the bases before the newest one finished
+// before the window starts, and the WAL before that base. The catalog forgets them first, so a restore never
+// plans with a deleted snapshot. A stream whose environment is gone keeps the longest window (30 days).
+func (s *PITR) Prune(ctx context.Context) error {
+	streams, err := s.Catalog.FindPITRStreams(ctx, "")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, st := range streams {
+		notBefore := s.now().Add(-db.DefaultPITRWindowDays * 24 * time.Hour)
+		if e, err := s.Catalog.FindEnvironmentByName(ctx, st.Environment); err == nil {
+			if notBefore, err = s.window(ctx, e, s.now()); err != nil {
+				return err
+			}
+		}
+		bases, err := s.Catalog.FindPITRBases(ctx, st.ID)
+		if err != nil || len(bases) == 0 {
+			errs = append(errs, err)
+			continue
+		}
+		keep := bases[0]
+		for _, b := range bases {
+			if !b.FinishedAt.After(notBefore) {
+				keep = b // the newest base the oldest moment of the window replays from
+			}
+		}
+		snaps, err := s.Catalog.DeletePITRHistory(ctx, st.ID, keep.ID, keep.StartWAL)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := pitr.DeleteSnapshots(ctx, s.Repo, snaps...); err != nil {
+			errs = append(errs, fmt.Errorf("delete %d pruned snapshots of %s/%s: %w", len(snaps), st.Environment,
+				st.Service, err))
+		}
+	}
+	return errors.Join(errs...)
 }

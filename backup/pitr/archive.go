@@ -16,6 +16,8 @@ import (
 	"github.com/kopia/kopia/snapshot/policy"
 	"github.com/kopia/kopia/snapshot/snapshotfs"
 	"github.com/kopia/kopia/snapshot/upload"
+
+	"github.com/rewind/rewind/backup"
 )
 
 // Every base and every WAL segment is one kopia snapshot of the source rewind@rewind:/rewind-pitr/<env>/<service>
@@ -168,4 +170,10 @@ func deleteSnapshots(ctx context.Context, rep repo.Repository, ids ...string) er
 			}
 			return errors.Join(errs...)
 		})
+}
+
+// DeleteSnapshots deletes shipped bases and segments (snapshot ids from a Recorder) from the repository; the
+// next maintenance collects their data.
+func DeleteSnapshots(ctx context.Context, rep *backup.Repository, ids ...string) error {
+	return deleteSnapshots(ctx, rep.Kopia(), ids...)
 }
