@@ -128,6 +128,30 @@ func TestRestoreAtEndToEnd(t *testing.T) {
 		t.Fatalf("after restore:at %s: %d markers, want %d", at, got, want)
 	}
 
+	// Then, from the environment's page, a later moment: the WAL still holds what the first restore replaced.
+	at2 := pitrtest.Clear(ms, later[3*len(later)/4].After.Add(10*time.Millisecond))
+	res, err = c.PostForm(m.URL()+"/environments/"+env+"/restore-at", url.Values{"_csrf": {csrf},
+		"at": {at2.UTC().Format("2006-01-02T15:04:05.999999999")}, "confirm": {env}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.Request.URL.Path != "/environments/"+env+"/activity" || !strings.Contains(string(page), "started") {
+		t.Fatalf("restore from the page landed on %s:\n%s", res.Request.URL, page)
+	}
+	acts, _, err := m.Catalog.FindActivities(ctx, db.ActivityFilter{Environment: &env, Type: ptr("backup.restore")})
+	if err != nil || len(acts) == 0 {
+		t.Fatalf("restore activities: %d, %v", len(acts), err)
+	}
+	if a := waitActivityDone(t, m.Catalog, acts[0].ID); a.State != db.ActivitySucceeded {
+		t.Fatalf("restore from the page: %s\n%s", a.State, a.Log)
+	}
+	if got, want := pitrtest.Count(t, pgURL), pitrtest.UpTo(ms, at2); got != want {
+		t.Fatalf("after the page's restore to %s: %d markers, want %d", at2, got, want)
+	}
+	want = pitrtest.UpTo(ms, at2)
+
 	// Refused: the future (422, through the CLI) and before the window (422 from the API).
 	if _, _, err := runCommand(t, newRestoreAtCommand(), "", "--at", time.Now().Add(time.Hour).Format(time.RFC3339),
 		"-e", env, "--yes"); err == nil || !strings.Contains(err.Error(), "in the future") {

@@ -2,6 +2,8 @@ package handlers
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -57,11 +59,66 @@ type PITR struct {
 	store   pitrStore
 	ops     PITROperations
 	checker PITRChecker
+	session Session
 	now     func() time.Time
 }
 
-func NewPITR(store pitrStore, ops PITROperations, checker PITRChecker, now func() time.Time) *PITR {
-	return &PITR{store: store, ops: ops, checker: checker, now: now}
+func NewPITR(store pitrStore, ops PITROperations, checker PITRChecker, session Session, now func() time.Time) *PITR {
+	return &PITR{store: store, ops: ops, checker: checker, session: session, now: now}
+}
+
+// RestorePage is POST /environments/:env/restore-at (the card's form): at is a local date and time in the
+// project's timezone. A refusal comes back as a flash on the environment's page; a start leads to its activity.
+func (h *PITR) RestorePage(c echo.Context) error {
+	u, err := user(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	e, err := h.store.FindEnvironmentByName(ctx, c.Param("env"))
+	if err != nil {
+		return err
+	}
+	if perm := backupAdmin(u, e.Type); !perm.Allowed {
+		return forbidden(perm.Reason)
+	}
+	if h.ops == nil {
+		return errNoJobs
+	}
+	plan, err := h.store.FindPlan(ctx)
+	if err != nil {
+		return err
+	}
+	page := "/environments/" + url.PathEscape(e.Name)
+	raw := strings.TrimSpace(c.FormValue("at"))
+	at, err := time.ParseInLocation("2006-01-02T15:04:05", raw, plan.Location())
+	if err != nil {
+		at, err = time.ParseInLocation("2006-01-02T15:04", raw, plan.Location())
+	}
+	if err != nil {
+		_ = h.session.Flash(c, "error", "Pick the moment to restore to: a date and a time.")
+		return redirect(c, page)
+	}
+	a, _, err := h.ops.StartRestoreAt(ctx, jobs.RestoreAtRequest{Environment: e.Name, At: at,
+		Confirm: c.FormValue("confirm"), Actor: actor(c)})
+	var ve *db.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		msgs := make([]string, 0, len(ve.Errors))
+		for _, fe := range ve.Errors {
+			msgs = append(msgs, fe.Message)
+		}
+		_ = h.session.Flash(c, "error", "Nothing was restored: "+strings.Join(msgs, "; "))
+		return redirect(c, page)
+	case errors.Is(err, jobs.ErrRefused):
+		_ = h.session.Flash(c, "error", "Nothing was restored: "+strings.TrimSuffix(err.Error(), ": "+jobs.ErrRefused.Error()))
+		return redirect(c, page)
+	case err != nil:
+		return err
+	}
+	_ = h.session.Flash(c, "success", fmt.Sprintf("Restore of %s to %s started (activity %d).", e.Name,
+		at.Format("2006-01-02 15:04:05 MST"), a.ID))
+	return redirect(c, page+"/activity")
 }
 
 // status is the card on the environment's page: nil when protection was never on.
@@ -83,7 +140,8 @@ func (h *PITR) status(c echo.Context, u *db.User, e *db.Environment) (*views.PIT
 	if err != nil {
 		return nil, err
 	}
-	d := &views.PITRStatus{Enabled: enabled, Now: h.now(), Test: envAdmin(u, e.Type), CSRF: CSRFToken(c), Env: e.Name}
+	d := &views.PITRStatus{Enabled: enabled, Now: h.now(), Test: envAdmin(u, e.Type), Restore: backupAdmin(u, e.Type),
+		CSRF: CSRFToken(c), Env: e.Name, Timezone: plan.Location().String()}
 	if e.PITR != nil {
 		d.Window = e.PITR.Window(plan.Schedule)
 	}

@@ -139,6 +139,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 			[]string{login, ok, forbidden, forbidden, ok, ok}},
 		{"test point-in-time prerequisites of production", static("/environments/bprod/pitr/test"), none,
 			[]string{login, ok, forbidden, forbidden, forbidden, forbidden}},
+		{"restore staging to a moment", static("/environments/bstage/restore-at"), func() url.Values {
+			return url.Values{"at": {"2026-01-01T00:00:00"}, "confirm": {"bstage"}}
+		}, []string{login, ok, forbidden, forbidden, ok, ok}},
+		{"restore production to a moment", static("/environments/bprod/restore-at"), func() url.Values {
+			return url.Values{"at": {"2026-01-01T00:00:00"}, "confirm": {"bprod"}}
+		}, []string{login, ok, forbidden, forbidden, forbidden, forbidden}},
 	}
 
 	clients := map[string]*client{"anonymous": app.client()}

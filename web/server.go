@@ -117,7 +117,7 @@ func NewServer(cfg Config) (*Server, error) {
 	planAPI := handlers.NewPlanAPI(settings)
 	metrics := handlers.NewMetrics(cat, cfg.Gates)
 	storage := handlers.NewStorage(cfg.Storage, sm, cfg.Now)
-	pitr := handlers.NewPITR(cat, cfg.PITR, cfg.PITRChecker, cfg.Now)
+	pitr := handlers.NewPITR(cat, cfg.PITR, cfg.PITRChecker, sm, cfg.Now)
 	envs.PITR = pitr
 
 	e.GET("/healthz", func(c echo.Context) error {
@@ -168,6 +168,7 @@ func NewServer(cfg Config) (*Server, error) {
 	in.POST("/environments/:env/deactivate", envs.SetStatus(db.StatusInactive))
 	in.POST("/environments/:env/activate", envs.SetStatus(db.StatusActive))
 	in.POST("/environments/:env/pitr/test", pitr.Test)
+	in.POST("/environments/:env/restore-at", pitr.RestorePage)
 	in.POST("/environments/:env/backups", backups.Create)
 	in.GET("/backups/:id", backups.Show)
 	in.GET("/backups/:id/restore", backups.RestoreForm)
