@@ -142,8 +142,16 @@ func TestBrowserRestoreAt(t *testing.T) {
 		!strings.Contains(s, "replication role") || strings.Contains(s, "failed") {
 		t.Fatalf("Test results = %q, %v", s, err)
 	}
-	run("pick the moment, type the name, restore",
+	run("pick the moment: the preview names the commit it restores to",
 		chromedp.SetValue(css(`[data-testid="pitr-at"]`), at.UTC().Format("2006-01-02T15:04:05")),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('[data-testid="pitr-at"]').dispatchEvent(new Event('change', {bubbles: true}))`),
+		chromedp.WaitVisible(css(`[data-testid="pitr-plan-row"][data-service="db"]`)),
+	)
+	if s, err := chromedp.Run(bctx, chromedp.Text(css(`[data-testid="pitr-plan-row"]`))); err != nil ||
+		!strings.Contains(s, "last commit at or before then") {
+		t.Fatalf("preview = %q, %v", s, err)
+	}
+	run("type the name, restore",
 		chromedp.SendKeys(css(`[data-testid="pitr-confirm"]`), env),
 		shot("02-restore-form"),
 		chromedp.Click(css(`[data-testid="pitr-restore"]`)),

@@ -90,30 +90,18 @@ func (h *PITR) RestorePage(c echo.Context) error {
 		return err
 	}
 	page := "/environments/" + url.PathEscape(e.Name)
-	raw := strings.TrimSpace(c.FormValue("at"))
-	at, err := time.ParseInLocation("2006-01-02T15:04:05", raw, plan.Location())
-	if err != nil {
-		at, err = time.ParseInLocation("2006-01-02T15:04", raw, plan.Location())
-	}
+	at, err := parseLocalMoment(c.FormValue("at"), plan.Location())
 	if err != nil {
 		_ = h.session.Flash(c, "error", "Pick the moment to restore to: a date and a time.")
 		return redirect(c, page)
 	}
 	a, _, err := h.ops.StartRestoreAt(ctx, jobs.RestoreAtRequest{Environment: e.Name, At: at,
 		Confirm: c.FormValue("confirm"), Actor: actor(c)})
-	var ve *db.ValidationError
-	switch {
-	case errors.As(err, &ve):
-		msgs := make([]string, 0, len(ve.Errors))
-		for _, fe := range ve.Errors {
-			msgs = append(msgs, fe.Message)
-		}
-		_ = h.session.Flash(c, "error", "Nothing was restored: "+strings.Join(msgs, "; "))
+	if msg, ok := userMessage(err); ok {
+		_ = h.session.Flash(c, "error", "Nothing was restored: "+msg)
 		return redirect(c, page)
-	case errors.Is(err, jobs.ErrRefused):
-		_ = h.session.Flash(c, "error", "Nothing was restored: "+strings.TrimSuffix(err.Error(), ": "+jobs.ErrRefused.Error()))
-		return redirect(c, page)
-	case err != nil:
+	}
+	if err != nil {
 		return err
 	}
 	_ = h.session.Flash(c, "success", fmt.Sprintf("Restore of %s to %s started (activity %d).", e.Name,
@@ -189,4 +177,67 @@ func (h *PITR) Test(c echo.Context) error {
 		}
 	}
 	return render(c, http.StatusOK, views.PITRCheckResults(checks))
+}
+
+// PlanPage is GET /environments/:env/restore-at/plan?at=… (the form's preview): the exact moment each service
+// would be restored to, or why the moment cannot be restored. It touches nothing.
+func (h *PITR) PlanPage(c echo.Context) error {
+	if _, err := user(c); err != nil {
+		return err
+	}
+	if h.ops == nil {
+		return errNoJobs
+	}
+	ctx := c.Request().Context()
+	plan, err := h.store.FindPlan(ctx)
+	if err != nil {
+		return err
+	}
+	at, err := parseLocalMoment(c.QueryParam("at"), plan.Location())
+	if err != nil {
+		return render(c, http.StatusOK, views.PITRPlanPreview(nil, "Pick a date and a time."))
+	}
+	p, err := h.ops.PlanRestoreAt(ctx, jobs.RestoreAtRequest{Environment: c.Param("env"), At: at})
+	if msg, ok := userMessage(err); ok {
+		return render(c, http.StatusOK, views.PITRPlanPreview(nil, msg))
+	}
+	if err != nil {
+		return err
+	}
+	var rows []views.PITRPlanRow
+	for _, s := range p.Services {
+		moment := "as its base backup of " + s.BaseAt.In(plan.Location()).Format("2006-01-02 15:04:05 MST") +
+			" left it (no commit since)"
+		if s.RestoredTo != nil {
+			moment = "its last commit at or before then, " + s.RestoredTo.In(plan.Location()).Format("2006-01-02 15:04:05.000000 MST")
+		}
+		rows = append(rows, views.PITRPlanRow{Service: s.Name, Moment: moment})
+	}
+	return render(c, http.StatusOK, views.PITRPlanPreview(rows, ""))
+}
+
+// parseLocalMoment reads a datetime-local value (to the second, or the minute) in loc.
+func parseLocalMoment(raw string, loc *time.Location) (time.Time, error) {
+	raw = strings.TrimSpace(raw)
+	at, err := time.ParseInLocation("2006-01-02T15:04:05", raw, loc)
+	if err != nil {
+		at, err = time.ParseInLocation("2006-01-02T15:04", raw, loc)
+	}
+	return at, err
+}
+
+// userMessage is the message of an error the user can act on (a field error, a refused operation).
+func userMessage(err error) (string, bool) {
+	var ve *db.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		msgs := make([]string, 0, len(ve.Errors))
+		for _, fe := range ve.Errors {
+			msgs = append(msgs, fe.Message)
+		}
+		return strings.Join(msgs, "; "), true
+	case errors.Is(err, jobs.ErrRefused):
+		return refusal(err), true
+	}
+	return "", false
 }

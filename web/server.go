@@ -169,6 +169,7 @@ func NewServer(cfg Config) (*Server, error) {
 	in.POST("/environments/:env/activate", envs.SetStatus(db.StatusActive))
 	in.POST("/environments/:env/pitr/test", pitr.Test)
 	in.POST("/environments/:env/restore-at", pitr.RestorePage)
+	in.GET("/environments/:env/restore-at/plan", pitr.PlanPage)
 	in.POST("/environments/:env/backups", backups.Create)
 	in.GET("/backups/:id", backups.Show)
 	in.GET("/backups/:id/restore", backups.RestoreForm)
