@@ -77,9 +77,11 @@ type Follower struct {
 	BaseEvery            time.Duration // a new base after this long, so replay stays short; default 24h
 	Now                  func() time.Time
 
-	partialName string
-	partialMod  time.Time
-	partialSize int64
+	// the growing segment as last shipped: its name, modification time and size, and when its copy began
+	partialName   string
+	partialMod    time.Time
+	partialSize   int64
+	partialCopied time.Time
 }
 
 func (f *Follower) now() time.Time {
@@ -279,7 +281,13 @@ func (f *Follower) ship(ctx context.Context, bin, walDir string) (Report, error)
 		if err != nil {
 			return rep, fmt.Errorf("read the WAL spool: %w", err)
 		}
-		if partial != f.partialName || !st.ModTime().Equal(f.partialMod) || st.Size() != f.partialSize {
+		// Unchanged since the last copy, which began well after its last write: nothing new to ship. (The
+		// kernel stamps modification times with a coarse clock, so a write just before a copy may not
+		// change the stamp: such a copy is not trusted to hold it, and the segment is shipped again.)
+		unchanged := partial == f.partialName && st.ModTime().Equal(f.partialMod) && st.Size() == f.partialSize &&
+			f.partialCopied.Sub(st.ModTime()) > 50*time.Millisecond
+		if !unchanged {
+			copied := time.Now() // compared with the file system's clock, not an injected one
 			s, err := f.shipSegment(ctx, bin, path, partial, true, readAt)
 			if errors.Is(err, os.ErrNotExist) {
 				return rep, nil
@@ -288,7 +296,7 @@ func (f *Follower) ship(ctx context.Context, bin, walDir string) (Report, error)
 				return rep, err
 			}
 			note(s)
-			f.partialName, f.partialMod, f.partialSize = partial, st.ModTime(), st.Size()
+			f.partialName, f.partialMod, f.partialSize, f.partialCopied = partial, st.ModTime(), st.Size(), copied
 		}
 	}
 	if partial != "" || len(done) > 0 {
