@@ -162,6 +162,9 @@ func (s *PITR) Sync(ctx context.Context) error {
 		if u, ok := want[k]; !ok || u != r.url {
 			stop = append(stop, r)
 			delete(s.running, k)
+			if _, ok := urls[k]; !ok {
+				urls[k] = r.url // the service is gone from the catalog: its follower still knows the server
+			}
 		}
 	}
 	s.mu.Unlock()
