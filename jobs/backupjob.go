@@ -274,14 +274,18 @@ func (o *Operations) backupComplete(id string) bool {
 // the replaced states are kept where the switch moved them, and the error says so.
 func (j *restoreJob) keepReplaced(ctx context.Context, p *Progress, env *db.Environment, b *db.Backup, res *backup.RestoreResult) error {
 	o, id := j.o, j.params.PreRestoreID
-	row := &db.Backup{ID: id, Environment: env.Name, Kind: db.BackupPreRestore, Live: true, RestoredFrom: b.ID,
+	restoredFrom := b.ID
+	if j.params.At != "" {
+		restoredFrom = "" // a restore to a moment: the backup it restored was transient, and is gone
+	}
+	row := &db.Backup{ID: id, Environment: env.Name, Kind: db.BackupPreRestore, Live: true, RestoredFrom: restoredFrom,
 		ActivityID: j.activity.ID}
 	if err := o.Catalog.CreateBackup(ctx, row); err != nil {
 		return fmt.Errorf("record pre-restore backup: %w (the replaced data is kept beside the live data)", err)
 	}
 	p.Logf("saving the replaced state as pre-restore backup %s (undo restores it)", id)
 	m, err := o.Engine.BackupReplaced(ctx, backup.BackupRequest{ID: id, Environment: env.Name,
-		Kind: backup.KindPreRestore, RestoredFrom: b.ID}, res.Replaced, backup.NopProgress)
+		Kind: backup.KindPreRestore, RestoredFrom: restoredFrom}, res.Replaced, backup.NopProgress)
 	if err != nil {
 		failed, msg := db.BackupFailed, err.Error()
 		o.Catalog.UpdateBackup(ctx, id, db.BackupUpdate{Status: &failed, Error: &msg}) //nolint:errcheck

@@ -42,7 +42,7 @@ type RestoreAtService struct {
 	Name, Type string
 	Target     string // masked URL of the target service
 	// RestoredTo is the exact moment the service is restored to: its newest commit at or before At (nil: no
-	// commit between its base backup and At; it is restored as the base backup left it, RestoredFrom).
+	// commit between its base backup and At: it is restored as the base backup of BaseAt left it).
 	RestoredTo   *time.Time
 	BaseAt       time.Time
 	Ranges       []pitr.Range // every moment the service can be restored to, in the window
