@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -143,6 +144,8 @@ type Main struct {
 	Server   *web.Server
 	// Scheduler takes the plan's automated backups and applies retention.
 	Scheduler *jobs.Scheduler
+	// PITR follows the PostgreSQL services of environments with point-in-time protection on.
+	PITR *jobs.PITR
 	// CatalogSaver saves the catalog and secret.key into the repository.
 	CatalogSaver *jobs.CatalogSaver
 	// StorageURL describes the repository's storage, without credentials.
@@ -232,6 +235,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.Ops.Recover(ctx); err != nil {
 		return err
 	}
+	m.PITR = &jobs.PITR{Catalog: catalog, Repo: m.Repo, SpoolDir: filepath.Join(m.DataDir, "pitr"), Log: m.Logger}
+	m.Ops.PITR = m.PITR
+	m.PITR.Start(ctx)
 	m.Scheduler = &jobs.Scheduler{Catalog: catalog, Ops: m.Ops, Now: m.Now, Log: m.Logger}
 	m.Copier = &jobs.Copier{Catalog: catalog, Repo: m.Repo, Logger: m.Logger, Now: m.Now, Interval: 10 * time.Minute}
 	m.Ops.AfterBackup = func(ctx context.Context, env string, p *jobs.Progress) {
@@ -247,7 +253,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Catalog: catalog, SessionKey: secrets.SessionKey, SecureCookies: m.SecureCookies,
 		Logger: m.Logger, Now: m.Now,
 		Ops: m.Ops, Runner: m.Ops, Gates: m.Gates, Plans: m.Ops, Scheduler: m.Scheduler,
-		Notifier: m.Notifier,
+		Notifier: m.Notifier, PITR: m.Ops, PITRChecker: m.PITR,
 		Storage: jobs.NewStorageInspector(storage.NewPrimary(m.Storage, m.StorageURL), m.Repo, m.CatalogSaver, m.Copier,
 			catalog, m.Now),
 		EnvironmentChanged: func(ctx context.Context) {
@@ -363,6 +369,9 @@ func (m *Main) Close() error {
 	}
 	if m.Scheduler != nil {
 		m.Scheduler.Close()
+	}
+	if m.PITR != nil {
+		m.PITR.Close()
 	}
 	if m.Runner != nil {
 		m.Runner.Close()

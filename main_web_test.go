@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/PuerkitoBio/goquery"
+
+	"github.com/rewind/rewind/db"
 )
 
 // bootMain runs a Main on 127.0.0.1:0 in a temp data directory.
@@ -46,6 +48,17 @@ func runCommand(t *testing.T, verb, stdin string, args ...string) (stdout, stder
 	cmd.SetErr(&errOut)
 	err = cmd.ExecuteContext(context.Background())
 	return out.String(), errOut.String(), err
+}
+
+// openTestCatalog opens the catalog of dataDir as rewind serve does; the test closes it.
+func openTestCatalog(t *testing.T, dataDir string) *db.DB {
+	t.Helper()
+	c, _, err := db.OpenDataDir(context.Background(), dataDir)
+	if err != nil {
+		t.Fatalf("OpenDataDir() = %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // signIn posts the sign-in form with the CSRF token read from it.

@@ -59,6 +59,9 @@ type Environment struct {
 	// Drill is the environment's restore drill schedule and smoke command (schedule off unless set).
 	Drill    DrillSettings `json:"drill" yaml:"drill,omitempty"`
 	Services []Service     `json:"services" yaml:"services,omitempty"`
+	// PITR is continuous protection (point-in-time restore). Read from the catalog it is never nil; given as
+	// nil to an update it keeps the stored setting.
+	PITR *PITR `json:"pitr,omitempty" yaml:"pitr,omitempty"`
 
 	CreatedAt time.Time `json:"created_at" yaml:"-"`
 	UpdatedAt time.Time `json:"updated_at" yaml:"-"`
@@ -84,6 +87,7 @@ func (e *Environment) Masked() *Environment {
 		s.Exclude = slices.Clone(s.Exclude)
 		c.Services[i] = s
 	}
+	c.PITR = e.PITR.clone()
 	return &c
 }
 
@@ -165,13 +169,14 @@ func (e *Environment) Validate() error {
 	}
 	validateDrill(ve, e.Drill)
 	validateServices(ve, e.Services)
+	validatePITR(ve, e.PITR)
 	sortFieldErrors(ve)
 	return ve.err()
 }
 
 // fieldOrder gives the position of a top-level field in messages, so problems
 // read in the order of a form or rewind.yaml.
-var fieldOrder = []string{"name", "title", "type", "parent", "status", "git_dir", "gate", "hooks", "drill", "services"}
+var fieldOrder = []string{"name", "title", "type", "parent", "status", "git_dir", "gate", "hooks", "drill", "services", "pitr"}
 
 // checkGateListen reports a gate listen address another environment uses.
 func checkGateListen(ctx context.Context, tx *sql.Tx, ve *ValidationError, e *Environment, selfID int64) error {
@@ -233,13 +238,13 @@ type EnvironmentFilter struct {
 
 const envColumns = `e.id, e.name, e.title, e.type, COALESCE(p.name, ''), e.status, e.git_dir,
 	e.gate_listen, e.gate_upstream, e.hook_pre_pause, e.hook_post_pause, e.hook_post_restore, e.drill_schedule, e.drill_smoke, e.created_at,
-	e.updated_at`
+	e.updated_at, e.pitr_enabled, e.pitr_window_days`
 
 func scanEnvironment(row interface{ Scan(...any) error }) (*Environment, error) {
-	e := &Environment{}
+	e := &Environment{PITR: &PITR{}}
 	err := row.Scan(&e.ID, &e.Name, &e.Title, &e.Type, &e.Parent, &e.Status, &e.GitDir,
 		&e.Gate.Listen, &e.Gate.Upstream, &e.Hooks.PrePause, &e.Hooks.PostPause, &e.Hooks.PostRestore,
-		&e.Drill.Schedule, &e.Drill.Smoke, timeCol{&e.CreatedAt}, timeCol{&e.UpdatedAt})
+		&e.Drill.Schedule, &e.Drill.Smoke, timeCol{&e.CreatedAt}, timeCol{&e.UpdatedAt}, &e.PITR.Enabled, &e.PITR.WindowDays)
 	return e, err
 }
 
@@ -276,6 +281,7 @@ func (db *DB) FindEnvironmentByNameRecent(ctx context.Context, name string) (*En
 	for i := range e.Services {
 		e.Services[i].Exclude = slices.Clone(e.Services[i].Exclude)
 	}
+	e.PITR = e.PITR.clone()
 	return &e, nil
 }
 
@@ -574,6 +580,12 @@ func (db *DB) createEnvironment(ctx context.Context, tx *sql.Tx, e *Environment)
 			return err
 		}
 	}
+	if e.PITR == nil {
+		e.PITR = &PITR{}
+	}
+	if err := checkPITRPlan(ctx, tx, ve, e.PITR, nil); err != nil {
+		return err
+	}
 	sortFieldErrors(ve)
 	if err := ve.err(); err != nil {
 		return err
@@ -594,11 +606,11 @@ func (db *DB) createEnvironment(ctx context.Context, tx *sql.Tx, e *Environment)
 	now := db.now()
 	res, err := tx.ExecContext(ctx, `INSERT INTO environments (name, title, type, parent_id, status, git_dir,
 		gate_listen, gate_upstream, hook_pre_pause, hook_post_pause, hook_post_restore, drill_schedule, drill_smoke,
-		created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		created_at, updated_at, pitr_enabled, pitr_window_days)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.Name, e.Title, e.Type, nullID(pid), e.Status, e.GitDir, e.Gate.Listen, e.Gate.Upstream,
 		e.Hooks.PrePause, e.Hooks.PostPause, e.Hooks.PostRestore, e.Drill.Schedule, e.Drill.Smoke, formatTime(now),
-		formatTime(now))
+		formatTime(now), e.PITR.Enabled, e.PITR.WindowDays)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("environment %q: %w", e.Name, ErrConflict)
 	}
@@ -684,6 +696,10 @@ func (db *DB) updateEnvironment(ctx context.Context, tx *sql.Tx, e *Environment)
 	if keepStatus {
 		e.Status = old.Status
 	}
+	if e.PITR == nil { // not mentioned: keep the stored setting
+		p := *old.PITR
+		e.PITR = &p
+	}
 	// A masked password sent back keeps the stored secret.
 	for i := range e.Services {
 		s := &e.Services[i]
@@ -701,6 +717,9 @@ func (db *DB) updateEnvironment(ctx context.Context, tx *sql.Tx, e *Environment)
 	}
 	checkMasked(ve, e.Services)
 	if err := checkGateListen(ctx, tx, ve, e, old.ID); err != nil {
+		return false, err
+	}
+	if err := checkPITRPlan(ctx, tx, ve, e.PITR, old.PITR); err != nil {
 		return false, err
 	}
 	var pid int64
@@ -721,10 +740,11 @@ func (db *DB) updateEnvironment(ctx context.Context, tx *sql.Tx, e *Environment)
 	now := db.now()
 	if _, err := tx.ExecContext(ctx, `UPDATE environments SET title = ?, type = ?, parent_id = ?, status = ?, git_dir = ?,
 		gate_listen = ?, gate_upstream = ?, hook_pre_pause = ?, hook_post_pause = ?, hook_post_restore = ?,
-		drill_schedule = ?, drill_smoke = ?, updated_at = ?
+		drill_schedule = ?, drill_smoke = ?, updated_at = ?, pitr_enabled = ?, pitr_window_days = ?
 		WHERE id = ?`,
 		e.Title, e.Type, nullID(pid), e.Status, e.GitDir, e.Gate.Listen, e.Gate.Upstream,
-		e.Hooks.PrePause, e.Hooks.PostPause, e.Hooks.PostRestore, e.Drill.Schedule, e.Drill.Smoke, formatTime(now), old.ID); err != nil {
+		e.Hooks.PrePause, e.Hooks.PostPause, e.Hooks.PostRestore, e.Drill.Schedule, e.Drill.Smoke, formatTime(now),
+		e.PITR.Enabled, e.PITR.WindowDays, old.ID); err != nil {
 		return false, fmt.Errorf("update environment %q: %w", old.Name, err)
 	}
 	if err := db.replaceServices(ctx, tx, old, e.Services); err != nil {
@@ -773,7 +793,8 @@ func (db *DB) replaceServices(ctx context.Context, tx *sql.Tx, old *Environment,
 
 func sameEnvironment(a, b *Environment) bool {
 	if a.Name != b.Name || a.Title != b.Title || a.Type != b.Type || a.Parent != b.Parent || a.Status != b.Status ||
-		a.GitDir != b.GitDir || a.Gate != b.Gate || a.Hooks != b.Hooks || a.Drill != b.Drill || len(a.Services) != len(b.Services) {
+		a.GitDir != b.GitDir || a.Gate != b.Gate || a.Hooks != b.Hooks || a.Drill != b.Drill || len(a.Services) != len(b.Services) ||
+		(a.PITR == nil) != (b.PITR == nil) || (a.PITR != nil && *a.PITR != *b.PITR) {
 		return false
 	}
 	for i := range a.Services {

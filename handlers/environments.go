@@ -43,6 +43,8 @@ type Environments struct {
 	Changed func(ctx context.Context)
 	// Drills fills the Backups tab's restore drill card; nil leaves it out.
 	Drills *Drills
+	// PITR shows the point-in-time card (nil: not shown).
+	PITR *PITR
 
 	retention retentionMemo
 }
@@ -168,6 +170,11 @@ func (h *Environments) Show(tab string) echo.HandlerFunc {
 		}
 		if d.Children, err = h.children(ctx, e.Name); err != nil {
 			return err
+		}
+		if h.PITR != nil && tab != "activity" {
+			if d.PITR, err = h.PITR.status(c, u, e); err != nil {
+				return err
+			}
 		}
 		return render(c, http.StatusOK, views.EnvironmentPage(page(c, e.Name, "environments"), d))
 	}
@@ -313,6 +320,9 @@ func parseEnvironmentForm(c echo.Context) (*db.Environment, error) {
 		Gate:  db.Gate{Listen: get("gate.listen"), Upstream: get("gate.upstream")},
 		Hooks: db.Hooks{PrePause: get("hooks.pre_pause"), PostPause: get("hooks.post_pause"), PostRestore: get("hooks.post_restore")},
 		Drill: db.DrillSettings{Schedule: get("drill.schedule"), Smoke: get("drill.smoke")},
+	}
+	if e.PITR, err = parsePITRForm(form); err != nil {
+		return nil, err
 	}
 	names, types, urls, paths, excludes := form["svc_name"], form["svc_type"], form["svc_url"], form["svc_path"], form["svc_exclude"]
 	n := len(names)

@@ -145,7 +145,16 @@ func (j *restoreJob) Run(ctx context.Context, p *Progress) error {
 				"`git -C %s checkout %s` to align it", short(b.Commit), env.Name, short(head), env.GitDir, short(b.Commit))
 		}
 	}
-	p.Logf("preparing %d services of backup %s beside the live data of %s", len(targets), b.ID, env.Name)
+	return j.restoreInto(ctx, p, env, b, targets, "backup "+b.ID)
+}
+
+// restoreInto restores backup b into the target services of env (prepare, pause, switch, release, post_restore
+// hook) and keeps what the switch replaced as the pre-restore backup. what names the restored state in the log.
+func (j *restoreJob) restoreInto(ctx context.Context, p *Progress, env *db.Environment, b *db.Backup,
+	targets []backup.ServiceSpec, what string,
+) error {
+	o := j.o
+	p.Logf("preparing %d services of %s beside the live data of %s", len(targets), what, env.Name)
 	hold := o.hold(env, "restore", b.ID, p)
 	res, err := o.Engine.Restore(ctx, backup.RestoreRequest{ID: b.ID, Services: targets, Scratch: restoreScratch(j.activity),
 		Hold: func(ctx context.Context) (func(), error) {
@@ -158,7 +167,7 @@ func (j *restoreJob) Run(ctx context.Context, p *Progress) error {
 	if err != nil {
 		return fmt.Errorf("%w (the live data of %s was not changed)", err, env.Name)
 	}
-	p.Logf("%s %s to backup %s; requests were held %s", switchedMarker, env.Name, b.ID, res.Pause.Round(time.Millisecond))
+	p.Logf("%s %s to %s; requests were held %s", switchedMarker, env.Name, what, res.Pause.Round(time.Millisecond))
 	p.Flush()
 	// From here on the restore has happened: what remains must not undo it.
 	ctx = context.WithoutCancel(ctx)
@@ -191,6 +200,7 @@ func (o *Operations) Interrupted(a *db.Activity) error {
 		return interrupted("interrupted: Rewind stopped before this backup completed; no snapshot was saved, so it "+
 			"is not restorable%s; start a new backup", o.sweep(a.Environment, a.BackupID))
 	case TypeRestore:
+		o.dropTransient(a)
 		if o.backupComplete(PreRestoreBackupID(a)) {
 			return nil // switched, and the replaced state saved: only the runner's last write was missing
 		}
@@ -266,14 +276,18 @@ func (o *Operations) backupComplete(id string) bool {
 // the replaced states are kept where the switch moved them, and the error says so.
 func (j *restoreJob) keepReplaced(ctx context.Context, p *Progress, env *db.Environment, b *db.Backup, res *backup.RestoreResult) error {
 	o, id := j.o, j.params.PreRestoreID
-	row := &db.Backup{ID: id, Environment: env.Name, Kind: db.BackupPreRestore, Live: true, RestoredFrom: b.ID,
+	restoredFrom := b.ID
+	if j.params.At != "" {
+		restoredFrom = "" // a restore to a moment: the backup it restored was transient, and is gone
+	}
+	row := &db.Backup{ID: id, Environment: env.Name, Kind: db.BackupPreRestore, Live: true, RestoredFrom: restoredFrom,
 		ActivityID: j.activity.ID}
 	if err := o.Catalog.CreateBackup(ctx, row); err != nil {
 		return fmt.Errorf("record pre-restore backup: %w (the replaced data is kept beside the live data)", err)
 	}
 	p.Logf("saving the replaced state as pre-restore backup %s (undo restores it)", id)
 	m, err := o.Engine.BackupReplaced(ctx, backup.BackupRequest{ID: id, Environment: env.Name,
-		Kind: backup.KindPreRestore, RestoredFrom: b.ID}, res.Replaced, backup.NopProgress)
+		Kind: backup.KindPreRestore, RestoredFrom: restoredFrom}, res.Replaced, backup.NopProgress)
 	if err != nil {
 		failed, msg := db.BackupFailed, err.Error()
 		o.Catalog.UpdateBackup(ctx, id, db.BackupUpdate{Status: &failed, Error: &msg}) //nolint:errcheck

@@ -68,6 +68,8 @@ type Operations struct {
 	ScratchDir string
 	// AfterBackup, when set, runs in a backup's job after the backup completed (retention: Scheduler.AfterBackup).
 	AfterBackup func(ctx context.Context, env string, p *Progress)
+	// PITR runs restores to a moment (nil: none can run).
+	PITR *PITR
 
 	retention sync.Mutex // one retention pass at a time (after a backup, the daily pass, a plan change)
 	branch    sync.Mutex // one branch at a time: its Redis database is picked and taken in the catalog together
@@ -93,6 +95,11 @@ type restoreParams struct {
 	Target       string `json:"target"`
 	BranchFrom   string `json:"branch_from,omitempty"`
 	PreRestoreID string `json:"pre_restore_id"`
+	// Source and At are set for a restore to a moment (point-in-time) instead of a backup.
+	Source string `json:"source,omitempty"`
+	At     string `json:"at,omitempty"`
+	// Transient is the id of the capture of the rebuilt state a restore to a moment restores (deleted after).
+	Transient string `json:"transient,omitempty"`
 }
 
 // BackupRequest asks for a backup of one environment.
@@ -220,27 +227,11 @@ func (o *Operations) PlanRestore(ctx context.Context, req RestoreRequest) (*Rest
 		}
 	}
 	ve := &db.ValidationError{}
-	target, err := o.Catalog.FindEnvironmentByName(ctx, plan.Target)
-	switch {
-	case errors.Is(err, db.ErrNotFound) && req.BranchFrom != "":
-		parent, err := o.Catalog.FindEnvironmentByName(ctx, req.BranchFrom)
-		if err != nil {
-			if errors.Is(err, db.ErrNotFound) {
-				return nil, &db.ValidationError{Errors: []db.FieldError{{Field: "branch_from",
-					Message: fmt.Sprintf("there is no environment %q to branch from", req.BranchFrom)}}}
-			}
-			return nil, err
-		}
-		plan.Create = true
-		if target, err = branchEnvironment(parent, plan.Target, o.freeRedisDB(ctx)); err != nil {
-			return nil, &db.ValidationError{Errors: []db.FieldError{{Field: "branch_from", Message: err.Error()}}}
-		}
-	case errors.Is(err, db.ErrNotFound):
-		return nil, &db.ValidationError{Errors: []db.FieldError{{Field: "target", Message: fmt.Sprintf(
-			"there is no environment %q: pick an existing one, or branch a new one from a parent", plan.Target)}}}
-	case err != nil:
+	target, create, err := o.restoreTarget(ctx, plan.Target, req.BranchFrom)
+	if err != nil {
 		return nil, err
 	}
+	plan.Create = create
 	if target.Status != db.StatusActive {
 		ve.Errors = append(ve.Errors, db.FieldError{Field: "target", Message: fmt.Sprintf(
 			"environment %q is inactive: activate it before restoring into it", target.Name)})
@@ -273,6 +264,33 @@ func (o *Operations) PlanRestore(ctx context.Context, req RestoreRequest) (*Rest
 	return plan, nil
 }
 
+// restoreTarget finds the environment a restore goes into, or (with branchFrom, when it does not exist) the
+// environment it would be branched as; create says which.
+func (o *Operations) restoreTarget(ctx context.Context, name, branchFrom string) (*db.Environment, bool, error) {
+	target, err := o.Catalog.FindEnvironmentByName(ctx, name)
+	switch {
+	case errors.Is(err, db.ErrNotFound) && branchFrom != "":
+		parent, err := o.Catalog.FindEnvironmentByName(ctx, branchFrom)
+		if err != nil {
+			if errors.Is(err, db.ErrNotFound) {
+				return nil, false, &db.ValidationError{Errors: []db.FieldError{{Field: "branch_from",
+					Message: fmt.Sprintf("there is no environment %q to branch from", branchFrom)}}}
+			}
+			return nil, false, err
+		}
+		if target, err = branchEnvironment(parent, name, o.freeRedisDB(ctx)); err != nil {
+			return nil, false, &db.ValidationError{Errors: []db.FieldError{{Field: "branch_from", Message: err.Error()}}}
+		}
+		return target, true, nil
+	case errors.Is(err, db.ErrNotFound):
+		return nil, false, &db.ValidationError{Errors: []db.FieldError{{Field: "target", Message: fmt.Sprintf(
+			"there is no environment %q: pick an existing one, or branch a new one from a parent", name)}}}
+	case err != nil:
+		return nil, false, err
+	}
+	return target, false, nil
+}
+
 // StartRestore checks and queues a restore. Nothing is touched when the plan has a problem or the confirmation
 // does not name the target environment.
 func (o *Operations) StartRestore(ctx context.Context, req RestoreRequest) (*db.Activity, *RestorePlan, error) {
@@ -288,22 +306,7 @@ func (o *Operations) StartRestore(ctx context.Context, req RestoreRequest) (*db.
 			"type the target environment's name, %q, to confirm that its current state is replaced", plan.Target)}}}
 	}
 	if plan.Create {
-		parent, err := o.Catalog.FindEnvironmentByName(ctx, plan.Parent)
-		if err != nil {
-			return nil, plan, err
-		}
-		o.branch.Lock()
-		env, err := branchEnvironment(parent, plan.Target, o.freeRedisDB(ctx))
-		if err == nil {
-			err = o.Catalog.CreateEnvironment(ctx, env)
-		}
-		o.branch.Unlock()
-		if err != nil {
-			return nil, plan, fmt.Errorf("branch %q from %q: %w", plan.Target, plan.Parent, err)
-		}
-		if err := o.Catalog.CreateActivity(ctx, &db.Activity{Type: TypeEnvBranch, Environment: env.Name,
-			Actor: req.Actor, Summary: fmt.Sprintf("Branched %s from %s to restore backup %s", env.Name, parent.Name,
-				plan.Backup.ID)}); err != nil {
+		if err := o.branchTarget(ctx, plan.Target, plan.Parent, req.Actor, "backup "+plan.Backup.ID); err != nil {
 			return nil, plan, err
 		}
 	}
@@ -321,6 +324,25 @@ func (o *Operations) StartRestore(ctx context.Context, req RestoreRequest) (*db.
 		return nil, plan, err
 	}
 	return a, plan, nil
+}
+
+// branchTarget creates the target environment of a restore as a child of parent; what names what is restored.
+func (o *Operations) branchTarget(ctx context.Context, target, parentName, actor, what string) error {
+	parent, err := o.Catalog.FindEnvironmentByName(ctx, parentName)
+	if err != nil {
+		return err
+	}
+	o.branch.Lock()
+	env, err := branchEnvironment(parent, target, o.freeRedisDB(ctx))
+	if err == nil {
+		err = o.Catalog.CreateEnvironment(ctx, env)
+	}
+	o.branch.Unlock()
+	if err != nil {
+		return fmt.Errorf("branch %q from %q: %w", target, parentName, err)
+	}
+	return o.Catalog.CreateActivity(ctx, &db.Activity{Type: TypeEnvBranch, Environment: env.Name,
+		Actor: actor, Summary: fmt.Sprintf("Branched %s from %s to restore %s", env.Name, parent.Name, what)})
 }
 
 // PreRestoreBackupID returns the id of the pre-restore backup a restore activity takes (the backup that undoes
@@ -418,6 +440,9 @@ func (o *Operations) Build(a *db.Activity) (Job, error) {
 		var p restoreParams
 		if err := json.Unmarshal([]byte(a.Params), &p); err != nil {
 			return nil, fmt.Errorf("restore activity %d: bad params: %w", a.ID, err)
+		}
+		if p.At != "" {
+			return &restoreAtJob{restoreJob{o: o, activity: a, params: p}}, nil
 		}
 		return &restoreJob{o: o, activity: a, params: p}, nil
 	case TypeDrill:

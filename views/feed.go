@@ -49,7 +49,7 @@ func activityTypes(current string) []string {
 	types := []string{
 		"environment.create", "environment.update", "environment.deactivate", "environment.activate",
 		"user.create", "user.update", "token.create", "token.revoke",
-		"backup.create", "backup.restore", "backup.delete", "backup.drill", "environment.branch",
+		"backup.create", "backup.restore", "backup.delete", "backup.drill", "environment.branch", "pitr.follow",
 	}
 	if current != "" && !slices.Contains(types, current) {
 		types = append(types, current)

@@ -135,6 +135,16 @@ func TestAuthorizationMatrix(t *testing.T) {
 			[]string{login, refused, forbidden, forbidden, refused, refused}},
 		{"cancel production activity", func() string { return "/activities/" + doneActivity("bprod")() + "/cancel" }, none,
 			[]string{login, refused, forbidden, forbidden, forbidden, forbidden}},
+		{"test point-in-time prerequisites of staging", static("/environments/bstage/pitr/test"), none,
+			[]string{login, ok, forbidden, forbidden, ok, ok}},
+		{"test point-in-time prerequisites of production", static("/environments/bprod/pitr/test"), none,
+			[]string{login, ok, forbidden, forbidden, forbidden, forbidden}},
+		{"restore staging to a moment", static("/environments/bstage/restore-at"), func() url.Values {
+			return url.Values{"at": {"2026-01-01T00:00:00"}, "confirm": {"bstage"}}
+		}, []string{login, ok, forbidden, forbidden, ok, ok}},
+		{"restore production to a moment", static("/environments/bprod/restore-at"), func() url.Values {
+			return url.Values{"at": {"2026-01-01T00:00:00"}, "confirm": {"bprod"}}
+		}, []string{login, ok, forbidden, forbidden, forbidden, forbidden}},
 	}
 
 	clients := map[string]*client{"anonymous": app.client()}
@@ -207,6 +217,15 @@ func TestAuthorizationMatrix(t *testing.T) {
 			[]string{unauth, refused, forbidden, forbidden, refused, refused}},
 		{"cancel production activity", http.MethodPost, func() string { return "/api/v1/activities/" + doneActivity("bprod")() + "/cancel" }, noBody,
 			[]string{unauth, refused, forbidden, forbidden, forbidden, forbidden}},
+		// Restores to a moment: the role is checked first, then these environments (files only) are refused.
+		{"plan a restore of production to a moment", http.MethodGet, static("/api/v1/environments/bprod/restore?at=2026-01-01T00:00:00Z"), noBody,
+			[]string{unauth, refused, refused, refused, refused, refused}},
+		{"restore staging to a moment", http.MethodPost, static("/api/v1/environments/bstage/restore"),
+			jsonBody(`{"at":"2026-01-01T00:00:00Z","confirm":"bstage"}`), []string{unauth, refused, forbidden, forbidden, refused, refused}},
+		{"restore production to a moment", http.MethodPost, static("/api/v1/environments/bprod/restore"),
+			jsonBody(`{"at":"2026-01-01T00:00:00Z","confirm":"bprod"}`), []string{unauth, refused, forbidden, forbidden, forbidden, forbidden}},
+		{"restore production to a moment into staging", http.MethodPost, static("/api/v1/environments/bprod/restore"),
+			jsonBody(`{"at":"2026-01-01T00:00:00Z","target":"bstage","confirm":"bstage"}`), []string{unauth, refused, forbidden, forbidden, forbidden, forbidden}},
 		{"metrics", http.MethodGet, static("/metrics"), noBody, []string{unauth, ok, ok, ok, ok, ok}},
 	}
 	for _, rt := range apiRoutes {

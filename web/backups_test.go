@@ -49,6 +49,8 @@ func newBackupApp(t *testing.T) *backupApp {
 			t.Fatal(err)
 		}
 		cfg.Ops, cfg.Runner, cfg.Gates = ops, ops, gate.NewSet(gate.Config{}, nil)
+		ops.PITR = &jobs.PITR{Catalog: cfg.Catalog, Repo: repo} // not started: plans and checks only
+		cfg.PITR, cfg.PITRChecker = ops, ops.PITR
 	})
 	t.Cleanup(func() { // before the catalog closes
 		ops.Runner.Close()

@@ -47,6 +47,10 @@ type Config struct {
 	Storage handlers.StorageInspector
 	// Notifier sends the "Send test" of /settings/notifications (nil: the test says notifications are off).
 	Notifier handlers.NotificationTester
+	// PITR plans and starts restores to a moment, PITRChecker checks and reports point-in-time protection
+	// (nil: those routes answer 503).
+	PITR        handlers.PITROperations
+	PITRChecker handlers.PITRChecker
 }
 
 // Server is the dashboard and JSON API.
@@ -120,6 +124,8 @@ func NewServer(cfg Config) (*Server, error) {
 	storage := handlers.NewStorage(cfg.Storage, sm, cfg.Now)
 	notifications := handlers.NewNotifications(cat, cfg.Notifier, sm, cfg.Now)
 	notificationAPI := handlers.NewNotificationsAPI(notifications)
+	pitr := handlers.NewPITR(cat, cfg.PITR, cfg.PITRChecker, sm, cfg.Now)
+	envs.PITR = pitr
 
 	e.GET("/healthz", func(c echo.Context) error {
 		if _, err := cat.CountUsers(c.Request().Context()); err != nil {
@@ -146,6 +152,8 @@ func NewServer(cfg Config) (*Server, error) {
 	api.GET("/backups/:id/restore", backupAPI.Plan)
 	api.POST("/backups/:id/restore", backupAPI.Restore)
 	api.GET("/backups/:id/download", backups.Download)
+	api.GET("/environments/:env/restore", pitr.PlanAt)
+	api.POST("/environments/:env/restore", pitr.RestoreAt)
 	api.GET("/plan", planAPI.Get)
 	api.PUT("/plan", planAPI.Put)
 	api.GET("/notifications/channels", notificationAPI.List)
@@ -173,6 +181,9 @@ func NewServer(cfg Config) (*Server, error) {
 	in.POST("/environments/:env", envs.Update)
 	in.POST("/environments/:env/deactivate", envs.SetStatus(db.StatusInactive))
 	in.POST("/environments/:env/activate", envs.SetStatus(db.StatusActive))
+	in.POST("/environments/:env/pitr/test", pitr.Test)
+	in.POST("/environments/:env/restore-at", pitr.RestorePage)
+	in.GET("/environments/:env/restore-at/plan", pitr.PlanPage)
 	in.POST("/environments/:env/backups", backups.Create)
 	in.POST("/environments/:env/drills", drills.Create)
 	in.GET("/backups/:id", backups.Show)

@@ -89,7 +89,17 @@ func StartPostgres(dir string, opt PostgresOptions) (*Postgres, error) {
 		if err != nil {
 			return err
 		}
-		return c.Close(ctx)
+		defer c.Close(ctx)
+		// Another process may have taken the same free port a moment earlier: then this server cannot bind
+		// it and exits, and the poll must not mistake the other server for ours.
+		var dataDir string
+		if err := c.QueryRow(ctx, "SELECT current_setting('data_directory')").Scan(&dataDir); err != nil {
+			return err
+		}
+		if dataDir != data {
+			return fmt.Errorf("port %d is another server's (%s)", port, dataDir)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start postgresql: %w", err)

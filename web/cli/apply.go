@@ -86,13 +86,14 @@ func (es configErrors) err() error {
 // Allowed keys of each mapping of rewind.yaml, in documentation order.
 var (
 	configKeys      = []string{"environments"}
-	environmentKeys = []string{"name", "title", "type", "parent", "status", "git_dir", "gate", "hooks", "drill", "services"}
+	environmentKeys = []string{"name", "title", "type", "parent", "status", "git_dir", "gate", "hooks", "drill", "pitr", "services"}
 	serviceKeys     = []string{"name", "type", "url", "path", "exclude"}
 	// settingsKeys are the keys of the environment's mappings of scalars.
 	settingsKeys = map[string][]string{
 		"gate":  {"listen", "upstream"},
 		"hooks": {"pre_pause", "post_pause", "post_restore"},
 		"drill": {"schedule", "smoke"},
+		"pitr":  {"enabled", "window_days"},
 	}
 )
 

@@ -73,6 +73,23 @@ func TestParseConfig_Drill(t *testing.T) {
 	}
 }
 
+func TestParseConfig_PITR(t *testing.T) {
+	cfg, err := parseConfig("rewind.yaml", []byte("environments:\n  - name: main\n    type: production\n    pitr: {enabled: true, window_days: 14}\n"))
+	if err != nil {
+		t.Fatalf("parseConfig() = %v", err)
+	}
+	if got := cfg.Environments[0].PITR; got == nil || *got != (db.PITR{Enabled: true, WindowDays: 14}) {
+		t.Fatalf("pitr = %+v, want enabled for 14 days", got)
+	}
+	if cfg, err = parseConfig("rewind.yaml", []byte("environments:\n  - name: main\n    type: production\n")); err != nil || cfg.Environments[0].PITR != nil {
+		t.Fatalf("without pitr: %+v, %v, want it left out (the stored setting is kept)", cfg.Environments[0].PITR, err)
+	}
+	if _, err := parseConfig("rewind.yaml", []byte("environments:\n  - name: main\n    type: production\n    pitr: {enabled: true, window: 14}\n")); err == nil ||
+		!strings.Contains(err.Error(), "environments[0].pitr.window: unknown field") {
+		t.Fatalf("pitr.window = %v, want an unknown field error", err)
+	}
+}
+
 func TestParseConfig_Errors(t *testing.T) {
 	for _, tt := range []struct {
 		name, yaml string

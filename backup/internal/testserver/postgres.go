@@ -45,7 +45,10 @@ func startPostgres() (*Postgres, error) {
 		return nil, err
 	}
 	srv, err := scratch.StartPostgres(dir, scratch.PostgresOptions{
-		HBA:  "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n",
+		// The replication lines let tests follow the server's WAL (backup/pitr) as the superuser or a role with
+		// REPLICATION; wal_level is replica, the default.
+		HBA: "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n" +
+			"host replication postgres 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 scram-sha-256\n",
 		Args: []string{"-c", "max_connections=200", "-c", "shared_buffers=32MB"},
 	})
 	if err != nil {

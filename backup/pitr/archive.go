@@ -1,0 +1,179 @@
+package pitr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/kopia/kopia/fs"
+	"github.com/kopia/kopia/fs/localfs"
+	"github.com/kopia/kopia/repo"
+	"github.com/kopia/kopia/repo/manifest"
+	"github.com/kopia/kopia/snapshot"
+	"github.com/kopia/kopia/snapshot/policy"
+	"github.com/kopia/kopia/snapshot/snapshotfs"
+	"github.com/kopia/kopia/snapshot/upload"
+
+	"github.com/rewind/rewind/backup"
+)
+
+// Every base and every WAL segment is one kopia snapshot of the source rewind@rewind:/rewind-pitr/<env>/<service>
+// (never a loose object, which maintenance would collect), tagged with these labels and pinned like Rewind's
+// backups; its root holds the files flat. Without Rewind: `kopia snapshot list --all --tags rewind-pitr-env:<env>`.
+const (
+	tagEnv     = "tag:rewind-pitr-env"
+	tagService = "tag:rewind-pitr-service"
+	tagKind    = "tag:rewind-pitr-kind" // base | wal
+	tagName    = "tag:rewind-pitr-name" // the WAL file name, or the base's start segment
+)
+
+func source(env, service string) snapshot.SourceInfo {
+	return snapshot.SourceInfo{Host: "rewind", UserName: "rewind", Path: "/rewind-pitr/" + env + "/" + service}
+}
+
+// ErrReplaced is returned when a snapshot a plan named is gone: the follower replaced the growing segment with a
+// newer copy meanwhile. Plan again.
+var ErrReplaced = errors.New("the shipped WAL changed meanwhile: plan again")
+
+// putDir saves the files of dir (flat) as one snapshot and returns its id and the bytes it holds.
+func putDir(ctx context.Context, rep repo.Repository, src snapshot.SourceInfo, dir string, tags map[string]string,
+	desc string,
+) (string, int64, error) {
+	var id manifest.ID
+	var size int64
+	err := repo.WriteSession(ctx, rep, repo.WriteSessionOptions{Purpose: "rewind pitr " + desc},
+		func(ctx context.Context, w repo.RepositoryWriter) error {
+			d, err := localfs.Directory(dir)
+			if err != nil {
+				return fmt.Errorf("read %s: %w", dir, err)
+			}
+			pol, err := policy.TreeForSource(ctx, w, src)
+			if err != nil {
+				return fmt.Errorf("read policy: %w", err)
+			}
+			u := upload.NewUploader(w)
+			u.FailFast = true
+			u.DisableIgnoreRules = true
+			man, err := u.Upload(ctx, d, pol, src)
+			if err != nil {
+				return fmt.Errorf("upload: %w", err)
+			}
+			if man.IncompleteReason != "" || man.Stats.ErrorCount > 0 {
+				return fmt.Errorf("upload incomplete (%s, %d errors)", man.IncompleteReason, man.Stats.ErrorCount)
+			}
+			man.Description = "Rewind point-in-time " + desc
+			man.Tags = tags
+			man.Pins = []string{"rewind"}
+			if man.RootEntry.DirSummary != nil {
+				size = man.RootEntry.DirSummary.TotalFileSize
+			}
+			id, err = snapshot.SaveSnapshot(ctx, w, man)
+			if err != nil {
+				return fmt.Errorf("save snapshot: %w", err)
+			}
+			return nil
+		})
+	if err != nil {
+		return "", 0, fmt.Errorf("ship %s: %w", desc, err)
+	}
+	return string(id), size, nil
+}
+
+// snapshotRoot opens the root directory of snapshot id.
+func snapshotRoot(ctx context.Context, rep repo.Repository, id string) (fs.Directory, error) {
+	man, err := snapshot.LoadSnapshot(ctx, rep, manifest.ID(id))
+	if errors.Is(err, snapshot.ErrSnapshotNotFound) {
+		return nil, fmt.Errorf("snapshot %s: %w", id, ErrReplaced)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load snapshot %s: %w", id, err)
+	}
+	d, ok := snapshotfs.EntryFromDirEntry(rep, man.RootEntry).(fs.Directory)
+	if !ok {
+		return nil, fmt.Errorf("snapshot %s: root is not a directory", id)
+	}
+	return d, nil
+}
+
+// getDir writes the files of snapshot id into dest (which must exist).
+func getDir(ctx context.Context, rep repo.Repository, id, dest string) error {
+	root, err := snapshotRoot(ctx, rep, id)
+	if err != nil {
+		return err
+	}
+	return fs.IterateEntries(ctx, root, func(ctx context.Context, e fs.Entry) error {
+		f, ok := e.(fs.File)
+		if !ok {
+			return nil
+		}
+		return copyOut(ctx, f, filepath.Join(dest, e.Name()))
+	})
+}
+
+func copyOut(ctx context.Context, f fs.File, path string) error {
+	r, err := f.Open(ctx)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", f.Name(), err)
+	}
+	defer r.Close() //nolint:errcheck
+	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	if _, err := io.Copy(out, r); err != nil {
+		out.Close() //nolint:errcheck
+		return fmt.Errorf("read %s from the repository: %w", f.Name(), err)
+	}
+	return out.Close()
+}
+
+// readSmall reads one small file of snapshot id.
+func readSmall(ctx context.Context, rep repo.Repository, id, name string) ([]byte, error) {
+	root, err := snapshotRoot(ctx, rep, id)
+	if err != nil {
+		return nil, err
+	}
+	e, err := root.Child(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %s: %w", id, name, err)
+	}
+	f, ok := e.(fs.File)
+	if !ok {
+		return nil, fmt.Errorf("snapshot %s: %s is not a file", id, name)
+	}
+	r, err := f.Open(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", name, err)
+	}
+	defer r.Close() //nolint:errcheck
+	return io.ReadAll(io.LimitReader(r, 256<<20))
+}
+
+// deleteSnapshots removes snapshots from the repository (maintenance then collects their data).
+func deleteSnapshots(ctx context.Context, rep repo.Repository, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return repo.WriteSession(ctx, rep, repo.WriteSessionOptions{Purpose: "rewind pitr delete"},
+		func(ctx context.Context, w repo.RepositoryWriter) error {
+			var errs []error
+			for _, id := range ids {
+				if id == "" {
+					continue
+				}
+				if err := w.DeleteManifest(ctx, manifest.ID(id)); err != nil {
+					errs = append(errs, fmt.Errorf("delete snapshot %s: %w", id, err))
+				}
+			}
+			return errors.Join(errs...)
+		})
+}
+
+// DeleteSnapshots deletes shipped bases and segments (snapshot ids from a Recorder) from the repository; the
+// next maintenance collects their data.
+func DeleteSnapshots(ctx context.Context, rep *backup.Repository, ids ...string) error {
+	return deleteSnapshots(ctx, rep.Kopia(), ids...)
+}

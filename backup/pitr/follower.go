@@ -1,0 +1,487 @@
+package pitr
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rewind/rewind/backup"
+)
+
+// Base is a base backup shipped into the repository.
+type Base struct {
+	Snapshot         string
+	SystemID         string
+	Timeline         int
+	StartLSN, EndLSN string
+	StartWAL         string // the segment holding StartLSN: a restore needs every segment from here
+	StartedAt        time.Time
+	FinishedAt       time.Time // restorable from here on
+	Bytes            int64
+}
+
+// Segment is a WAL segment shipped into the repository.
+type Segment struct {
+	Name     string
+	Snapshot string
+	Partial  bool        // still being written: shipped again as it grows
+	Commits  []time.Time // its commit records, in WAL order
+	LastLSN  string      // position of its last commit record
+	ReadAt   time.Time   // when it was read for shipping
+}
+
+// Report is the state of a running follower after a round of shipping.
+type Report struct {
+	CoveredUntil time.Time // every commit before this is in the repository (zero: unchanged)
+	LastCommit   time.Time // newest commit shipped (zero: unchanged)
+	LagBytes     int64     // WAL the server wrote that the follower has not flushed yet
+	WALStatus    string    // the slot's pg_replication_slots.wal_status
+}
+
+// Recorder is where a Follower records what it shipped (the catalog). Its methods are called from the
+// follower's goroutines, one call at a time.
+type Recorder interface {
+	// LatestBase returns the system identifier and finish time of the stream's newest base; ok is false when
+	// there is none.
+	LatestBase(ctx context.Context) (systemID string, finished time.Time, ok bool, err error)
+	BaseShipped(ctx context.Context, b Base) error
+	// SegmentShipped records s, replacing a record of the same name, and returns the snapshot of the replaced
+	// record ("" for none), which the follower deletes.
+	SegmentShipped(ctx context.Context, s Segment) (replaced string, err error)
+	Report(ctx context.Context, r Report) error
+}
+
+// Follower follows one PostgreSQL service. Run it with the job runner's backoff: it returns when ctx ends or
+// something fails (the stream broke, the server is unreachable), and a new Run resumes where the slot is.
+type Follower struct {
+	Environment, Service string
+	URL                  string // the service URL; its role needs REPLICATION
+	Repo                 *backup.Repository
+	Spool                string // directory of this follower's WAL spool and base backups (created)
+	Record               Recorder
+	BinDir               string        // PostgreSQL tools; default: the server's major under /usr/lib/postgresql
+	ShipEvery            time.Duration // how often the growing segment is shipped; default 1s
+	BaseEvery            time.Duration // a new base after this long, so replay stays short; default 24h
+	Now                  func() time.Time
+
+	// the growing segment as last shipped: its name, modification time and size, and when its copy began
+	partialName   string
+	partialMod    time.Time
+	partialSize   int64
+	partialCopied time.Time
+}
+
+func (f *Follower) now() time.Time {
+	if f.Now != nil {
+		return f.Now()
+	}
+	return time.Now()
+}
+
+// ErrSlotLost is returned when the server removed WAL the slot still needed (max_slot_wal_keep_size): the
+// stream has a gap, and the next Run starts again from a new base.
+var ErrSlotLost = errors.New("the replication slot lost WAL it needed")
+
+// Run follows the service until ctx ends (then it returns nil) or the stream fails.
+func (f *Follower) Run(ctx context.Context) error {
+	if f.ShipEvery <= 0 {
+		f.ShipEvery = time.Second
+	}
+	if f.BaseEvery <= 0 {
+		f.BaseEvery = 24 * time.Hour
+	}
+	c, err := parseConn(f.URL)
+	if err != nil {
+		return fmt.Errorf("postgresql service %q: %w", f.Service, err)
+	}
+	db, err := c.connect(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", f.Service, err)
+	}
+	defer db.Close(context.WithoutCancel(ctx)) //nolint:errcheck
+	major, err := serverMajor(ctx, db)
+	if err != nil {
+		return err
+	}
+	bin, err := BinDir(f.BinDir, major)
+	if err != nil {
+		return err
+	}
+	sys, err := c.identify(ctx)
+	if err != nil {
+		return fmt.Errorf("open a replication connection to %s: %w (run Test on the Settings tab)", f.Service, err)
+	}
+	slot := SlotName(f.Environment, f.Service)
+	walDir := filepath.Join(f.Spool, "wal")
+	newBase := false
+	status, _, err := slotState(ctx, db, slot)
+	if err != nil {
+		return err
+	}
+	if status == "lost" {
+		// The WAL after the last shipped segment is gone: start again from a new base.
+		if err := dropSlot(ctx, db, slot); err != nil {
+			return err
+		}
+		if err := os.RemoveAll(walDir); err != nil {
+			return fmt.Errorf("clear the WAL spool: %w", err)
+		}
+		newBase = true
+	}
+	if err := os.MkdirAll(walDir, 0o700); err != nil {
+		return fmt.Errorf("create the WAL spool: %w", err)
+	}
+	if out, err := f.tool(ctx, c, bin, "pg_receivewal", "--create-slot", "--if-not-exists", "--slot", slot,
+		"-d", c.dsn).CombinedOutput(); err != nil {
+		return fmt.Errorf("create replication slot %s: %v: %s", slot, err, strings.TrimSpace(string(out)))
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	recv := f.tool(ctx, c, bin, "pg_receivewal", "-D", walDir, "--slot", slot, "--synchronous", "--no-loop",
+		"-d", c.dsn)
+	var recvErr tail
+	recv.Stderr = &recvErr
+	recv.Cancel = func() error { return recv.Process.Signal(syscall.SIGTERM) }
+	recv.WaitDelay = 10 * time.Second
+	if err := recv.Start(); err != nil {
+		return fmt.Errorf("start pg_receivewal: %w", err)
+	}
+	recvDone := make(chan error, 1)
+	go func() { recvDone <- recv.Wait() }()
+	defer func() {
+		cancel()
+		<-recvDone
+	}()
+
+	id, finished, ok, err := f.Record.LatestBase(ctx)
+	if err != nil {
+		return err
+	}
+	baseDone := make(chan error, 1)
+	baseRunning := false
+	startBase := func() {
+		baseRunning = true
+		go func() { baseDone <- f.base(ctx, c, bin, sys) }()
+	}
+	if newBase || !ok || id != sys.ID || f.now().Sub(finished) > f.BaseEvery {
+		startBase()
+	}
+	lastBase := finished
+
+	tick := time.NewTicker(f.ShipEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-recvDone:
+			recvDone <- err // for the deferred wait
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("pg_receivewal stopped (%v): %s", err, recvErr.String())
+		case err := <-baseDone:
+			baseRunning = false
+			if err != nil {
+				return err
+			}
+			lastBase = f.now()
+		case <-tick.C:
+		}
+		if !baseRunning && f.now().Sub(lastBase) > f.BaseEvery {
+			startBase()
+		}
+		rep, err := f.ship(ctx, bin, walDir)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if rep.WALStatus, rep.LagBytes, err = slotState(ctx, db, slot); err == nil {
+			err = f.Record.Report(ctx, rep)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if rep.WALStatus == "lost" {
+			return ErrSlotLost
+		}
+	}
+}
+
+func (f *Follower) tool(ctx context.Context, c conn, bin, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, name), args...)
+	cmd.Env = c.env()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	return cmd
+}
+
+// ship ships every completed segment of the spool and the growing one, and says up to when the repository
+// now holds every commit.
+func (f *Follower) ship(ctx context.Context, bin, walDir string) (Report, error) {
+	var rep Report
+	readAt := f.now()
+	ents, err := os.ReadDir(walDir)
+	if err != nil {
+		return rep, fmt.Errorf("read the WAL spool: %w", err)
+	}
+	var done []string
+	partial := ""
+	for _, e := range ents {
+		name := e.Name()
+		switch {
+		case ValidWALName(name):
+			done = append(done, name)
+		case strings.HasSuffix(name, ".partial") && ValidWALName(strings.TrimSuffix(name, ".partial")):
+			if n := strings.TrimSuffix(name, ".partial"); n > partial {
+				partial = n
+			}
+		}
+	}
+	sort.Strings(done)
+	note := func(s Segment) {
+		if n := len(s.Commits); n > 0 && s.Commits[n-1].After(rep.LastCommit) {
+			rep.LastCommit = s.Commits[n-1]
+		}
+	}
+	for _, name := range done {
+		s, err := f.shipSegment(ctx, bin, filepath.Join(walDir, name), name, false, readAt)
+		if err != nil {
+			return rep, err
+		}
+		note(s)
+		if err := os.Remove(filepath.Join(walDir, name)); err != nil {
+			return rep, fmt.Errorf("remove shipped segment: %w", err)
+		}
+	}
+	if partial != "" {
+		path := filepath.Join(walDir, partial+".partial")
+		st, err := os.Stat(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return rep, nil // completed meanwhile: the next round ships it
+		}
+		if err != nil {
+			return rep, fmt.Errorf("read the WAL spool: %w", err)
+		}
+		// Unchanged since the last copy, which began well after its last write: nothing new to ship. (The
+		// kernel stamps modification times with a coarse clock, so a write just before a copy may not
+		// change the stamp: such a copy is not trusted to hold it, and the segment is shipped again.)
+		unchanged := partial == f.partialName && st.ModTime().Equal(f.partialMod) && st.Size() == f.partialSize &&
+			f.partialCopied.Sub(st.ModTime()) > 50*time.Millisecond
+		if !unchanged {
+			copied := time.Now() // compared with the file system's clock, not an injected one
+			s, err := f.shipSegment(ctx, bin, path, partial, true, readAt)
+			if errors.Is(err, os.ErrNotExist) {
+				return rep, nil
+			}
+			if err != nil {
+				return rep, err
+			}
+			note(s)
+			f.partialName, f.partialMod, f.partialSize, f.partialCopied = partial, st.ModTime(), st.Size(), copied
+		}
+	}
+	if partial != "" || len(done) > 0 {
+		rep.CoveredUntil = readAt.Add(-Margin)
+	}
+	return rep, nil
+}
+
+// shipSegment uploads one WAL file (as name, with its commits file) and records it.
+func (f *Follower) shipSegment(ctx context.Context, bin, path, name string, partial bool, readAt time.Time) (Segment, error) {
+	stage := filepath.Join(f.Spool, "ship", name)
+	if err := os.RemoveAll(stage); err != nil {
+		return Segment{}, fmt.Errorf("clear stage: %w", err)
+	}
+	if err := os.MkdirAll(stage, 0o700); err != nil {
+		return Segment{}, fmt.Errorf("create stage: %w", err)
+	}
+	defer os.RemoveAll(stage) //nolint:errcheck
+	dst := filepath.Join(stage, name)
+	if partial {
+		// pg_receivewal keeps writing the .partial file: ship a copy, every byte of it read at once
+		if err := copyFile(path, dst); err != nil {
+			return Segment{}, err
+		}
+	} else if err := os.Link(path, dst); err != nil {
+		return Segment{}, fmt.Errorf("stage segment %s: %w", name, err)
+	}
+	commits, err := readCommits(ctx, filepath.Join(bin, "pg_waldump"), dst)
+	if err != nil {
+		return Segment{}, err
+	}
+	if err := os.WriteFile(filepath.Join(stage, "commits"), marshalCommits(commits.Times), 0o600); err != nil {
+		return Segment{}, fmt.Errorf("write commits of %s: %w", name, err)
+	}
+	snap, _, err := putDir(ctx, f.Repo.Kopia(), source(f.Environment, f.Service), stage, map[string]string{
+		tagEnv: f.Environment, tagService: f.Service, tagKind: "wal", tagName: name,
+	}, "WAL "+name+" of "+f.Environment+"/"+f.Service)
+	if err != nil {
+		return Segment{}, err
+	}
+	s := Segment{Name: name, Snapshot: snap, Partial: partial, Commits: commits.Times, LastLSN: commits.LastLSN,
+		ReadAt: readAt}
+	replaced, err := f.Record.SegmentShipped(ctx, s)
+	if err != nil {
+		deleteSnapshots(context.WithoutCancel(ctx), f.Repo.Kopia(), snap) //nolint:errcheck
+		return Segment{}, err
+	}
+	if replaced != "" && replaced != snap {
+		if err := deleteSnapshots(ctx, f.Repo.Kopia(), replaced); err != nil {
+			return Segment{}, err
+		}
+	}
+	return s, nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err //nolint:wrapcheck // callers test for os.ErrNotExist
+	}
+	defer in.Close() //nolint:errcheck
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", filepath.Base(src), err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close() //nolint:errcheck
+		return fmt.Errorf("copy %s: %w", filepath.Base(src), err)
+	}
+	return out.Close()
+}
+
+// base takes a base backup (tar, with the WAL it needs) and ships it.
+func (f *Follower) base(ctx context.Context, c conn, bin string, sys system) error {
+	started := f.now()
+	dir := filepath.Join(f.Spool, fmt.Sprintf("base-%d", started.UnixNano()))
+	defer os.RemoveAll(dir) //nolint:errcheck
+	if out, err := f.tool(ctx, c, bin, "pg_basebackup", "-D", dir, "-F", "tar", "-X", "stream", "-c", "fast",
+		"--no-sync", "-d", c.dsn).CombinedOutput(); err != nil {
+		return fmt.Errorf("pg_basebackup: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	finished := f.now()
+	var man struct {
+		Ranges []struct {
+			Timeline int    `json:"Timeline"`
+			Start    string `json:"Start-LSN"`
+			End      string `json:"End-LSN"`
+		} `json:"WAL-Ranges"`
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "backup_manifest"))
+	if err != nil {
+		return fmt.Errorf("read the base backup's manifest: %w", err)
+	}
+	if err := json.Unmarshal(raw, &man); err != nil || len(man.Ranges) == 0 {
+		return fmt.Errorf("read the base backup's manifest: no WAL range (%v)", err)
+	}
+	r := man.Ranges[0]
+	startWAL, err := WALForLSN(r.Timeline, r.Start)
+	if err != nil {
+		return err
+	}
+	snap, size, err := putDir(ctx, f.Repo.Kopia(), source(f.Environment, f.Service), dir, map[string]string{
+		tagEnv: f.Environment, tagService: f.Service, tagKind: "base", tagName: startWAL,
+	}, "base of "+f.Environment+"/"+f.Service)
+	if err != nil {
+		return err
+	}
+	b := Base{Snapshot: snap, SystemID: sys.ID, Timeline: r.Timeline, StartLSN: r.Start, EndLSN: r.End,
+		StartWAL: startWAL, StartedAt: started, FinishedAt: finished, Bytes: size}
+	if err := f.Record.BaseShipped(ctx, b); err != nil {
+		deleteSnapshots(context.WithoutCancel(ctx), f.Repo.Kopia(), snap) //nolint:errcheck
+		return err
+	}
+	return nil
+}
+
+// slotState returns the slot's wal_status ("" when the slot does not exist) and how many bytes of WAL the
+// server wrote past what the slot's client confirmed.
+func slotState(ctx context.Context, db *pgx.Conn, slot string) (string, int64, error) {
+	var status string
+	var lag int64
+	err := db.QueryRow(ctx, `SELECT COALESCE(wal_status, ''),
+		COALESCE((pg_current_wal_lsn() - restart_lsn)::bigint, 0) FROM pg_replication_slots WHERE slot_name = $1`,
+		slot).Scan(&status, &lag)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", 0, nil
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("read replication slot %s: %w", slot, err)
+	}
+	return status, lag, nil
+}
+
+func dropSlot(ctx context.Context, db *pgx.Conn, slot string) error {
+	var err error
+	for attempt := 0; attempt < 50; attempt++ {
+		// the walsender of a client that just stopped may hold the slot for a moment
+		_, err = db.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+			WHERE slot_name = $1`, slot)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("drop replication slot %s: %w", slot, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("drop replication slot %s: %w", slot, err)
+}
+
+// DropSlot removes env's service's replication slot from its server (nothing when it does not exist), so the
+// server no longer keeps WAL for Rewind. Call it after the follower stopped.
+func DropSlot(ctx context.Context, rawURL, env, service string) error {
+	c, err := parseConn(rawURL)
+	if err != nil {
+		return fmt.Errorf("postgresql service %q: %w", service, err)
+	}
+	db, err := c.connect(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", service, err)
+	}
+	defer db.Close(context.WithoutCancel(ctx)) //nolint:errcheck
+	return dropSlot(ctx, db, SlotName(env, service))
+}
+
+// tail keeps the last 4 KB written to it (a tool's stderr, for the error message).
+type tail struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b.Write(p)
+	if t.b.Len() > 8192 {
+		rest := t.b.Bytes()[t.b.Len()-4096:]
+		t.b = *bytes.NewBuffer(append([]byte(nil), rest...))
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.TrimSpace(t.b.String())
+}

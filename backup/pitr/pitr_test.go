@@ -1,0 +1,237 @@
+package pitr_test
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rewind/rewind/backup"
+	"github.com/rewind/rewind/backup/pitr"
+	"github.com/rewind/rewind/backup/pitr/pitrtest"
+	"github.com/rewind/rewind/backup/testserver"
+)
+
+func TestMain(m *testing.M) { testserver.Main(m) }
+
+// memRecord is the catalog of one stream, kept in memory.
+type memRecord struct {
+	mu      sync.Mutex
+	bases   []pitr.Base
+	segs    map[string]pitr.Segment
+	covered time.Time
+	reports int
+	status  string
+}
+
+func (r *memRecord) LatestBase(context.Context) (string, time.Time, bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.bases) == 0 {
+		return "", time.Time{}, false, nil
+	}
+	b := r.bases[len(r.bases)-1]
+	return b.SystemID, b.FinishedAt, true, nil
+}
+
+func (r *memRecord) BaseShipped(_ context.Context, b pitr.Base) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.bases = append(r.bases, b)
+	return nil
+}
+
+func (r *memRecord) SegmentShipped(_ context.Context, s pitr.Segment) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.segs[s.Name].Snapshot
+	r.segs[s.Name] = s
+	return old, nil
+}
+
+func (r *memRecord) Report(_ context.Context, rep pitr.Report) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !rep.CoveredUntil.IsZero() {
+		r.covered = rep.CoveredUntil
+	}
+	r.status = rep.WALStatus
+	r.reports++
+	return nil
+}
+
+func (r *memRecord) state() ([]pitr.Base, []pitr.Shipped, time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var segs []pitr.Shipped
+	for _, s := range r.segs {
+		sh := pitr.Shipped{Name: s.Name, Snapshot: s.Snapshot, Partial: s.Partial}
+		if n := len(s.Commits); n > 0 {
+			sh.FirstCommit, sh.LastCommit = &s.Commits[0], &s.Commits[n-1]
+		}
+		segs = append(segs, sh)
+	}
+	return append([]pitr.Base(nil), r.bases...), segs, r.covered
+}
+
+func openRepo(t testing.TB) *backup.Repository {
+	t.Helper()
+	dir := t.TempDir()
+	rep, err := backup.OpenRepository(context.Background(), backup.RepositoryOptions{
+		Storage: backup.FileStorage(filepath.Join(dir, "repo")), Password: "pw", ConfigDir: filepath.Join(dir, "kopia"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rep.Close(context.Background()) })
+	return rep
+}
+
+func follow(t *testing.T, f *pitr.Follower) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		err := f.Run(ctx)
+		if err != nil {
+			t.Errorf("follower: %v", err) // at once: a test waiting for it fails with the reason
+		}
+		done <- err
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if t.Failed() {
+			t.FailNow()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestFollowAndRebuild follows a real PostgreSQL server while a marker is committed every 50 ms, stops the
+// follower for a while in the middle, and rebuilds the cluster at random moments: each rebuild holds exactly the
+// markers committed at or before its moment.
+func TestFollowAndRebuild(t *testing.T) {
+	srv := testserver.StartPostgres(t)
+	dbName := srv.CreateDatabase(t, "")
+	url := srv.URL(dbName)
+	rep := openRepo(t)
+	rec := &memRecord{segs: map[string]pitr.Segment{}}
+	env, svc := "main", testserver.UniqueName("db")
+	spool := t.TempDir()
+	newFollower := func() *pitr.Follower {
+		return &pitr.Follower{Environment: env, Service: svc, URL: url, Repo: rep, Spool: spool, Record: rec,
+			ShipEvery: 200 * time.Millisecond}
+	}
+	t.Cleanup(func() {
+		if err := pitr.DropSlot(context.Background(), url, env, svc); err != nil {
+			t.Errorf("DropSlot: %v", err)
+		}
+	})
+
+	for _, r := range pitr.Check(context.Background(), url, env, svc, "") {
+		if r.Status == pitr.CheckFailed {
+			t.Fatalf("Check: %s: %s", r.Name, r.Message)
+		}
+	}
+
+	stopWrites := make(chan struct{})
+	markers := pitrtest.Writer(t, url, stopWrites)
+	stop := follow(t, newFollower())
+	waitFor(t, "a base", func() bool { b, _, _ := rec.state(); return len(b) == 1 })
+	time.Sleep(1500 * time.Millisecond)
+	stop() // the follower is down while markers keep coming
+	downFrom := time.Now()
+	time.Sleep(time.Second)
+	downTo := time.Now()
+	stop = follow(t, newFollower())
+	time.Sleep(1500 * time.Millisecond)
+	close(stopWrites)
+	ms := markers()
+	last := ms[len(ms)-1].After
+	waitFor(t, "the last marker shipped", func() bool { _, _, c := rec.state(); return c.After(last.Add(300 * time.Millisecond)) })
+	stop()
+
+	bases, segs, covered := rec.state()
+	if len(bases) != 1 {
+		t.Fatalf("bases = %d, want 1 (a restart resumes from the slot, without a new base)", len(bases))
+	}
+	rs := pitr.Ranges(bases, segs, covered, time.Time{})
+	if len(rs) != 1 || rs[0].From.After(downFrom) || rs[0].To.Before(last) {
+		t.Fatalf("ranges = %+v, want one range from the base over the downtime %s–%s to past the last marker %s",
+			rs, downFrom, downTo, last)
+	}
+
+	// Random moments between the base and the last marker (one inside the downtime, one after every marker),
+	// each away from any commit's uncertainty interval.
+	from := bases[0].FinishedAt
+	var ts []time.Time
+	ts = append(ts, downFrom.Add(downTo.Sub(downFrom)/2), last.Add(100*time.Millisecond))
+	for len(ts) < 12 {
+		t0 := from.Add(time.Duration(rand.Int64N(int64(last.Sub(from)))))
+		if !pitrtest.Ambiguous(ms, t0) {
+			ts = append(ts, t0)
+		}
+	}
+	for _, at := range ts {
+		if pitrtest.Ambiguous(ms, at) {
+			continue
+		}
+		want := pitrtest.UpTo(ms, at)
+		choice, err := pitr.Choose(bases, segs, covered, time.Time{}, at)
+		if err != nil {
+			t.Fatalf("Choose(%s) = %v", at, err)
+		}
+		if err := choice.Exact(context.Background(), rep); err != nil {
+			t.Fatal(err)
+		}
+		t0 := time.Now()
+		s, err := pitr.Rebuild(context.Background(), pitr.RebuildRequest{Repo: rep, Choice: choice, Target: at,
+			Dir: scratchDir(t), User: "postgres"})
+		if err != nil {
+			t.Fatalf("Rebuild(%s) = %v", at, err)
+		}
+		took := time.Since(t0)
+		got := pitrtest.Count(t, s.URL(dbName))
+		t.Logf("at %s: rebuilt in %s, %d markers (reached %v)", at.Format(time.RFC3339Nano), took.Round(time.Millisecond), got, s.Reached)
+		s.Close()
+		if got != want {
+			t.Errorf("rebuilt at %s: markers 1..%d, want exactly 1..%d", at.Format(time.RFC3339Nano), got, want)
+		}
+		if choice.Reached == nil || choice.Reached.After(at) || (s.Reached != nil && !s.Reached.Equal(*choice.Reached)) {
+			t.Errorf("at %s: planned moment %v, recovery reached %v; want the same newest commit at or before T",
+				at, choice.Reached, s.Reached)
+		}
+	}
+
+	// Refused: before the base, and after what was shipped.
+	var ge *pitr.GapError
+	if _, err := pitr.Choose(bases, segs, covered, time.Time{}, from.Add(-time.Minute)); !errors.As(err, &ge) || ge.After == nil {
+		t.Errorf("Choose(before the base) = %v, want a GapError naming the oldest moment", err)
+	}
+	if _, err := pitr.Choose(bases, segs, covered, time.Time{}, time.Now().Add(time.Hour)); !errors.As(err, &ge) || ge.Before == nil {
+		t.Errorf("Choose(an hour ahead) = %v, want a GapError naming the newest moment", err)
+	}
+}
+
+func scratchDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "rewind-pitr-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir // the scratch server's user must reach it: Rebuild hands it over, so no private parent
+}

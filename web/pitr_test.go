@@ -1,0 +1,57 @@
+package web_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/rewind/rewind/db"
+)
+
+func TestPITRSettingAPIAndForm(t *testing.T) {
+	app := newTestApp(t)
+	tok := app.token(app.user("ada@example.com", db.RoleAdmin, nil))
+	body := `{"type":"production","services":[{"name":"db","type":"postgresql","url":"postgres://app:pw@127.0.0.1:5432/app"}],"pitr":{"enabled":true,"window_days":14}}`
+	r := app.api(http.MethodPut, "/api/v1/environments/main", tok, body)
+	if got, want := r.StatusCode, http.StatusUnprocessableEntity; got != want || !strings.Contains(r.body, "pitr.window_days") {
+		t.Fatalf("14 days on the basic schedule: %d %s, want %d naming pitr.window_days", got, r.body, want)
+	}
+	body = strings.Replace(body, `"window_days":14`, `"window_days":5`, 1)
+	if r = app.api(http.MethodPut, "/api/v1/environments/main", tok, body); r.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT with pitr: %d %s", r.StatusCode, r.body)
+	}
+	var got struct{ Environment db.Environment }
+	app.api(http.MethodGet, "/api/v1/environments/main", tok, "").json(t, &got)
+	if p := got.Environment.PITR; p == nil || !p.Enabled || p.WindowDays != 5 {
+		t.Fatalf("GET pitr = %+v, want enabled for 5 days", p)
+	}
+	// A PUT without pitr keeps it.
+	if r = app.api(http.MethodPut, "/api/v1/environments/main", tok, `{"type":"production","title":"Main","services":[{"name":"db","type":"postgresql","url":"postgres://app:****@127.0.0.1:5432/app"}]}`); r.StatusCode != http.StatusOK {
+		t.Fatalf("PUT without pitr: %d %s", r.StatusCode, r.body)
+	}
+	if e, _ := app.cat.FindEnvironmentByName(context.Background(), "main"); !e.PITR.Enabled || e.PITR.WindowDays != 5 {
+		t.Fatalf("after a PUT without pitr: %+v, want it kept", e.PITR)
+	}
+
+	// The Settings tab shows it and saves it; unticking switches it off.
+	c := app.client()
+	c.login("ada@example.com")
+	doc := c.get("/environments/main/settings").doc(t)
+	box := doc.Find(testid("pitr-enabled"))
+	if _, checked := box.Attr("checked"); box.Length() != 1 || !checked {
+		t.Fatalf("settings tab: pitr checkbox %d, checked %v; want one, ticked", box.Length(), checked)
+	}
+	if v, _ := doc.Find(`input[name="pitr.window_days"]`).Attr("value"); v != "5" {
+		t.Fatalf("window field = %q, want 5", v)
+	}
+	form := serviceForm(url.Values{"name": {"main"}, "title": {"Main"}, "type": {"production"}, "pitr.form": {"1"},
+		"pitr.window_days": {"3"}}, [4]string{"db", "postgresql", "postgres://app:****@127.0.0.1:5432/app", ""})
+	if r = c.post("/environments/main", form); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("save settings: %d\n%s", r.StatusCode, excerpt(r.body))
+	}
+	if e, _ := app.cat.FindEnvironmentByName(context.Background(), "main"); e.PITR.Enabled || e.PITR.WindowDays != 3 {
+		t.Fatalf("after saving the form unticked: %+v, want off with 3 days", e.PITR)
+	}
+}
