@@ -144,9 +144,13 @@ func (f *Follower) Run(ctx context.Context) error {
 	if err := os.MkdirAll(walDir, 0o700); err != nil {
 		return fmt.Errorf("create the WAL spool: %w", err)
 	}
-	if out, err := f.tool(ctx, c, bin, "pg_receivewal", "--create-slot", "--if-not-exists", "--slot", slot,
-		"-d", c.dsn).CombinedOutput(); err != nil {
-		return fmt.Errorf("create replication slot %s: %v: %s", slot, err, strings.TrimSpace(string(out)))
+	// The slot reserves WAL as it is created. pg_receivewal --create-slot makes one without (its restart_lsn
+	// is set only when streaming starts), and a checkpoint in between (the base backup's own, at once) could
+	// recycle that WAL and invalidate the new slot: seen in tests as "invalidating slot ... restart_lsn exceeds
+	// max_slot_wal_keep_size" with the limit unset.
+	if _, err := db.Exec(ctx, `SELECT pg_create_physical_replication_slot($1, true)
+		WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`, slot); err != nil {
+		return fmt.Errorf("create replication slot %s: %w", slot, err)
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
