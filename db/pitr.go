@@ -356,3 +356,26 @@ func takeSnapshots(ctx context.Context, tx *sql.Tx, snaps *[]string, from string
 	_, err = tx.ExecContext(ctx, `DELETE `+from, args...)
 	return err
 }
+
+// PITRUsage is how much a stream keeps in the repository, before compression and deduplication.
+type PITRUsage struct {
+	Bases     int
+	BaseBytes int64
+	Segments  int
+}
+
+// Bytes is the logical size of the bases and WAL segments (16 MiB each).
+func (u PITRUsage) Bytes() int64 { return u.BaseBytes + int64(u.Segments)*16<<20 }
+
+// FindPITRUsage counts the bases and segments a stream keeps.
+func (db *DB) FindPITRUsage(ctx context.Context, streamID int64) (PITRUsage, error) {
+	var u PITRUsage
+	err := db.sql.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM pitr_bases WHERE stream_id = ?),
+		(SELECT COALESCE(sum(bytes), 0) FROM pitr_bases WHERE stream_id = ?),
+		(SELECT count(*) FROM pitr_segments WHERE stream_id = ?)`, streamID, streamID, streamID).
+		Scan(&u.Bases, &u.BaseBytes, &u.Segments)
+	if err != nil {
+		return u, fmt.Errorf("usage of stream %d: %w", streamID, err)
+	}
+	return u, nil
+}

@@ -97,6 +97,13 @@ func TestPITR_Streams(t *testing.T) {
 	if err != nil || len(segs) != 1 || segs[0].Snapshot != "k2" || segs[0].Partial {
 		t.Fatalf("FindPITRSegments = %+v, %v", segs, err)
 	}
+	if err := c.CreatePITRBase(ctx, &db.PITRBase{StreamID: s.ID, Snapshot: "b", SystemID: "1", Timeline: 1, StartLSN: "0/0",
+		EndLSN: "0/0", StartWAL: seg.Name, StartedAt: now, FinishedAt: now, Bytes: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := c.FindPITRUsage(ctx, s.ID); err != nil || u.Bases != 1 || u.Segments != 1 || u.Bytes() != 1000+16<<20 {
+		t.Fatalf("FindPITRUsage = %+v, %v; want 1 base of 1000 bytes and 1 segment", u, err)
+	}
 	if err := c.DeletePITRStream(ctx, s.ID); err != nil {
 		t.Fatal(err)
 	}

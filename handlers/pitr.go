@@ -52,6 +52,7 @@ type pitrStore interface {
 	FindEnvironmentByName(ctx context.Context, name string) (*db.Environment, error)
 	FindPITRStreams(ctx context.Context, env string) ([]*db.PITRStream, error)
 	FindPlan(ctx context.Context) (*db.Plan, error)
+	FindPITRUsage(ctx context.Context, streamID int64) (db.PITRUsage, error)
 }
 
 // PITR is the point-in-time card of an environment's page, its Test button, and the restore-to-a-moment API.
@@ -141,6 +142,9 @@ func (h *PITR) status(c echo.Context, u *db.User, e *db.Environment) (*views.PIT
 	}
 	for _, st := range streams {
 		row := views.PITRStreamRow{Stream: st}
+		if row.Usage, err = h.store.FindPITRUsage(ctx, st.ID); err != nil {
+			return nil, err
+		}
 		if rs := ranges[st.Service]; len(rs) > 0 {
 			row.From = &rs[0].From
 		}
