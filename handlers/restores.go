@@ -65,6 +65,7 @@ func (h *Backups) restoreData(c echo.Context, req jobs.RestoreRequest, errs view
 	for _, e := range envs {
 		d.Envs = append(d.Envs, e.Name)
 	}
+	req.Preview = true
 	plan, err := h.ops.PlanRestore(ctx, req)
 	var ve *db.ValidationError
 	switch {
@@ -89,6 +90,7 @@ func (h *Backups) restoreData(c echo.Context, req jobs.RestoreRequest, errs view
 				d.Problems = append(d.Problems, f.Message)
 			}
 		}
+		d.Preview = toPreview(plan.Preview)
 		for _, e := range envs {
 			if e.Name == plan.Target {
 				d.GitDir = e.GitDir
