@@ -7,9 +7,11 @@ import (
 	"os"
 	"path"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/kopia/kopia/fs"
+	"golang.org/x/sync/errgroup"
 )
 
 // Summary is what a service's data holds, in the terms a restore preview compares: the rows of every table,
@@ -138,7 +140,11 @@ func (e *Engine) BackupSummaries(ctx context.Context, id string) (m *Manifest, s
 	return m, sums, errs, nil
 }
 
-// backupFiles lists the files and symlinks of a service folder, sorted by path.
+// listingReaders is how many directory listings backupFiles reads from the repository at once.
+const listingReaders = 8
+
+// backupFiles lists the files and symlinks of a service folder, sorted by path. Directories are read several
+// at once: each listing is an object of the repository to fetch, decrypt and decode.
 func backupFiles(ctx context.Context, root fs.Directory, service string) ([]FileStat, error) {
 	ent, err := root.Child(ctx, service)
 	if err != nil {
@@ -148,10 +154,14 @@ func backupFiles(ctx context.Context, root fs.Directory, service string) ([]File
 	if !ok {
 		return nil, errors.New("not a directory")
 	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(listingReaders)
+	var mu sync.Mutex
 	var out []FileStat
 	var walk func(d fs.Directory, rel string) error
 	walk = func(d fs.Directory, rel string) error {
-		return fs.IterateEntries(ctx, d, func(_ context.Context, e fs.Entry) error { //nolint:wrapcheck
+		var here []FileStat
+		err := fs.IterateEntries(ctx, d, func(_ context.Context, e fs.Entry) error {
 			p := path.Join(rel, e.Name())
 			switch {
 			case e.IsDir():
@@ -159,15 +169,22 @@ func backupFiles(ctx context.Context, root fs.Directory, service string) ([]File
 				if !ok {
 					return nil
 				}
-				return walk(sub, p)
+				if !g.TryGo(func() error { return walk(sub, p) }) {
+					return walk(sub, p) // every reader is busy: read it here
+				}
 			case e.Mode().IsRegular() || e.Mode()&os.ModeSymlink != 0:
-				out = append(out, NewFileStat(p, e.Size(), e.ModTime(), e.Mode()))
+				here = append(here, NewFileStat(p, e.Size(), e.ModTime(), e.Mode()))
 			}
 			return nil
 		})
+		mu.Lock()
+		out = append(out, here...)
+		mu.Unlock()
+		return err //nolint:wrapcheck
 	}
-	if err := walk(d, ""); err != nil {
-		return nil, err
+	g.Go(func() error { return walk(d, "") })
+	if err := g.Wait(); err != nil {
+		return nil, err //nolint:wrapcheck
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil

@@ -102,7 +102,29 @@ func (o *Operations) previewRestore(ctx context.Context, b *db.Backup, target *d
 		p.Unavailable = "preview unavailable: this server has no backup engine"
 		return p
 	}
+	// The live states are read while the backup's summaries are: a files mount's walk and its tree's
+	// listings in the repository take about as long as each other.
+	live := make([]*backup.Summary, len(mapping))
+	liveErr := make([]error, len(mapping))
+	var wg sync.WaitGroup
+	for i, sm := range mapping {
+		ts := target.Service(sm.Name)
+		switch {
+		case create:
+			live[i] = &backup.Summary{} // a new environment holds nothing yet
+		case ts == nil:
+			liveErr[i] = errors.New("the target has no such service")
+		default:
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				live[i], liveErr[i] = o.Engine.LiveSummary(ctx, backup.ServiceSpec{Name: ts.Name, Type: ts.Type,
+					URL: ts.URL, Path: ts.Path, Exclude: ts.Exclude})
+			}()
+		}
+	}
 	m, backed, errs, err := o.Engine.BackupSummaries(ctx, b.ID)
+	wg.Wait()
 	if err != nil {
 		p.Unavailable = "preview unavailable: " + previewReason(err)
 		return p
@@ -116,41 +138,21 @@ func (o *Operations) previewRestore(ctx context.Context, b *db.Backup, target *d
 		}
 	}
 	p.Services = make([]ServicePreview, len(mapping))
-	var wg sync.WaitGroup
 	for i, sm := range mapping {
 		sp := &p.Services[i]
 		sp.Name, sp.Type = sm.Name, sm.Type
-		if err := errs[sm.Name]; err != nil {
-			sp.Unavailable = unavailable(err)
-			continue
-		}
 		then := backed[sm.Name]
-		if then == nil {
+		switch {
+		case errs[sm.Name] != nil:
+			sp.Unavailable = unavailable(errs[sm.Name])
+		case then == nil:
 			sp.Unavailable = "no preview for this service: the backup records nothing of it"
-			continue
+		case liveErr[i] != nil:
+			sp.Unavailable = unavailable(liveErr[i])
+		default:
+			diffSummaries(sp, then, live[i])
 		}
-		ts := target.Service(sm.Name)
-		if ts == nil {
-			sp.Unavailable = "preview unavailable: the target has no such service"
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			now := &backup.Summary{}
-			if !create {
-				var err error
-				now, err = o.Engine.LiveSummary(ctx, backup.ServiceSpec{Name: ts.Name, Type: ts.Type, URL: ts.URL,
-					Path: ts.Path, Exclude: ts.Exclude})
-				if err != nil {
-					sp.Unavailable = unavailable(err)
-					return
-				}
-			}
-			diffSummaries(sp, then, now)
-		}()
 	}
-	wg.Wait()
 	return p
 }
 

@@ -155,7 +155,7 @@ func paths(g jobs.FileGroup) string {
 	return strings.Join(out, ", ")
 }
 
-func backupEnv(t *testing.T, w *world, env string) *db.Backup {
+func backupEnv(t testing.TB, w *world, env string) *db.Backup {
 	t.Helper()
 	a, b, err := w.ops.StartBackup(context.Background(), jobs.BackupRequest{Environment: env, Live: true, Actor: "ops"})
 	if err != nil {
@@ -167,7 +167,7 @@ func backupEnv(t *testing.T, w *world, env string) *db.Backup {
 	return b
 }
 
-func previewOf(t *testing.T, w *world, req jobs.RestoreRequest) *jobs.Preview {
+func previewOf(t testing.TB, w *world, req jobs.RestoreRequest) *jobs.Preview {
 	t.Helper()
 	req.Preview = true
 	plan, err := w.ops.PlanRestore(context.Background(), req)

@@ -44,7 +44,6 @@ func countRows(r io.Reader) ([]backup.TableSummary, error) {
 			i++
 		}
 	}
-	buf := make([]byte, 64<<10)
 	for {
 		typ, id, err := a.nextBlock()
 		if errors.Is(err, io.EOF) {
@@ -69,15 +68,21 @@ func countRows(r io.Reader) ([]backup.TableSummary, error) {
 			if n == 0 {
 				break
 			}
-			for n > 0 {
-				m, err := io.ReadFull(a, buf[:min(n, int64(len(buf)))])
-				if err != nil {
+			for n > 0 { // counted in the reader's buffer, copied nowhere
+				p, err := a.r.Peek(int(min(n, int64(a.r.Size()))))
+				if len(p) == 0 {
 					return nil, noEOF(err)
 				}
-				t.Rows += int64(bytes.Count(buf[:m], []byte{'\n'}))
-				last = append(last, buf[:m]...)
-				last = last[max(0, len(last)-len(copyEnd)):]
-				n -= int64(m)
+				t.Rows += int64(bytes.Count(p, []byte{'\n'}))
+				if len(p) >= len(copyEnd) {
+					last = append(last[:0], p[len(p)-len(copyEnd):]...)
+				} else {
+					last = append(last, p...)
+					last = last[max(0, len(last)-len(copyEnd)):]
+				}
+				d, _ := a.r.Discard(len(p))
+				a.pos += int64(d)
+				n -= int64(d)
 			}
 		}
 		if bytes.Equal(last, copyEnd) {
