@@ -70,6 +70,9 @@ type Options struct {
 	// TerminateWait is how long Switch waits for the live database's other sessions to end after
 	// terminating them; default 10s.
 	TerminateWait time.Duration
+	// CountBudget is how long Summarize counts the live tables' rows exactly before it answers with the
+	// planner's estimates; default 3s.
+	CountBudget time.Duration
 }
 
 // Source is the PostgreSQL source of one database.
@@ -111,6 +114,9 @@ func NewWithOptions(spec backup.ServiceSpec, opts Options) (*Source, error) {
 	}
 	if s.opts.TerminateWait <= 0 {
 		s.opts.TerminateWait = 10 * time.Second
+	}
+	if s.opts.CountBudget <= 0 {
+		s.opts.CountBudget = 3 * time.Second
 	}
 	if s.opts.Jobs <= 0 {
 		s.opts.Jobs = min(4, runtime.NumCPU())

@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rewind/rewind/backup"
 )
@@ -152,12 +152,9 @@ func (t *rowTee) summary() (*backup.Summary, error) {
 	return &backup.Summary{Tables: t.tables}, nil
 }
 
-// countBudget is how long Summarize counts rows exactly; tables left when it is spent get the planner's
-// estimate. A count(*) reads a whole table (about a second per GB), so a preview of a big database stays quick.
-const countBudget = 3 * time.Second
-
 // Summarize counts the rows of every table of the live database, in read-only statements, exactly while
-// countBudget lasts and by the planner's estimate (pg_class.reltuples) after that.
+// Options.CountBudget lasts and by the planner's estimate (pg_class.reltuples) after that: a count(*) reads a
+// whole table (about a second per GB), so a preview of a big database stays quick.
 func (s *Source) Summarize(ctx context.Context) (*backup.Summary, error) {
 	conn, err := s.connect(ctx, s.database)
 	if err != nil {
@@ -195,7 +192,7 @@ func (s *Source) Summarize(ctx context.Context) (*backup.Summary, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list tables: %w", s.redact(err))
 	}
-	deadline := time.Now().Add(countBudget)
+	deadline := time.Now().Add(s.opts.CountBudget)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d.Add(-200 * time.Millisecond) // leave time to answer with estimates
 	}
@@ -213,7 +210,7 @@ func (s *Source) Summarize(ctx context.Context) (*backup.Summary, error) {
 				t.Rows, t.Estimated = n, false
 			case ctx.Err() != nil:
 				return nil, ctx.Err() //nolint:wrapcheck
-			case !strings.Contains(err.Error(), "statement timeout"):
+			case !isQueryCanceled(err):
 				return nil, fmt.Errorf("count rows of %s: %w", t.Name, s.redact(err))
 			}
 		}
@@ -227,3 +224,9 @@ func (s *Source) Summarize(ctx context.Context) (*backup.Summary, error) {
 }
 
 var _ backup.Summarizer = (*Source)(nil)
+
+// isQueryCanceled reports whether err is the server cancelling a statement (statement_timeout: 57014).
+func isQueryCanceled(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "57014"
+}

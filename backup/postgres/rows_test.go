@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/rewind/rewind/backup"
 	"github.com/rewind/rewind/backup/backuptest"
@@ -70,5 +71,25 @@ func BenchmarkCountRows(b *testing.B) {
 		if s, err := t.summary(); err != nil || s.Tables[0].Rows != 1000000 {
 			b.Fatalf("summary = %+v, %v", s, err)
 		}
+	}
+}
+
+// TestSummarizeEstimatesPastItsBudget: with no time left to count, the live tables get the planner's
+// estimates, marked so, and -1 for a table never analyzed.
+func TestSummarizeEstimatesPastItsBudget(t *testing.T) {
+	srv := testserver.StartPostgres(t)
+	name := srv.CreateDatabase(t, "")
+	srv.Exec(t, name, `CREATE TABLE analyzed AS SELECT generate_series(1, 1000) AS id; ANALYZE analyzed;
+		CREATE TABLE fresh AS SELECT generate_series(1, 10) AS id`)
+	src, err := NewWithOptions(backup.ServiceSpec{Name: "db", URL: srv.URL(name)}, Options{CountBudget: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := src.Summarize(backuptest.Context(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, w := fmt.Sprint(s.Tables), "[{public.analyzed 1000 true} {public.fresh -1 true}]"; g != w {
+		t.Fatalf("Summarize = %s, want %s", g, w)
 	}
 }
