@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -309,8 +310,15 @@ func (h hiddenSummaries) Prepare(ctx context.Context, dir fs.Directory, p backup
 	return h.src.Prepare(ctx, dir, p)
 }
 
+// failingSummaries is a real SQLite source whose live summary fails.
+type failingSummaries struct{ backup.Source }
+
+func (failingSummaries) Summarize(context.Context) (*backup.Summary, error) {
+	return nil, errors.New("the server is busy")
+}
+
 // TestPreviewWithoutSummariesStillRestores: a backup without summaries, of a source without Summarize, says
-// what it cannot preview, and restores.
+// what it cannot preview, a preview that fails says why, and the backup restores.
 func TestPreviewWithoutSummariesStillRestores(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t)
@@ -352,6 +360,16 @@ func TestPreviewWithoutSummariesStillRestores(t *testing.T) {
 	p = previewOf(t, w, jobs.RestoreRequest{BackupID: b2.ID})
 	if got := p.Services[0]; got.Name != "app" || !strings.Contains(got.Unavailable, "no preview for this service: sqlite services cannot be previewed") {
 		t.Errorf("app: %+v", got)
+	}
+
+	// A live summary that fails: the plan has no problem, the service says why it has no preview.
+	w.ops.Engine.Drivers[backup.TypeSQLite] = func(s backup.ServiceSpec) (backup.Source, error) {
+		src, err := sqlite.Driver(s)
+		return failingSummaries{src}, err
+	}
+	p = previewOf(t, w, jobs.RestoreRequest{BackupID: b2.ID})
+	if got, want := p.Services[0].Unavailable, `preview unavailable: read the live state of "app": the server is busy`; got != want {
+		t.Errorf("app: Unavailable = %q, want %q", got, want)
 	}
 
 	ra, _, err := w.ops.StartRestore(ctx, jobs.RestoreRequest{BackupID: b.ID, Confirm: "main", Actor: "ops"})
