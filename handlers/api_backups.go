@@ -167,12 +167,25 @@ func (h *BackupsAPI) Plan(c echo.Context) error {
 	if h.pages.ops == nil {
 		return errNoJobs
 	}
-	plan, err := h.pages.ops.PlanRestore(c.Request().Context(), jobs.RestoreRequest{BackupID: c.Param("id"),
-		Target: c.QueryParam("target"), BranchFrom: c.QueryParam("branch_from"), Preview: true})
+	u, err := user(c)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"plan": toPlanJSON(plan)})
+	ctx := c.Request().Context()
+	req := jobs.RestoreRequest{BackupID: c.Param("id"), Target: c.QueryParam("target"), BranchFrom: c.QueryParam("branch_from")}
+	// The preview shows the target's tables and files: only to those who may run the restore.
+	perm, permErr := h.pages.mayRestore(ctx, u, req) // an unknown target: PlanRestore says so
+	req.Preview = permErr == nil && perm.Allowed
+	plan, err := h.pages.ops.PlanRestore(ctx, req)
+	if err != nil {
+		return err
+	}
+	out := toPlanJSON(plan)
+	if !req.Preview && plan.Problem == nil {
+		out.Preview = &views.RestorePreview{Services: []views.ServicePreview{},
+			Unavailable: "preview unavailable: it is shown to those who may run this restore: " + perm.Reason}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"plan": out})
 }
 
 // Restore is POST /api/v1/backups/:id/restore {"target","branch_from","confirm"}

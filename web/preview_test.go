@@ -146,3 +146,24 @@ func TestRestorePlanAPIPreview(t *testing.T) {
 		}
 	}
 }
+
+// TestRestorePreviewOnlyForThoseWhoMayRestore: a viewer gets the plan without the target's tables and files.
+func TestRestorePreviewOnlyForThoseWhoMayRestore(t *testing.T) {
+	app := newBackupApp(t)
+	token := app.token(app.user("viewer@example.com", db.RoleViewer, nil))
+	b := previewEnv(t, app)
+	r := app.api(http.MethodGet, "/api/v1/backups/"+b.ID+"/restore", token, "")
+	var plan struct {
+		Plan handlers.RestorePlanJSON `json:"plan"`
+	}
+	r.json(t, &plan)
+	if pv := plan.Plan.Preview; pv == nil || len(pv.Services) != 0 || !strings.HasPrefix(pv.Unavailable, "preview unavailable: it is shown to those who may run this restore: ") {
+		t.Fatalf("viewer's preview = %+v", pv)
+	}
+	viewer := app.client()
+	viewer.login("viewer@example.com")
+	doc := viewer.get("/backups/" + b.ID + "/restore").doc(t)
+	if doc.Find(testid("restore-preview-card")).Length() != 0 || doc.Find(testid("restore-mapping")).Length() != 1 {
+		t.Fatal("viewer: want the plan without the preview")
+	}
+}
