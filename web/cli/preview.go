@@ -40,6 +40,9 @@ func printPreview(w io.Writer, pv *views.RestorePreview) {
 			fmt.Fprintf(w, "  database %d: %d keys now, %d in the backup\n", k.DB, k.KeysNow, k.KeysBackup)
 		}
 		if f := s.Files; f != nil {
+			if f.Added.Count+f.Removed.Count+f.Changed.Count == 0 {
+				fmt.Fprintln(w, "  no file changes")
+			}
 			printFileGroup(w, "brought back (missing now)", f.Added)
 			printFileGroup(w, "deleted (not in the backup)", f.Removed)
 			printFileGroup(w, "put back as backed up (size, time or mode differ)", f.Changed)
@@ -59,6 +62,9 @@ func rows(n int64, estimated bool) string {
 }
 
 func printFileGroup(w io.Writer, what string, g views.FileGroupPreview) {
+	if g.Count == 0 {
+		return
+	}
 	noun := "files"
 	if g.Count == 1 {
 		noun = "file"
