@@ -129,12 +129,13 @@ func (o *Operations) previewRestore(ctx context.Context, b *db.Backup, target *d
 		p.Unavailable = "preview unavailable: " + previewReason(err)
 		return p
 	}
-	if !m.StartedAt.IsZero() {
-		p.BackupTime = m.StartedAt.UTC()
-	}
+	// The data's point in time is its pins (a consistent backup's are all within its pause), not the start
+	// of the backup, which may have read a files tree for a while before them.
+	p.BackupTime = m.StartedAt.UTC()
+	first := true
 	for _, s := range m.Services {
-		if !s.PinnedAt.IsZero() && s.PinnedAt.Before(p.BackupTime) {
-			p.BackupTime = s.PinnedAt.UTC()
+		if !s.PinnedAt.IsZero() && (first || s.PinnedAt.Before(p.BackupTime)) {
+			p.BackupTime, first = s.PinnedAt.UTC(), false
 		}
 	}
 	p.Services = make([]ServicePreview, len(mapping))

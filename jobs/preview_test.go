@@ -187,7 +187,9 @@ func previewOf(t testing.TB, w *world, req jobs.RestoreRequest) *jobs.Preview {
 func TestPreviewListsExactlyTheDamage(t *testing.T) {
 	w := newWorld(t)
 	e := newPreviewEnv(t, w, "main")
+	before := time.Now()
 	b := backupEnv(t, w, "main")
+	after := time.Now()
 
 	p := previewOf(t, w, jobs.RestoreRequest{BackupID: b.ID})
 	if p.Unavailable != "" {
@@ -211,6 +213,9 @@ func TestPreviewListsExactlyTheDamage(t *testing.T) {
 	p = previewOf(t, w, jobs.RestoreRequest{BackupID: b.ID})
 	if age := p.Age(); age <= 0 || age > time.Minute {
 		t.Errorf("Age() = %s, want the few seconds since the backup", age)
+	}
+	if p.BackupTime.Before(before) || p.BackupTime.After(after) {
+		t.Errorf("BackupTime = %s, want the pins, within the backup's %s .. %s", p.BackupTime, before, after)
 	}
 	byName := map[string]jobs.ServicePreview{}
 	for _, sp := range p.Services {
