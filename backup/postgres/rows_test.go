@@ -93,3 +93,30 @@ func TestSummarizeEstimatesPastItsBudget(t *testing.T) {
 		t.Fatalf("Summarize = %s, want %s", g, w)
 	}
 }
+
+// FuzzRowTee: whatever the stream, the tee passes it through unchanged and never blocks it, and a count that
+// succeeds has no negative row count.
+func FuzzRowTee(f *testing.F) {
+	f.Add(testArchive())
+	f.Add([]byte("PGDMP"))
+	f.Add([]byte("not an archive at all"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tee := newRowTee(io.NopCloser(bytes.NewReader(data)))
+		var out bytes.Buffer
+		if _, err := io.CopyBuffer(&out, tee, make([]byte, 7)); err != nil {
+			t.Fatalf("copy through the tee: %v", err)
+		}
+		if !bytes.Equal(out.Bytes(), data) {
+			t.Fatal("the tee changed the stream")
+		}
+		s, err := tee.summary()
+		if err != nil {
+			return
+		}
+		for _, tb := range s.Tables {
+			if tb.Rows < 0 {
+				t.Fatalf("table %s: %d rows", tb.Name, tb.Rows)
+			}
+		}
+	})
+}
