@@ -312,6 +312,16 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(css(`[data-testid="activity-restore"]`)),
 		chromedp.Click(css(`[data-testid="activity-restore"]`)),
 		chromedp.WaitVisible(css(`[data-testid="restore-dialog"]`)),
+		chromedp.WaitVisible(css(`[data-testid="restore-preview-card"]`)),
+		chromedp.ScrollIntoView(css(`[data-testid="restore-preview-card"]`)),
+		shot("17a-restore-preview"),
+	)
+	// The preview shows the cleared orders: a table with 0 rows now and some in the backup.
+	if got := read(`[data-testid="preview-table"][data-change="changed"]`); !strings.Contains(got, "rows change") ||
+		!strings.Contains(got, "0") {
+		t.Fatalf("the restore preview's changed table = %q, want the cleared orders", got)
+	}
+	run("confirm the restore",
 		chromedp.SendKeys(css(`[data-testid="restore-confirm"]`), "main"),
 		shot("17-restore-dialog"),
 		chromedp.Click(css(`[data-testid="restore-submit"]`)),

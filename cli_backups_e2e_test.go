@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -21,6 +22,7 @@ import (
 	rewindredis "github.com/rewind/rewind/backup/redis"
 	"github.com/rewind/rewind/backup/testserver"
 	"github.com/rewind/rewind/db"
+	"github.com/rewind/rewind/handlers"
 	"github.com/rewind/rewind/jobs"
 )
 
@@ -268,6 +270,31 @@ func TestBackupsEndToEnd(t *testing.T) {
 	if got, want := main.values(env("main")), main.want(env("main"), "v2"); got != want {
 		t.Fatalf("a refused restore changed the data: %s", got)
 	}
+	// --dry-run prints the plan and what changes (the updated file; the tables keep their rows), changes nothing.
+	out, _, err = runCommand(t, "backup:restore", "", id, "-e", "main", "--dry-run")
+	if err != nil {
+		t.Fatalf("backup:restore --dry-run: %v", err)
+	}
+	if !hasFields(out, "public.items 1 1 same") || !hasFields(out, "items 1 1 same") {
+		t.Errorf("--dry-run output lacks the items tables, 1 row now and in the backup:\n%s", out)
+	}
+	for _, want := range []string{"old: the backup holds",
+		"1 file put back as backed up", "    a.txt (2 B)", "database " + strconv.Itoa(main.rdDB) + ": 1 keys now, 1 in the backup",
+		"Dry run: nothing was changed."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--dry-run output lacks %q:\n%s", want, out)
+		}
+	}
+	out, _, err = runCommand(t, "backup:restore", "", id, "-e", "main", "--dry-run", "--json")
+	var dry struct {
+		Plan handlers.RestorePlanJSON `json:"plan"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &dry) != nil || dry.Plan.Preview == nil || len(dry.Plan.Preview.Services) != 5 {
+		t.Fatalf("--dry-run --json = %q, %v", out, err)
+	}
+	if got, want := main.values(env("main")), main.want(env("main"), "v2"); got != want {
+		t.Fatalf("a dry run changed the data: %s", got)
+	}
 	if _, errOut, err := runCommand(t, "backup:restore", "", id, "-e", "main", "--yes"); err != nil {
 		t.Fatalf("backup:restore: %v\n%s", err, errOut)
 	}
@@ -368,6 +395,16 @@ func TestBackupsEndToEnd(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// hasFields reports whether a line of out has exactly the space-separated fields of want.
+func hasFields(out, want string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Join(strings.Fields(line), " ") == want {
+			return true
+		}
+	}
+	return false
+}
 
 func tarEntries(t *testing.T, path string) map[string]string {
 	t.Helper()

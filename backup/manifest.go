@@ -70,6 +70,10 @@ type ServiceManifest struct {
 	Bytes       int64         `json:"bytes"`
 	Files       int           `json:"files"`
 	SHA256      string        `json:"sha256"` // SHA-256 of the service's lines of SHA256SUMS
+	// Summary is what the service held (tables and rows, keys per database) for restore previews; nil for
+	// files services (their tree is in the snapshot), for types without one, and in backups taken before it
+	// was recorded.
+	Summary *Summary `json:"summary,omitempty"`
 }
 
 // Service returns the service named name, or nil.

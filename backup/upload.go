@@ -86,10 +86,16 @@ func (e *Engine) upload(ctx context.Context, w repo.RepositoryWriter, m *Manifes
 
 	// Manifest services in request order, with the uploaded sizes and checksums.
 	for _, ps := range pinned {
-		m.Services = append(m.Services, ServiceManifest{
+		sm := ServiceManifest{
 			Name: ps.spec.Name, Type: ps.spec.Type, Version: ps.info.Version,
 			PinnedAt: ps.info.PinnedAt, PinDuration: ps.info.PinDuration,
-		})
+		}
+		if cs, ok := ps.capt.(CaptureSummarizer); ok {
+			if s, err := cs.Summary(); err == nil { // without it the backup is as good, only not previewable
+				sm.Summary = s
+			}
+		}
+		m.Services = append(m.Services, sm)
 	}
 	// The listing as stored: snapshotfs would report each folder's newest time below it instead of its own.
 	upEntries, err := readListing(ctx, w, up.RootEntry.ObjectID)

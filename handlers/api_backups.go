@@ -11,6 +11,7 @@ import (
 
 	"github.com/rewind/rewind/db"
 	"github.com/rewind/rewind/jobs"
+	"github.com/rewind/rewind/views"
 )
 
 // BackupsAPI is /api/v1/environments/{env}/backups, /api/v1/backups/{id} and
@@ -127,6 +128,8 @@ type RestorePlanJSON struct {
 	Problems    []db.FieldError `json:"problems,omitempty"`
 	Commit      string          `json:"commit,omitempty"`
 	TargetHead  string          `json:"target_head,omitempty"`
+	// Preview is what the restore will change (GET only; absent when the plan has problems).
+	Preview *views.RestorePreview `json:"preview,omitempty"`
 }
 
 // MappingJSON is where a restore puts one service of the backup.
@@ -138,7 +141,7 @@ type MappingJSON struct {
 
 func toPlanJSON(p *jobs.RestorePlan) RestorePlanJSON {
 	out := RestorePlanJSON{BackupID: p.Backup.ID, Environment: p.Backup.Environment, Target: p.Target, Create: p.Create,
-		Mapping: []MappingJSON{}, Commit: p.Commit, TargetHead: p.TargetHead}
+		Mapping: []MappingJSON{}, Commit: p.Commit, TargetHead: p.TargetHead, Preview: toPreview(p.Preview)}
 	if p.Create {
 		out.BranchFrom = p.Parent
 	}
@@ -158,18 +161,31 @@ type restoreBody struct {
 }
 
 // Plan is GET /api/v1/backups/:id/restore[?target=&branch_from=] → {"plan":{...}}:
-// what a restore would do, checked without touching anything (the CLI shows
-// it before asking for confirmation).
+// what a restore would do, checked without touching anything, with its preview
+// of what changes (the CLI shows it before asking for confirmation).
 func (h *BackupsAPI) Plan(c echo.Context) error {
 	if h.pages.ops == nil {
 		return errNoJobs
 	}
-	plan, err := h.pages.ops.PlanRestore(c.Request().Context(), jobs.RestoreRequest{BackupID: c.Param("id"),
-		Target: c.QueryParam("target"), BranchFrom: c.QueryParam("branch_from")})
+	u, err := user(c)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"plan": toPlanJSON(plan)})
+	ctx := c.Request().Context()
+	req := jobs.RestoreRequest{BackupID: c.Param("id"), Target: c.QueryParam("target"), BranchFrom: c.QueryParam("branch_from")}
+	// The preview shows the target's tables and files: only to those who may run the restore.
+	perm, permErr := h.pages.mayRestore(ctx, u, req) // an unknown target: PlanRestore says so
+	req.Preview = permErr == nil && perm.Allowed
+	plan, err := h.pages.ops.PlanRestore(ctx, req)
+	if err != nil {
+		return err
+	}
+	out := toPlanJSON(plan)
+	if !req.Preview && plan.Problem == nil {
+		out.Preview = &views.RestorePreview{Services: []views.ServicePreview{},
+			Unavailable: "preview unavailable: it is shown to those who may run this restore: " + perm.Reason}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"plan": out})
 }
 
 // Restore is POST /api/v1/backups/:id/restore {"target","branch_from","confirm"}

@@ -65,6 +65,10 @@ func (h *Backups) restoreData(c echo.Context, req jobs.RestoreRequest, errs view
 	for _, e := range envs {
 		d.Envs = append(d.Envs, e.Name)
 	}
+	// The preview shows the target's tables and files: only to those who may run the restore.
+	if perm, err := h.mayRestore(ctx, u, req); err == nil && perm.Allowed {
+		req.Preview = true
+	}
 	plan, err := h.ops.PlanRestore(ctx, req)
 	var ve *db.ValidationError
 	switch {
@@ -89,6 +93,7 @@ func (h *Backups) restoreData(c echo.Context, req jobs.RestoreRequest, errs view
 				d.Problems = append(d.Problems, f.Message)
 			}
 		}
+		d.Preview = toPreview(plan.Preview)
 		for _, e := range envs {
 			if e.Name == plan.Target {
 				d.GitDir = e.GitDir
@@ -157,9 +162,22 @@ func (h *Backups) Restore(c echo.Context) error {
 // requireRestore refuses a restore the user may not run (403), before the
 // plan is checked.
 func (h *Backups) requireRestore(ctx context.Context, u *db.User, req jobs.RestoreRequest) error {
-	b, err := h.store.FindBackupByID(ctx, req.BackupID)
+	perm, err := h.mayRestore(ctx, u, req)
 	if err != nil {
 		return err
+	}
+	if !perm.Allowed {
+		return forbidden(perm.Reason)
+	}
+	return nil
+}
+
+// mayRestore says whether the user may run the restore: admin of the backup's
+// environment, of the target, and of the parent of a new branch.
+func (h *Backups) mayRestore(ctx context.Context, u *db.User, req jobs.RestoreRequest) (views.Permission, error) {
+	b, err := h.store.FindBackupByID(ctx, req.BackupID)
+	if err != nil {
+		return views.Permission{}, err
 	}
 	target, create := req.Target, false
 	if target == "" {
@@ -174,20 +192,12 @@ func (h *Backups) requireRestore(ctx context.Context, u *db.User, req jobs.Resto
 		}
 	}
 	perm, err := h.restorePerm(ctx, u, b, target, create)
+	if err != nil || !perm.Allowed || !create {
+		return perm, err
+	}
+	pt, err := envType(ctx, h.store, req.BranchFrom)
 	if err != nil {
-		return err
+		return views.Permission{}, err
 	}
-	if !perm.Allowed {
-		return forbidden(perm.Reason)
-	}
-	if create {
-		pt, err := envType(ctx, h.store, req.BranchFrom)
-		if err != nil {
-			return err
-		}
-		if perm := backupAdmin(u, pt); !perm.Allowed {
-			return forbidden(perm.Reason)
-		}
-	}
-	return nil
+	return backupAdmin(u, pt), nil
 }

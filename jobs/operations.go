@@ -189,6 +189,8 @@ type RestoreRequest struct {
 	BranchFrom string // create Target as a child of this environment when it does not exist yet
 	Confirm    string // must equal the target environment's name
 	Actor      string
+	// Preview asks PlanRestore for the plan's Preview (the dialog, the plan API, the CLI's --dry-run).
+	Preview bool
 }
 
 // RestorePlan is what a restore will do, for the confirmation dialog: checked before anything is touched.
@@ -201,6 +203,9 @@ type RestorePlan struct {
 	Problem *db.ValidationError // why the restore cannot run (nil when it can)
 	// Commit is the backup's code commit and TargetHead the target's current checkout HEAD ("" when unknown).
 	Commit, TargetHead string
+	// Preview is what the restore will change, when asked for (RestoreRequest.Preview) and the plan has no
+	// Problem. It never stops a restore: what it could not read it says in its Unavailable fields.
+	Preview *Preview
 }
 
 // ServiceMapping maps one service of the backup to the target's service of the same name.
@@ -260,6 +265,9 @@ func (o *Operations) PlanRestore(ctx context.Context, req RestoreRequest) (*Rest
 	}
 	if len(ve.Errors) > 0 {
 		plan.Problem = ve
+	}
+	if req.Preview && plan.Problem == nil {
+		plan.Preview = o.previewRestore(ctx, b, target, plan.Mapping, plan.Create)
 	}
 	return plan, nil
 }

@@ -13,6 +13,9 @@ import (
 
 	"github.com/rewind/rewind/backup"
 	"github.com/rewind/rewind/backup/files"
+	"github.com/rewind/rewind/backup/mysql"
+	"github.com/rewind/rewind/backup/postgres"
+	"github.com/rewind/rewind/backup/redis"
 	"github.com/rewind/rewind/backup/sqlite"
 	"github.com/rewind/rewind/db"
 	"github.com/rewind/rewind/jobs"
@@ -26,7 +29,7 @@ type world struct {
 	dir     string
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -40,7 +43,10 @@ func newWorld(t *testing.T) *world {
 	}
 	t.Cleanup(func() { repo.Close(context.Background()) })
 	engine := &backup.Engine{Repo: repo, Drivers: map[string]backup.Driver{
-		backup.TypeSQLite: sqlite.Driver,
+		backup.TypePostgreSQL: postgres.New,
+		backup.TypeMySQL:      mysql.New,
+		backup.TypeRedis:      redis.New,
+		backup.TypeSQLite:     sqlite.Driver,
 		backup.TypeFiles: func(s backup.ServiceSpec) (backup.Source, error) {
 			return files.New(s.Path, s.Exclude)
 		},
@@ -115,7 +121,7 @@ func readFile(t *testing.T, path string) string {
 	return string(b)
 }
 
-func writeFile(t *testing.T, path, content string) {
+func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)

@@ -13,7 +13,7 @@ import (
 	"github.com/rewind/rewind/jobs"
 )
 
-func openCatalog(t *testing.T) *db.DB {
+func openCatalog(t testing.TB) *db.DB {
 	t.Helper()
 	key := make([]byte, 32)
 	catalog, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "rewind.db"), key)
@@ -34,8 +34,8 @@ func queue(t *testing.T, catalog *db.DB, typ, env string) int64 {
 }
 
 // waitDone waits for an activity to finish; up to three minutes, for a drill that starts servers on a shared
-// machine.
-func waitDone(t *testing.T, catalog *db.DB, id int64) *db.Activity {
+// machine or a benchmark's sizeable data.
+func waitDone(t testing.TB, catalog *db.DB, id int64) *db.Activity {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {

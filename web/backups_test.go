@@ -15,6 +15,7 @@ import (
 	"github.com/rewind/rewind/backup"
 	"github.com/rewind/rewind/backup/files"
 	"github.com/rewind/rewind/backup/gate"
+	"github.com/rewind/rewind/backup/sqlite"
 	"github.com/rewind/rewind/db"
 	"github.com/rewind/rewind/jobs"
 	"github.com/rewind/rewind/web"
@@ -40,7 +41,8 @@ func newBackupApp(t *testing.T) *backupApp {
 		t.Fatal(err)
 	}
 	ops := &jobs.Operations{Engine: &backup.Engine{Repo: repo, Drivers: map[string]backup.Driver{
-		backup.TypeFiles: func(s backup.ServiceSpec) (backup.Source, error) { return files.New(s.Path, s.Exclude) },
+		backup.TypeFiles:  func(s backup.ServiceSpec) (backup.Source, error) { return files.New(s.Path, s.Exclude) },
+		backup.TypeSQLite: sqlite.Driver,
 	}}}
 	app := newTestAppWith(t, func(cfg *web.Config) {
 		ops.Catalog = cfg.Catalog

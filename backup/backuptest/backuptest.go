@@ -83,6 +83,13 @@ func RoundTrip(t *testing.T, c Case) {
 	if err != nil {
 		t.Fatalf("Pin: %v", err)
 	}
+	// What the backup records of its data for previews is the state at the pin, as the live one reads then.
+	var atPin *backup.Summary
+	if sz, ok := c.Source.(backup.Summarizer); ok {
+		if atPin, err = sz.Summarize(ctx); err != nil {
+			t.Fatalf("Summarize: %v", err)
+		}
+	}
 	c.Write(t, 1)
 	info := capture.Info()
 	if info.PinnedAt.IsZero() {
@@ -95,6 +102,26 @@ func RoundTrip(t *testing.T, c Case) {
 	backupDir := Stream(t, capture, &progress)
 	if progress.Done() == 0 {
 		t.Errorf("Folder reported no progress")
+	}
+	if cs, ok := capture.(backup.CaptureSummarizer); ok {
+		got, err := cs.Summary()
+		if err != nil {
+			t.Fatalf("capture's Summary: %v", err)
+		}
+		if atPin == nil {
+			t.Fatal("the capture has a Summary, its Source no Summarize")
+		}
+		if g, w := fmt.Sprintf("%+v", *got), fmt.Sprintf("%+v", *atPin); g != w {
+			t.Errorf("capture's Summary = %s,\nthe live Summarize at the pin = %s", g, w)
+		}
+		if len(got.Tables)+len(got.Keyspaces) == 0 {
+			t.Errorf("capture's Summary lists nothing: %+v", *got)
+		}
+		if after, err := c.Source.(backup.Summarizer).Summarize(ctx); err != nil {
+			t.Fatalf("Summarize after Write: %v", err)
+		} else if fmt.Sprintf("%+v", *after) == fmt.Sprintf("%+v", *atPin) {
+			t.Errorf("Summarize after Write = %+v, the same as at the pin", *after)
+		}
 	}
 	if err := capture.Close(); err != nil {
 		t.Fatalf("Close: %v", err)

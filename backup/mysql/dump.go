@@ -109,9 +109,15 @@ type capture struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	closed bool
+	// counted are the rows of each table written so far (by the dump's goroutine; read once done is closed).
+	counted []backup.TableSummary
+	failed  bool
 }
 
-var _ backup.Capture = (*capture)(nil)
+var (
+	_ backup.Capture           = (*capture)(nil)
+	_ backup.CaptureSummarizer = (*capture)(nil)
+)
 
 func (c *capture) Info() backup.ServiceInfo { return c.info }
 
@@ -146,6 +152,7 @@ func (c *capture) Folder(ctx context.Context, p backup.Progress) (fs.Directory, 
 		defer close(c.done)
 		err := c.write(ctx, backup.ProgressWriter(pw, p))
 		if err != nil {
+			c.failed = true
 			err = fmt.Errorf("dump mysql database %q: %w", c.schema, err)
 		}
 		pw.CloseWithError(err)
@@ -154,6 +161,23 @@ func (c *capture) Folder(ctx context.Context, p backup.Progress) (fs.Directory, 
 		virtualfs.StreamingFileWithModTimeFromReader(InfoFile, c.info.PinnedAt, io.NopCloser(bytes.NewReader(info))),
 		virtualfs.StreamingFileWithModTimeFromReader(DumpFile, c.info.PinnedAt, pr),
 	}), nil
+}
+
+// Summary returns the rows of every table, counted as the dump wrote them.
+func (c *capture) Summary() (*backup.Summary, error) {
+	c.mu.Lock()
+	done := c.done
+	c.mu.Unlock()
+	if done == nil {
+		return nil, fmt.Errorf("dump mysql database %q: not dumped", c.schema)
+	}
+	<-done
+	if c.failed {
+		return nil, fmt.Errorf("dump mysql database %q: the dump failed", c.schema)
+	}
+	out := &backup.Summary{Tables: append([]backup.TableSummary{}, c.counted...)}
+	backup.SortTables(out.Tables)
+	return out, nil
 }
 
 // write produces the dump file.
@@ -172,7 +196,9 @@ func (c *capture) write(ctx context.Context, w io.Writer) error {
 		if t.Sequence {
 			err = c.writeSequence(ctx, bw, t)
 		} else {
-			err = c.writeRows(ctx, bw, t)
+			var n int64
+			n, err = c.writeRows(ctx, bw, t)
+			c.counted = append(c.counted, backup.TableSummary{Name: t.Name, Rows: n})
 		}
 		if errors.Is(err, mysql.ErrInvalidConn) {
 			err = fmt.Errorf("the connection to the server was lost (session killed or server gone): %w", err)
@@ -223,10 +249,10 @@ func (c *capture) writeSequence(ctx context.Context, bw *bufio.Writer, t table) 
 	return nil
 }
 
-// writeRows writes a table's rows as multi-row INSERTs.
-func (c *capture) writeRows(ctx context.Context, bw *bufio.Writer, t table) error {
+// writeRows writes a table's rows as multi-row INSERTs and returns how many it wrote.
+func (c *capture) writeRows(ctx context.Context, bw *bufio.Writer, t table) (int64, error) {
 	if len(t.Columns) == 0 {
-		return nil
+		return 0, nil
 	}
 	cols := make([]string, len(t.Columns))
 	for i, col := range t.Columns {
@@ -243,12 +269,12 @@ func (c *capture) writeRows(ctx context.Context, bw *bufio.Writer, t table) erro
 	}
 	rows, err := c.conn.QueryContext(ctx, "SELECT "+strings.Join(sel, ", ")+" FROM "+quoteIdent(c.schema)+"."+quoteIdent(t.Name))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer rows.Close()
 	types, err := rows.ColumnTypes()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	kinds := make([]valueKind, len(types))
 	for i, ct := range types {
@@ -269,10 +295,12 @@ func (c *capture) writeRows(ctx context.Context, bw *bufio.Writer, t table) erro
 			sb.Reset()
 		}
 	}
+	var n int64
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
-			return err
+			return n, err
 		}
+		n++
 		if sb.Len() > 0 {
 			sb.WriteString(",\n")
 		}
@@ -289,10 +317,10 @@ func (c *capture) writeRows(ctx context.Context, bw *bufio.Writer, t table) erro
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return err
+		return n, err
 	}
 	flush()
-	return nil
+	return n, nil
 }
 
 // valueKind says how a column's values are written.

@@ -91,10 +91,14 @@ type capture struct {
 	mu     sync.Mutex
 	conn   *pgx.Conn
 	reader *dumpReader
+	rows   *rowTee // counts the rows of the dump as it streams
 	closed bool
 }
 
-var _ backup.Capture = (*capture)(nil)
+var (
+	_ backup.Capture           = (*capture)(nil)
+	_ backup.CaptureSummarizer = (*capture)(nil)
+)
 
 func (c *capture) Info() backup.ServiceInfo { return c.info }
 
@@ -134,10 +138,22 @@ func (c *capture) Folder(ctx context.Context, p backup.Progress) (fs.Directory, 
 		return nil, err
 	}
 	c.reader = r
+	c.rows = newRowTee(r)
 	return virtualfs.NewStaticDirectory(c.src.name, []fs.Entry{
 		virtualfs.StreamingFileWithModTimeFromReader(InfoFile, c.info.PinnedAt, io.NopCloser(bytes.NewReader(info))),
-		virtualfs.StreamingFileWithModTimeFromReader(DumpFile, c.info.PinnedAt, r),
+		virtualfs.StreamingFileWithModTimeFromReader(DumpFile, c.info.PinnedAt, c.rows),
 	}), nil
+}
+
+// Summary returns the rows of every table, counted in the dump as it streamed.
+func (c *capture) Summary() (*backup.Summary, error) {
+	c.mu.Lock()
+	t := c.rows
+	c.mu.Unlock()
+	if t == nil {
+		return nil, fmt.Errorf("dump postgresql database %q: not dumped", c.database)
+	}
+	return t.summary()
 }
 
 func (s *Source) toolsFor(name string) []tool {
@@ -154,7 +170,9 @@ func (c *capture) Close() error {
 		return nil
 	}
 	c.closed = true
-	if c.reader != nil {
+	if c.rows != nil {
+		_ = c.rows.Close() // and the reader
+	} else if c.reader != nil {
 		_ = c.reader.Close()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -73,6 +73,9 @@ type Options struct {
 	// NoPrivileges restores without the dump's GRANTs and REVOKEs (pg_restore --no-privileges): for a server
 	// that lacks the roles they name, such as a restore drill's private one.
 	NoPrivileges bool
+	// CountBudget is how long Summarize counts the live tables' rows exactly before it answers with the
+	// planner's estimates; default 3s.
+	CountBudget time.Duration
 }
 
 // Source is the PostgreSQL source of one database.
@@ -114,6 +117,9 @@ func NewWithOptions(spec backup.ServiceSpec, opts Options) (*Source, error) {
 	}
 	if s.opts.TerminateWait <= 0 {
 		s.opts.TerminateWait = 10 * time.Second
+	}
+	if s.opts.CountBudget <= 0 {
+		s.opts.CountBudget = 3 * time.Second
 	}
 	if s.opts.Jobs <= 0 {
 		s.opts.Jobs = min(4, runtime.NumCPU())

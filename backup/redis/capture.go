@@ -122,7 +122,7 @@ func (s *Source) newCapture(snap *snapshot, version string, took time.Duration) 
 	for _, e := range snap.Entries {
 		size += int64(len(e.Key) + len(e.Payload) + 20)
 	}
-	return &capture{src: s, snap: snap, info: backup.ServiceInfo{
+	return &capture{src: s, snap: snap, keys: len(snap.Entries), info: backup.ServiceInfo{
 		Version:        "Redis " + version,
 		PinnedAt:       time.UnixMilli(snap.Now),
 		PinDuration:    took,
@@ -135,6 +135,7 @@ type capture struct {
 	src     *Source
 	info    backup.ServiceInfo
 	batched bool // captured in atomic batches, not at one point in time
+	keys    int  // keys in the image
 
 	mu     sync.Mutex
 	snap   *snapshot

@@ -324,8 +324,9 @@ func newBackupRestoreCommand() *cobra.Command {
 	var flags clientFlags
 	var wf waitFlags
 	var env, target, branchFrom string
+	var dryRun bool
 	cmd := &cobra.Command{
-		Use:   "backup:restore BACKUP [-e ENV] [--target ENV] [--branch-from PARENT] [--yes] [--no-wait]",
+		Use:   "backup:restore BACKUP [-e ENV] [--target ENV] [--branch-from PARENT] [--dry-run] [--yes] [--no-wait]",
 		Short: "Restore a backup into its environment, another one, or a new branch",
 		Long: `Restore a backup. The target's current state is replaced; what the switch replaces is kept as a
 pre-restore backup (undo = restore it). Services are mapped by name, and a restore whose services do
@@ -334,6 +335,9 @@ not fit the target is refused before anything is touched.
 -e names the environment the backup was taken on (a mismatch is refused); --target the environment
 to restore into (default: -e). With --branch-from PARENT, a target that does not exist yet is created
 as a child of PARENT (named restore-<first 8 characters of the backup name> without --target).
+Before asking, it shows what the restore changes in each service: tables and their rows now and in
+the backup, Redis keys, files added, removed and changed, and how old the data will be. --dry-run
+prints that (with --json: the plan as the API returns it) and changes nothing.
 Without --yes you are asked to type the target's name; without a terminal the command refuses.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -361,13 +365,27 @@ Without --yes you are asked to type the target's name; without a terminal the co
 				return fmt.Errorf("restore %s: %w", id, err)
 			}
 			p := plan.Plan
-			printPlan(stderr, p)
+			out := stderr
+			if dryRun {
+				out = cmd.OutOrStdout()
+			}
+			if !dryRun || !flags.json {
+				printPlan(out, p)
+				printPreview(out, p.Preview)
+			}
 			if len(p.Problems) > 0 {
 				msgs := make([]string, 0, len(p.Problems))
 				for _, f := range p.Problems {
 					msgs = append(msgs, "  "+f.Message)
 				}
 				return fmt.Errorf("restore refused, nothing was touched:\n%s", strings.Join(msgs, "\n"))
+			}
+			if dryRun {
+				if flags.json {
+					return writeJSON(cmd.OutOrStdout(), plan)
+				}
+				fmt.Fprintln(out, "Dry run: nothing was changed.")
+				return nil
 			}
 			if !wf.yes {
 				if err := confirm(cmd, fmt.Sprintf("Type %q to replace its current state: ", p.Target), p.Target,
@@ -406,6 +424,7 @@ Without --yes you are asked to type the target's name; without a terminal the co
 	cmd.Flags().StringVar(&branchFrom, "branch-from", "", "create the target as a child of this environment when it does not exist")
 	cmd.Flags().BoolVar(&wf.yes, "yes", false, "do not ask for confirmation")
 	cmd.Flags().BoolVar(&wf.noWait, "no-wait", false, "return once the restore is queued")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show the plan and what the restore changes, then stop: nothing is changed")
 	return WithEnv(cmd)
 }
 
