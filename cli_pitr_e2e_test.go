@@ -19,7 +19,7 @@ import (
 
 // TestRestoreAtEndToEnd switches point-in-time protection on through the API for an environment on a private
 // PostgreSQL server, sees the follower and the Test of the prerequisites on the environment's page, and restores
-// the environment to a moment with `rewind restore:at`: exactly the markers committed by then are back.
+// the environment to a moment with `rewind backup:restore --at`: exactly the markers committed by then are back.
 func TestRestoreAtEndToEnd(t *testing.T) {
 	m, token := startRewind(t, db.RoleAdmin)
 	t.Setenv("REWIND_URL", m.URL())
@@ -117,15 +117,15 @@ func TestRestoreAtEndToEnd(t *testing.T) {
 	}
 	at := pitrtest.Clear(ms, later[len(later)/2].After.Add(10*time.Millisecond))
 	want := pitrtest.UpTo(ms, at)
-	out, errOut, err := runCommand(t, "restore:at", "", "--at", at.Format(time.RFC3339Nano), "-e", env, "--yes")
+	out, errOut, err := runCommand(t, "backup:restore", "", "--at", at.Format(time.RFC3339Nano), "-e", env, "--yes")
 	if err != nil {
-		t.Fatalf("restore:at: %v\n%s", err, errOut)
+		t.Fatalf("backup:restore --at: %v\n%s", err, errOut)
 	}
 	if !strings.Contains(errOut, "restored to its last commit at or before then") || !strings.Contains(out, "restored to") {
-		t.Fatalf("restore:at output does not state the moment reached:\n%s\n%s", errOut, out)
+		t.Fatalf("backup:restore --at output does not state the moment reached:\n%s\n%s", errOut, out)
 	}
 	if got := pitrtest.Count(t, pgURL); got != want {
-		t.Fatalf("after restore:at %s: %d markers, want %d", at, got, want)
+		t.Fatalf("after backup:restore --at %s: %d markers, want %d", at, got, want)
 	}
 
 	// Then, from the environment's page, a later moment: the WAL still holds what the first restore replaced.
@@ -153,9 +153,9 @@ func TestRestoreAtEndToEnd(t *testing.T) {
 	want = pitrtest.UpTo(ms, at2)
 
 	// Refused: the future (422, through the CLI) and before the window (422 from the API).
-	if _, _, err := runCommand(t, "restore:at", "", "--at", time.Now().Add(time.Hour).Format(time.RFC3339),
+	if _, _, err := runCommand(t, "backup:restore", "", "--at", time.Now().Add(time.Hour).Format(time.RFC3339),
 		"-e", env, "--yes"); err == nil || !strings.Contains(err.Error(), "in the future") {
-		t.Fatalf("restore:at an hour ahead = %v, want a refusal", err)
+		t.Fatalf("backup:restore --at an hour ahead = %v, want a refusal", err)
 	}
 	code, body := api(http.MethodPost, "/api/v1/environments/"+env+"/restore",
 		`{"at":"`+time.Now().Add(-30*24*time.Hour).Format(time.RFC3339)+`","confirm":"`+env+`"}`)

@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -37,9 +38,9 @@ type backupResponse struct {
 
 // startedResponse is the 202 answer of a backup or restore.
 type startedResponse struct {
-	Activity db.Activity               `json:"activity"`
-	Backup   *db.Backup                `json:"backup,omitempty"`
-	Plan     *handlers.RestorePlanJSON `json:"plan,omitempty"`
+	Activity db.Activity     `json:"activity"`
+	Backup   *db.Backup      `json:"backup,omitempty"`
+	Plan     json.RawMessage `json:"plan,omitempty"` // a restore's plan, as the server wrote it
 }
 
 // waitFlags are --no-wait and --yes of the commands that start work.
@@ -323,11 +324,11 @@ func printBackup(w io.Writer, resp backupResponse) error {
 func newBackupRestoreCommand() *cobra.Command {
 	var flags clientFlags
 	var wf waitFlags
-	var env, target, branchFrom string
+	var env, target, branchFrom, at string
 	var dryRun bool
 	cmd := &cobra.Command{
-		Use:   "backup:restore BACKUP [-e ENV] [--target ENV] [--branch-from PARENT] [--dry-run] [--yes] [--no-wait]",
-		Short: "Restore a backup into its environment, another one, or a new branch",
+		Use:   "backup:restore {BACKUP | --at TIME} [-e ENV] [--target ENV] [--branch-from PARENT] [--dry-run] [--yes] [--no-wait]",
+		Short: "Restore a backup, or an environment as it was at a moment, into its environment, another one, or a new branch",
 		Long: `Restore a backup. The target's current state is replaced; what the switch replaces is kept as a
 pre-restore backup (undo = restore it). Services are mapped by name, and a restore whose services do
 not fit the target is refused before anything is touched.
@@ -338,94 +339,78 @@ as a child of PARENT (named restore-<first 8 characters of the backup name> with
 Before asking, it shows what the restore changes in each service: tables and their rows now and in
 the backup, Redis keys, files added, removed and changed, and how old the data will be. --dry-run
 prints that (with --json: the plan as the API returns it) and changes nothing.
-Without --yes you are asked to type the target's name; without a terminal the command refuses.`,
-		Args: cobra.ExactArgs(1),
+Without --yes you are asked to type the target's name; without a terminal the command refuses.
+
+--at TIME (RFC 3339, e.g. 2026-12-01T10:42:13Z) instead of a backup restores the state of -e at that
+moment (point-in-time restore of an environment with pitr on): each service is rebuilt at its last
+commit at or before TIME, which the plan shows, then restored like a backup. A moment in the future,
+before the point-in-time window or in a gap of the stream is refused with the nearest restorable
+moments.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case at != "" && len(args) > 0:
+				return fmt.Errorf("restore either backup %s or the state at --at %s, not both", args[0], at)
+			case at == "" && len(args) == 0:
+				return errors.New("name the backup to restore (see rewind backups -e ENV), or --at TIME to restore an environment as it was then")
+			}
 			c, err := flags.client()
 			if err != nil {
 				return err
 			}
-			ctx, id, stderr := cmd.Context(), args[0], cmd.ErrOrStderr()
-			var b backupResponse
-			if _, err := c.do(ctx, http.MethodGet, "/api/v1/backups/"+url.PathEscape(id), nil, &b); err != nil {
-				return fmt.Errorf("backup %s: %w", id, err)
+			r := &restoreRun{cmd: cmd, client: c, flags: flags, wait: wf, dryRun: dryRun}
+			if at != "" {
+				err = planRestoreAt(r, env, at, target, branchFrom)
+			} else {
+				err = planBackupRestore(r, args[0], env, target, branchFrom)
 			}
-			if env != "" && env != b.Backup.Environment {
-				return fmt.Errorf("backup %s was taken on %s, not %s: pass -e %s (and --target %s to restore it into %s)",
-					id, b.Backup.Environment, env, b.Backup.Environment, env, env)
+			if err != nil {
+				return err
 			}
-			if target == "" && branchFrom == "" {
-				target = b.Backup.Environment
-			}
-			var plan struct {
-				Plan handlers.RestorePlanJSON `json:"plan"`
-			}
-			q := url.Values{"target": {target}, "branch_from": {branchFrom}}
-			if _, err := c.do(ctx, http.MethodGet, "/api/v1/backups/"+url.PathEscape(id)+"/restore?"+q.Encode(), nil, &plan); err != nil {
-				return fmt.Errorf("restore %s: %w", id, err)
-			}
-			p := plan.Plan
-			out := stderr
-			if dryRun {
-				out = cmd.OutOrStdout()
-			}
-			if !dryRun || !flags.json {
-				printPlan(out, p)
-				printPreview(out, p.Preview)
-			}
-			if len(p.Problems) > 0 {
-				msgs := make([]string, 0, len(p.Problems))
-				for _, f := range p.Problems {
-					msgs = append(msgs, "  "+f.Message)
-				}
-				return fmt.Errorf("restore refused, nothing was touched:\n%s", strings.Join(msgs, "\n"))
-			}
-			if dryRun {
-				if flags.json {
-					return writeJSON(cmd.OutOrStdout(), plan)
-				}
-				fmt.Fprintln(out, "Dry run: nothing was changed.")
-				return nil
-			}
-			if !wf.yes {
-				if err := confirm(cmd, fmt.Sprintf("Type %q to replace its current state: ", p.Target), p.Target,
-					"pass --yes to restore without a prompt"); err != nil {
-					return err
-				}
-			}
-			var resp startedResponse
-			body := map[string]string{"target": p.Target, "confirm": p.Target}
-			if p.Create {
-				body["branch_from"] = p.BranchFrom
-			}
-			if _, err := c.do(ctx, http.MethodPost, "/api/v1/backups/"+url.PathEscape(id)+"/restore", body, &resp); err != nil {
-				return fmt.Errorf("restore %s: %w", id, err)
-			}
-			fmt.Fprintf(stderr, "Restore of %s into %s started (activity %d).\n", id, p.Target, resp.Activity.ID)
-			if !wf.noWait {
-				a, err := waitActivity(ctx, c, resp.Activity.ID, stderr)
-				if a != nil {
-					resp.Activity = *a
-				}
-				if err != nil {
-					return err
-				}
-			}
-			if flags.json {
-				return writeJSON(cmd.OutOrStdout(), resp)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s restored into %s\n", id, p.Target)
-			return nil
+			return r.run()
 		},
 	}
 	flags.register(cmd, true)
-	cmd.Flags().StringVarP(&env, "environment", "e", "", "the environment the backup was taken on")
+	cmd.Flags().StringVarP(&env, "environment", "e", "", "the environment the backup was taken on (with --at: whose state is restored)")
+	cmd.Flags().StringVar(&at, "at", "", "restore the state of -e at this moment, RFC 3339 (e.g. 2026-12-01T10:42:13Z), instead of a backup")
 	cmd.Flags().StringVar(&target, "target", "", "environment to restore into (default: -e)")
 	cmd.Flags().StringVar(&branchFrom, "branch-from", "", "create the target as a child of this environment when it does not exist")
 	cmd.Flags().BoolVar(&wf.yes, "yes", false, "do not ask for confirmation")
 	cmd.Flags().BoolVar(&wf.noWait, "no-wait", false, "return once the restore is queued")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show the plan and what the restore changes, then stop: nothing is changed")
 	return WithEnv(cmd)
+}
+
+// planBackupRestore plans the restore of backup id (taken on env, when given) into target or a new branch of
+// branchFrom.
+func planBackupRestore(r *restoreRun, id, env, target, branchFrom string) error {
+	ctx := r.cmd.Context()
+	var b backupResponse
+	if _, err := r.client.do(ctx, http.MethodGet, "/api/v1/backups/"+url.PathEscape(id), nil, &b); err != nil {
+		return fmt.Errorf("backup %s: %w", id, err)
+	}
+	if env != "" && env != b.Backup.Environment {
+		return fmt.Errorf("backup %s was taken on %s, not %s: pass -e %s (and --target %s to restore it into %s)",
+			id, b.Backup.Environment, env, b.Backup.Environment, env, env)
+	}
+	if target == "" && branchFrom == "" {
+		target = b.Backup.Environment
+	}
+	var plan struct {
+		Plan handlers.RestorePlanJSON `json:"plan"`
+	}
+	q := url.Values{"target": {target}, "branch_from": {branchFrom}}
+	if _, err := r.client.do(ctx, http.MethodGet, "/api/v1/backups/"+url.PathEscape(id)+"/restore?"+q.Encode(), nil, &plan); err != nil {
+		return fmt.Errorf("restore %s: %w", id, err)
+	}
+	p := plan.Plan
+	r.what, r.plan, r.start = id, plan, "/api/v1/backups/"+url.PathEscape(id)+"/restore"
+	r.target, r.create, r.parent, r.problems = p.Target, p.Create, p.BranchFrom, p.Problems
+	r.print = func(w io.Writer) {
+		printPlan(w, p)
+		printPreview(w, p.Preview)
+	}
+	return nil
 }
 
 func printPlan(w io.Writer, p handlers.RestorePlanJSON) {

@@ -87,7 +87,7 @@ func adminCommands() []*cobra.Command {
 // clientCommands returns the commands that talk to a running server over
 // the JSON API: apply, environments, activities.
 func clientCommands() []*cobra.Command {
-	cmds := []*cobra.Command{newApplyCommand(), newEnvironmentsCommand(), newActivitiesCommand(), newRestoreAtCommand()}
+	cmds := []*cobra.Command{newApplyCommand(), newEnvironmentsCommand(), newActivitiesCommand()}
 	cmds = append(cmds, drillCommands()...)
 	return append(cmds, backupCommands()...)
 }
