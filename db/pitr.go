@@ -172,6 +172,23 @@ func (db *DB) FindPITRStreams(ctx context.Context, env string) ([]*PITRStream, e
 	return out, rows.Err()
 }
 
+// FindPITRStreamsRecent is FindPITRStreams for the environment page, which shows them on every view: it may
+// answer from a read of up to a second ago if nothing was written since (recentCache; a follower's progress is a
+// write). The streams are the caller's to modify.
+func (db *DB) FindPITRStreamsRecent(ctx context.Context, env string) ([]*PITRStream, error) {
+	v, err := db.recent.get("pitr streams\x00"+env, func() (any, error) { return db.FindPITRStreams(ctx, env) })
+	if err != nil {
+		return nil, err
+	}
+	shared := v.([]*PITRStream)
+	out, copies := make([]*PITRStream, len(shared)), make([]PITRStream, len(shared))
+	for i, st := range shared {
+		copies[i] = *st // its times are never changed in place, only replaced
+		out[i] = &copies[i]
+	}
+	return out, nil
+}
+
 // UpdatePITRStream changes the fields of stream id that upd sets.
 func (db *DB) UpdatePITRStream(ctx context.Context, id int64, upd PITRStreamUpdate) error {
 	set, args := "updated_at = ?", []any{formatTime(db.now())}

@@ -107,3 +107,11 @@ func queryKey(query string, args []any) string {
 	}
 	return string(k)
 }
+
+// Recent returns what load reads for key, or what it read for the same key up to a second ago if no write went
+// through this DB since (recentCache): for a value derived from several reads that a hot page shows, such as an
+// environment's restore drill status on every view of its Backups tab. The value is shared between callers:
+// never modify it.
+func (db *DB) Recent(key string, load func() (any, error)) (any, error) {
+	return db.recent.get("derived\x00"+key, load)
+}

@@ -200,3 +200,30 @@ func TestFindBackupsRecent(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Recent reuses a derived value until a write goes through the DB or a second passes, and keeps keys apart.
+func TestRecent(t *testing.T) {
+	c := MustOpenDB(t)
+	reads := 0
+	load := func() (any, error) { reads++; return reads, nil }
+	for range 3 {
+		if v, err := c.Recent("a", load); err != nil || v != 1 {
+			t.Fatalf("Recent(a) = %v, %v; want the first read", v, err)
+		}
+	}
+	if v, _ := c.Recent("b", load); v != 2 {
+		t.Fatalf("Recent(b) = %v, want a read of its own", v)
+	}
+	if err := c.SetSetting(context.Background(), "x", "y"); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := c.Recent("a", load); v != 3 {
+		t.Fatalf("Recent(a) after a write = %v, want a new read", v)
+	}
+	if _, err := c.Recent("c", func() (any, error) { return nil, errors.New("boom") }); err == nil {
+		t.Fatal("Recent returned no error from a failed read")
+	}
+	if v, _ := c.Recent("c", load); v != 4 {
+		t.Fatalf("Recent(c) after a failed read = %v, want a new read (failures are not kept)", v)
+	}
+}

@@ -50,7 +50,7 @@ type PITRChecker interface {
 
 type pitrStore interface {
 	FindEnvironmentByName(ctx context.Context, name string) (*db.Environment, error)
-	FindPITRStreams(ctx context.Context, env string) ([]*db.PITRStream, error)
+	FindPITRStreamsRecent(ctx context.Context, env string) ([]*db.PITRStream, error)
 	FindPlan(ctx context.Context) (*db.Plan, error)
 	FindPITRUsage(ctx context.Context, streamID int64) (db.PITRUsage, error)
 }
@@ -113,7 +113,7 @@ func (h *PITR) RestorePage(c echo.Context) error {
 // status is the card on the environment's page: nil when protection was never on.
 func (h *PITR) status(c echo.Context, u *db.User, e *db.Environment) (*views.PITRStatus, error) {
 	ctx := c.Request().Context()
-	streams, err := h.store.FindPITRStreams(ctx, e.Name)
+	streams, err := h.store.FindPITRStreamsRecent(ctx, e.Name)
 	if err != nil {
 		return nil, err
 	}

@@ -48,6 +48,8 @@ type Catalog interface {
 	CreateDrill(ctx context.Context, d *db.Drill) error
 	FinishDrill(ctx context.Context, id int64, restore time.Duration, files int, errMsg string) (*db.Drill, error)
 	FindDrills(ctx context.Context, f db.DrillFilter) ([]*db.Drill, error)
+	// Recent answers from a read of up to a second ago when no write came since (db.DB.Recent).
+	Recent(key string, load func() (any, error)) (any, error)
 }
 
 // Pauser holds an environment's traffic: the request gates started by `rewind serve`. An environment without a
