@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -96,27 +97,40 @@ func countRows(r io.Reader) ([]backup.TableSummary, error) {
 // copyEnd ends the COPY data of a table in an archive (pg_dump's dumpTableData_copy writes it).
 var copyEnd = []byte("\\.\n\n\n")
 
-// rowTee counts the rows of a dump as it streams: Read passes the dump through and copies it to countRows in
-// another goroutine. A failure of the count never fails the dump: the copy just stops.
+// rowTee counts the rows of a dump as it streams: Read passes the dump through and hands a copy of each chunk
+// to countRows in another goroutine, up to teeAhead chunks ahead of it, so counting overlaps the upload instead
+// of holding every read until its bytes are counted (with a synchronous pipe there, a backup of pgbench scale 50
+// took 1.25x pg_dump -Fc). A failure of the count never fails the dump: the copies just stop.
 type rowTee struct {
 	r    io.ReadCloser
-	pw   *io.PipeWriter
-	done chan struct{}
+	done chan struct{} // closed when the count ended
+	quit chan struct{} // closed when the count failed: no more copies
+
+	mu     sync.Mutex // sending a copy, and ending the copies
+	ch     chan []byte
+	ended  bool
+	endErr error // why the copies ended: io.EOF at the dump's end
 
 	tables []backup.TableSummary
 	err    error
 }
 
+// teeAhead is how many chunks (of up to a read each, 1 MiB from pg_dump's pipe) the dump may be ahead of its count.
+const teeAhead = 4
+
+var teeBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
 func newRowTee(r io.ReadCloser) *rowTee {
-	pr, pw := io.Pipe()
-	t := &rowTee{r: r, pw: pw, done: make(chan struct{})}
+	t := &rowTee{r: r, ch: make(chan []byte, teeAhead), done: make(chan struct{}), quit: make(chan struct{})}
 	go func() {
 		defer close(t.done)
-		t.tables, t.err = countRows(pr)
+		cr := &chunkReader{t: t}
+		t.tables, t.err = countRows(cr)
 		if t.err != nil {
-			pr.CloseWithError(t.err) // later writes fail at once: the dump goes on without the count
-		} else {
-			_, _ = io.Copy(io.Discard, pr)
+			close(t.quit)
+		}
+		for b := range t.ch { // what the count did not need (or all, after a failure)
+			cr.recycle(b)
 		}
 	}()
 	return t
@@ -125,31 +139,91 @@ func newRowTee(r io.ReadCloser) *rowTee {
 func (t *rowTee) Read(b []byte) (int, error) {
 	n, err := t.r.Read(b)
 	if n > 0 {
-		_, _ = t.pw.Write(b[:n])
+		t.send(b[:n])
 	}
 	switch {
 	case errors.Is(err, io.EOF):
-		t.pw.Close() //nolint:errcheck
+		t.end(io.EOF)
 	case err != nil:
-		t.pw.CloseWithError(err) //nolint:errcheck
+		t.end(err)
 	}
 	return n, err //nolint:wrapcheck // the dump's own error, as dumpReader made it
 }
 
+// send hands a copy of p to the count, waiting while it is teeAhead chunks behind, unless it failed.
+func (t *rowTee) send(p []byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ended {
+		return
+	}
+	bp := teeBuffers.Get().(*[]byte)
+	c := append((*bp)[:0], p...)
+	select {
+	case t.ch <- c:
+	case <-t.quit:
+		*bp = c
+		teeBuffers.Put(bp)
+	}
+}
+
+// end ends the copies with err (io.EOF: the whole dump was sent).
+func (t *rowTee) end(err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.ended {
+		t.ended, t.endErr = true, err
+		close(t.ch)
+	}
+}
+
 // Close stops the dump and the count.
 func (t *rowTee) Close() error {
-	t.pw.CloseWithError(errors.New("dump closed before its end")) //nolint:errcheck
-	return t.r.Close()                                            //nolint:wrapcheck
+	t.end(errors.New("dump closed before its end"))
+	return t.r.Close() //nolint:wrapcheck
 }
 
 // summary waits for the count of a dump read to its end.
 func (t *rowTee) summary() (*backup.Summary, error) {
-	t.pw.CloseWithError(errors.New("dump not read to its end")) //nolint:errcheck // no-op after the end
+	t.end(errors.New("dump not read to its end")) // no-op after the end
 	<-t.done
 	if t.err != nil {
 		return nil, fmt.Errorf("count rows: %w", t.err)
 	}
 	return &backup.Summary{Tables: t.tables}, nil
+}
+
+// chunkReader reads the copies a rowTee sends, in order, then the error that ended them.
+type chunkReader struct {
+	t   *rowTee
+	cur []byte // the chunk being read
+	off int
+}
+
+func (r *chunkReader) Read(b []byte) (int, error) {
+	for r.off == len(r.cur) {
+		if r.cur != nil {
+			r.recycle(r.cur)
+			r.cur, r.off = nil, 0
+		}
+		c, ok := <-r.t.ch
+		if !ok {
+			r.t.mu.Lock()
+			err := r.t.endErr
+			r.t.mu.Unlock()
+			return 0, err
+		}
+		r.cur, r.off = c, 0
+	}
+	n := copy(b, r.cur[r.off:])
+	r.off += n
+	return n, nil
+}
+
+func (r *chunkReader) recycle(c []byte) {
+	bp := new([]byte)
+	*bp = c
+	teeBuffers.Put(bp)
 }
 
 // Summarize counts the rows of every table of the live database, in read-only statements, exactly while
