@@ -100,7 +100,7 @@ func Open(ctx context.Context, path string, key []byte) (*DB, error) {
 	sqldb.SetMaxIdleConns(maxConns)
 	db := &DB{Now: time.Now, sql: newStmtCache(sqldb), aead: aead, path: abs}
 	db.recent.writes = db.sql.writes.Load
-	if err := sqldb.PingContext(ctx); err != nil {
+	if err := ping(ctx, sqldb); err != nil {
 		sqldb.Close()
 		return nil, fmt.Errorf("open catalog %s: %w", abs, err)
 	}
@@ -111,6 +111,34 @@ func Open(ctx context.Context, path string, key []byte) (*DB, error) {
 	return db, nil
 }
 
+// ping opens the first connection, which applies the DSN's pragmas. When two
+// processes create a catalog at once, switching the new file to WAL returns
+// SQLITE_BUSY without calling the busy handler (SQLite takes that lock without
+// waiting), so ping retries for as long as busy_timeout would have waited.
+func ping(ctx context.Context, sqldb *sql.DB) error {
+	deadline := time.Now().Add(busyTimeout)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		err := sqldb.PingContext(ctx)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// isBusy reports whether err is SQLite's "database is locked".
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
+// busyTimeout is how long a connection waits for another's lock (the DSN's busy_timeout).
+const busyTimeout = 10 * time.Second
+
 // maxConns bounds the catalog's SQLite connections (see Open).
 const maxConns = 8
 
@@ -118,7 +146,7 @@ const maxConns = 8
 // pragmas every connection needs.
 func dsn(path string) string {
 	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(NORMAL)")
