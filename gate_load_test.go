@@ -232,9 +232,9 @@ func TestGateUnderLoad(t *testing.T) {
 	}
 	// A held request waits at most the hold, plus what any request may take while Rewind works (restores
 	// read and write more than live backups: twice the baseline's worst). The margin absorbs the stalls of a
-	// shared machine running other test packages at once (up to ~150 ms seen); a request that waited for a
-	// drain or hold timeout (seconds) still fails it.
-	if limit := st.MaxHold + 2*baseWorst + 250*time.Millisecond; worst > limit {
+	// shared machine running other test packages at once (up to ~150 ms seen alone, over 250 ms with other
+	// builds running); a request that waited for a drain timeout (10 s) or a hold timeout still fails it.
+	if limit := st.MaxHold + 2*baseWorst + time.Second; worst > limit {
 		t.Fatalf("worst latency %s exceeds the longest hold %s + twice the worst latency during live backups %s",
 			worst, st.MaxHold, baseWorst)
 	}
