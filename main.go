@@ -11,10 +11,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -93,6 +95,7 @@ REWIND_ADMIN_PASSWORD, or a one-time setup link is printed.`,
 	f.StringVar(&m.DataDir, "data", m.DataDir, "data directory (catalog, secret.key, repository)")
 	f.StringVar(&m.Storage, "storage", "", "where backups are stored: file:///path (default: <data>/repo) or s3://BUCKET/PREFIX?endpoint=URL&region=REGION&path_style=true")
 	f.BoolVar(&m.Demo, "demo", false, "create a demo project (environments main and staging) and print its credentials")
+	f.StringVar(&m.PublicURL, "public-url", "", "the dashboard's address as users reach it, for the links in notifications and the setup link (default: the listen address)")
 	f.BoolVar(&m.SecureCookies, "secure-cookies", false, "mark the session cookie Secure (behind a TLS-terminating proxy)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cli.WithEnv(cmd)
@@ -120,6 +123,9 @@ type Main struct {
 	DataDir string
 	Addr    string
 	Storage string // --storage: "" (<data>/repo), file:///path, s3://BUCKET/PREFIX?...
+	// PublicURL is the dashboard's address as its users reach it (behind a reverse proxy, say), for the links
+	// in notifications and the setup link; "" is the listen address.
+	PublicURL string
 	// CatalogSaveInterval is how often the catalog is saved into the repository when it changed (1 minute
 	// when 0; tests shorten it).
 	CatalogSaveInterval time.Duration
@@ -169,6 +175,12 @@ func NewMain() *Main {
 // Run opens the catalog, prepares the first admin (or the setup link) and the
 // demo project, starts the job runner and serves HTTP in the background.
 func (m *Main) Run(ctx context.Context) error {
+	if m.PublicURL != "" {
+		if u, err := url.Parse(m.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--public-url %q: give the dashboard's address as its users open it, "+
+				"like https://rewind.example.com", m.PublicURL)
+		}
+	}
 	catalog, secrets, err := db.OpenDataDir(ctx, m.DataDir)
 	if err != nil {
 		return err
@@ -318,8 +330,11 @@ func (m *Main) createAdminFromEnv(ctx context.Context) error {
 		Summary: "Created the first admin " + u.Email + " from REWIND_ADMIN_EMAIL"})
 }
 
-// URL is the address to open in a browser.
+// URL is the address to open in a browser: the public URL when set, else the listen address.
 func (m *Main) URL() string {
+	if m.PublicURL != "" {
+		return strings.TrimSuffix(m.PublicURL, "/")
+	}
 	if m.Server == nil {
 		return ""
 	}
