@@ -1,0 +1,94 @@
+package db_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/rewind/rewind/db"
+)
+
+// The history holds only complete backups, newest first, with their run time.
+func TestFindBackupHistory(t *testing.T) {
+	ctx := context.Background()
+	c := MustOpenDB(t)
+	if err := c.CreateEnvironment(ctx, &db.Environment{Name: "main", Type: db.EnvProduction}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 5; i++ {
+		id := fmt.Sprintf("%020x", i)
+		if err := c.CreateBackup(ctx, &db.Backup{ID: id, Environment: "main", Kind: db.BackupManual}); err != nil {
+			t.Fatal(err)
+		}
+		st, size := db.BackupComplete, int64(i*100)
+		if i == 3 {
+			st = db.BackupFailed
+		}
+		if _, err := c.UpdateBackup(ctx, id, db.BackupUpdate{Status: &st, SizeBytes: &size}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := c.FindBackupHistoryRecent(ctx, "main", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, p := range got {
+		ids = append(ids, p.ID[18:])
+		if p.Took() != time.Second { // the test clock ticks a second per call: created, then completed
+			t.Errorf("%s took %v, want 1s", p.ID, p.Took())
+		}
+		if want := int64(int(p.ID[19]-'0') * 100); p.SizeBytes != want {
+			t.Errorf("%s size %d, want %d", p.ID, p.SizeBytes, want)
+		}
+	}
+	if got, want := fmt.Sprint(ids), "[05 04 02]"; got != want {
+		t.Fatalf("history = %s, want %s (complete only, newest first)", got, want)
+	}
+}
+
+func TestNewestRecoveryPoint(t *testing.T) {
+	base := time.Date(2026, 12, 1, 4, 0, 0, 0, time.UTC)
+	at := func(m int) *time.Time { t := base.Add(time.Duration(m) * time.Minute); return &t }
+	backup := &db.BackupPoint{ID: "00000000000000000001", CreatedAt: base}
+	pg := []db.Service{{Name: "db", Type: db.ServicePostgreSQL}, {Name: "db2", Type: db.ServicePostgreSQL}}
+	on := &db.PITR{Enabled: true}
+	stream := func(svc, state string, covered *time.Time) *db.PITRStream {
+		return &db.PITRStream{Environment: "main", Service: svc, State: state, CoveredUntil: covered}
+	}
+	for _, tc := range []struct {
+		name    string
+		e       db.Environment
+		newest  *db.BackupPoint
+		streams []*db.PITRStream
+		want    time.Time
+		pitr    bool
+	}{
+		{"nothing", db.Environment{Name: "main"}, nil, nil, time.Time{}, false},
+		{"backup only", db.Environment{Name: "main", Services: pg}, backup, nil, base, false},
+		{"pitr off", db.Environment{Name: "main", Services: pg},
+			backup, []*db.PITRStream{stream("db", db.PITRRunning, at(30)), stream("db2", db.PITRRunning, at(40))}, base, false},
+		{"every service followed: the earliest coverage", db.Environment{Name: "main", Services: pg, PITR: on},
+			backup, []*db.PITRStream{stream("db", db.PITRRunning, at(30)), stream("db2", db.PITRRunning, at(40))}, *at(30), true},
+		{"one stream failed", db.Environment{Name: "main", Services: pg, PITR: on},
+			backup, []*db.PITRStream{stream("db", db.PITRRunning, at(30)), stream("db2", db.PITRFailed, at(40))}, base, false},
+		{"one service not followed", db.Environment{Name: "main", Services: pg, PITR: on},
+			backup, []*db.PITRStream{stream("db", db.PITRRunning, at(30))}, base, false},
+		{"streams behind the backup", db.Environment{Name: "main", Services: pg, PITR: on},
+			backup, []*db.PITRStream{stream("db", db.PITRRunning, at(-5)), stream("db2", db.PITRRunning, at(40))}, base, false},
+		{"pitr without a backup", db.Environment{Name: "main", Services: pg[:1], PITR: on},
+			nil, []*db.PITRStream{stream("db", db.PITRRunning, at(30))}, *at(30), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := db.NewestRecoveryPoint(&tc.e, tc.newest, tc.streams)
+			if !r.At.Equal(tc.want) || r.PITR != tc.pitr {
+				t.Fatalf("NewestRecoveryPoint = %v (pitr %v), want %v (pitr %v)", r.At, r.PITR, tc.want, tc.pitr)
+			}
+			rpo, ok := r.RPO(base.Add(time.Hour))
+			if ok != !tc.want.IsZero() || (ok && rpo != base.Add(time.Hour).Sub(tc.want)) {
+				t.Fatalf("RPO = %v, %v", rpo, ok)
+			}
+		})
+	}
+}
