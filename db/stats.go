@@ -109,3 +109,26 @@ func NewestRecoveryPoint(e *Environment, newest *BackupPoint, streams []*PITRStr
 	}
 	return r
 }
+
+// FormatSpan renders a recovery point or time span the way the dashboard and the CLI say it: "< 1 min",
+// "42 min", "3 h", "3 h 20 min", "2 d 4 h".
+func FormatSpan(d time.Duration) string {
+	m := int64(d / time.Minute)
+	switch {
+	case m < 1:
+		return "< 1 min"
+	case m < 60:
+		return strconv.FormatInt(m, 10) + " min"
+	case m < 48*60:
+		s := strconv.FormatInt(m/60, 10) + " h"
+		if m%60 != 0 {
+			s += " " + strconv.FormatInt(m%60, 10) + " min"
+		}
+		return s
+	}
+	s := strconv.FormatInt(m/(24*60), 10) + " d"
+	if h := m % (24 * 60) / 60; h != 0 {
+		s += " " + strconv.FormatInt(h, 10) + " h"
+	}
+	return s
+}

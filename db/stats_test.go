@@ -92,3 +92,14 @@ func TestNewestRecoveryPoint(t *testing.T) {
 		})
 	}
 }
+
+func TestFormatSpan(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		30 * time.Second: "< 1 min", 42 * time.Minute: "42 min", 3 * time.Hour: "3 h",
+		200 * time.Minute: "3 h 20 min", 52 * time.Hour: "2 d 4 h", 72 * time.Hour: "3 d",
+	} {
+		if got := db.FormatSpan(d); got != want {
+			t.Errorf("FormatSpan(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
