@@ -2,6 +2,7 @@ package db_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -101,5 +102,46 @@ func TestFormatSpan(t *testing.T) {
 		if got := db.FormatSpan(d); got != want {
 			t.Errorf("FormatSpan(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// A page older than a backup holds the next backups after it, whatever was taken since, and a starting point
+// that names no backup is ErrNotFound.
+func TestFindBackupsBefore(t *testing.T) {
+	ctx := context.Background()
+	c := MustOpenDB(t)
+	if err := c.CreateEnvironment(ctx, &db.Environment{Name: "main", Type: db.EnvProduction}); err != nil {
+		t.Fatal(err)
+	}
+	add := func(i int) {
+		if err := c.CreateBackup(ctx, &db.Backup{ID: fmt.Sprintf("%020x", i), Environment: "main", Kind: db.BackupManual}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 1; i <= 10; i++ {
+		add(i)
+	}
+	env := "main"
+	page := func() string {
+		t.Helper()
+		bs, n, err := c.FindBackupsRecent(ctx, db.BackupFilter{Environment: &env, Before: fmt.Sprintf("%020x", 7), Limit: 3, CountUpTo: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, b := range bs {
+			ids = append(ids, b.ID[19:])
+		}
+		return fmt.Sprint(ids, n)
+	}
+	if got, want := page(), "[6 5 4] 6"; got != want {
+		t.Fatalf("page before 7 = %s, want %s (3 shown, 6 older in all)", got, want)
+	}
+	add(11) // a new backup does not move the page
+	if got, want := page(), "[6 5 4] 6"; got != want {
+		t.Fatalf("after a new backup the page before 7 = %s, want %s", got, want)
+	}
+	if _, _, err := c.FindBackups(ctx, db.BackupFilter{Environment: &env, Before: "ffffffffffffffffffff"}); !errors.Is(err, db.ErrNotFound) {
+		t.Fatalf("before an unknown backup: %v, want ErrNotFound", err)
 	}
 }

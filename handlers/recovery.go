@@ -11,7 +11,7 @@ import (
 )
 
 // historyPoints is how many of the newest complete backups the Backups tab's chart shows.
-const historyPoints = 60
+const historyPoints = 30
 
 // recoveryStore is what the RPO/RTO figures read of the catalog.
 type recoveryStore interface {

@@ -2,10 +2,12 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/PuerkitoBio/goquery"
 	"github.com/rewind/rewind/db"
 	"github.com/rewind/rewind/jobs"
 )
@@ -111,5 +113,64 @@ func TestRecoveryObjectives(t *testing.T) {
 				t.Fatalf("dev in the list: %+v", e)
 			}
 		}
+	}
+}
+
+// TestBackupsKeysetPaging follows the Backups tab's Older links through 60 backups: each page starts right
+// after the last one of the page before, also when a backup is taken in between; the API pages the same way
+// with before and next_before, and a starting point that names no backup is 404.
+func TestBackupsKeysetPaging(t *testing.T) {
+	ctx := context.Background()
+	a := newTestApp(t)
+	a.user("admin@example.com", db.RoleAdmin, nil)
+	token := a.token(a.userByEmail("admin@example.com"))
+	a.env("main", db.EnvProduction)
+	add := func(i int) {
+		if err := a.cat.CreateBackup(ctx, &db.Backup{ID: fmt.Sprintf("%020x", i), Environment: "main",
+			Kind: db.BackupManual, Status: db.BackupComplete, Progress: 100}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 1; i <= 60; i++ {
+		add(i)
+	}
+	c := a.client()
+	c.login("admin@example.com")
+	var seen []string
+	path := "/environments/main"
+	for page := 0; path != ""; page++ {
+		doc := c.get(path).doc(t)
+		doc.Find(testid("backup-row")).Each(func(_ int, s *goquery.Selection) { seen = append(seen, s.AttrOr("data-id", "")) })
+		if page == 0 {
+			add(61) // a new backup does not shift the next pages
+		} else if doc.Find(testid("newest")).Length() != 1 {
+			t.Fatalf("page %d has no link to the newest backups", page)
+		}
+		path = doc.Find(testid("older")).AttrOr("href", "")
+		if path != "" && !strings.Contains(path, "before=") {
+			t.Fatalf("the Older link %q does not page by keyset", path)
+		}
+	}
+	if len(seen) != 60 || seen[0] != fmt.Sprintf("%020x", 60) || seen[59] != fmt.Sprintf("%020x", 1) {
+		t.Fatalf("pages showed %d backups, %v ... %v: want each of the 60 once, newest first", len(seen), seen[0], seen[len(seen)-1])
+	}
+	for i := 1; i < len(seen); i++ {
+		if seen[i] >= seen[i-1] {
+			t.Fatalf("backup %s follows %s: a page repeated or skipped backups", seen[i], seen[i-1])
+		}
+	}
+
+	var list struct {
+		Backups    []db.Backup `json:"backups"`
+		Total      int         `json:"total"`
+		NextBefore string      `json:"next_before"`
+	}
+	a.api(http.MethodGet, "/api/v1/environments/main/backups?limit=10&before="+fmt.Sprintf("%020x", 21), token, "").json(t, &list)
+	if len(list.Backups) != 10 || list.Backups[0].ID != fmt.Sprintf("%020x", 20) || list.Total != 20 ||
+		list.NextBefore != fmt.Sprintf("%020x", 11) {
+		t.Fatalf("API page before 21: %d backups from %v, total %d, next %q", len(list.Backups), list.Backups[0].ID, list.Total, list.NextBefore)
+	}
+	if r := a.api(http.MethodGet, "/api/v1/environments/main/backups?before=ffffffffffffffffffff", token, ""); r.StatusCode != http.StatusNotFound {
+		t.Fatalf("before an unknown backup = %d %s, want 404", r.StatusCode, r.body)
 	}
 }
