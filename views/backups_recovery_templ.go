@@ -151,7 +151,7 @@ func RecoveryCard(d RecoveryData) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = historyChart(d.Chart).Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = d.Chart.Component().Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

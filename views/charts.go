@@ -1,10 +1,14 @@
 package views
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/a-h/templ"
 
 	"github.com/rewind/rewind/db"
 )
@@ -33,6 +37,17 @@ type HistoryChart struct {
 	MaxSizeText      string
 	MaxTookText      string
 	FromText, ToText string
+	// HTML is the chart rendered once (historyChart): the tab shows the same chart to everyone until a backup
+	// changes it, and rendering its 60 points per view doubled the tab's CPU (BenchmarkBackupsTab).
+	HTML string
+}
+
+// Component writes the rendered chart.
+func (c HistoryChart) Component() templ.Component {
+	return templ.ComponentFunc(func(_ context.Context, w io.Writer) error {
+		_, err := io.WriteString(w, c.HTML)
+		return err
+	})
 }
 
 // ChartPoint is one backup of the chart.
@@ -89,6 +104,10 @@ func NewHistoryChart(points []db.BackupPoint) HistoryChart {
 	c.Desc = fmt.Sprintf("From %s to %s: size between %s and %s, duration between %s and %s; the newest is %s and took %s.",
 		fmtTime(c.From), fmtTime(c.To), db.FormatBytes(minSize), c.MaxSizeText, seconds(minTook), c.MaxTookText,
 		db.FormatBytes(points[0].SizeBytes), seconds(points[0].Took()))
+	var html strings.Builder
+	if err := historyChart(c).Render(context.Background(), &html); err == nil { // writing to memory fails never
+		c.HTML = html.String()
+	}
 	return c
 }
 
