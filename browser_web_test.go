@@ -288,6 +288,38 @@ func TestBrowser(t *testing.T) {
 	if got := strings.Join(strings.Fields(read(`[data-testid="last-verified"]`)), " "); !strings.Contains(got, "Last verified restore: just now,") {
 		t.Fatalf("the drill card says %q, want the last verified restore just now", got)
 	}
+	count := func(expr string) int {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(bctx, 10*time.Second)
+		defer cancel()
+		n, err := chromedp.Run(sctx, chromedp.Evaluate[int](expr))
+		if err != nil {
+			t.Fatalf("count %s: %v", expr, err)
+		}
+		return n
+	}
+	run("RPO, predicted RTO and the history chart after the backup and the drill",
+		chromedp.Reload(),
+		chromedp.WaitVisible(css(`[data-testid="recovery"] [data-testid="rto-value"]`)),
+		chromedp.WaitVisible(css(`[data-testid="history-chart"] svg circle`)),
+		chromedp.ScrollIntoView(css(`[data-testid="recovery"]`)),
+		shot("16d-recovery-objectives"),
+	)
+	if got := read(`[data-testid="rpo-value"]`); got != "< 1 min" && !strings.HasSuffix(got, " min") {
+		t.Fatalf("the RPO after a backup is %q, want minutes", got)
+	}
+	if got := read(`[data-testid="rpo-promise"]`); got != "(plan promises 24 h)" {
+		t.Fatalf("the RPO's promise says %q", got)
+	}
+	if got := read(`[data-testid="rto-value"]`); !strings.HasSuffix(got, " s") {
+		t.Fatalf("the predicted RTO after the drill is %q", got)
+	}
+	// One point per complete backup of main (the demo may have taken some; they fit the first page).
+	chartPoints := count(`document.querySelectorAll('[data-testid="history-chart"] svg circle[data-series="size"]').length`)
+	complete := count(`document.querySelectorAll('[data-testid="backup-row"][data-status="complete"]').length`)
+	if chartPoints == 0 || chartPoints != complete {
+		t.Fatalf("the chart has %d size points, want one per complete backup (%d)", chartPoints, complete)
+	}
 	run("the backup's page",
 		chromedp.Click(css(`[data-testid="backup-link"]`)),
 		chromedp.WaitVisible(css(`[data-testid="backup-services"]`)),

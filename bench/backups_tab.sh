@@ -92,5 +92,11 @@ run() {
 echo "wrk: 50 connections, 4 threads, $duration: GET /environments/main (first page)"
 run /environments/main
 echo
-echo "wrk: same, a deep page (offset 9000)"
+# The Older links page by keyset (?before=ID: the backups older than ID), found through the index at any depth;
+# the 9,000th newest backup starts the same page as offset 9000 (the seed's backup i is i minutes old).
+before=$(printf '%020x' 9000)
+echo "wrk: same, a deep page (before=$before: the backups after the 9,000th, as the Older links ask)"
+run "/environments/main?before=$before"
+echo
+echo "wrk: same, the deep page by offset (offset 9000: links from before keyset paging)"
 run "/environments/main?offset=9000"

@@ -201,6 +201,10 @@ type BackupFilter struct {
 	Status      *string
 	Offset      int
 	Limit       int
+	// Before, when set, is a backup's id: only the backups older than it match (newer first, as the list is
+	// ordered), so a page "older than X" is found through the index however deep it is, and stays the same when
+	// new backups are taken (keyset paging). A Before that names no backup is ErrNotFound.
+	Before string
 	// CountUpTo, when positive, stops counting the total at that many matches, so a page of a long list
 	// costs no full count (the Backups tab shows "of 1000+"); 0 counts them all. A capped count may be up to
 	// a second old when another process changed the backups (recentCache).
@@ -225,6 +229,10 @@ func (db *DB) FindBackups(ctx context.Context, f BackupFilter) ([]*Backup, int, 
 	}
 	if f.Status != nil {
 		where, args = append(where, "status = ?"), append(args, *f.Status)
+	}
+	if f.Before != "" {
+		where = append(where, "(created_at, id) < (SELECT created_at, id FROM backups WHERE id = ?)")
+		args = append(args, f.Before)
 	}
 	cond := strings.Join(where, " AND ")
 	var total int
@@ -287,6 +295,16 @@ func (db *DB) FindBackups(ctx context.Context, f BackupFilter) ([]*Backup, int, 
 	if err := rows.Err(); err != nil {
 		return nil, 0, fmt.Errorf("find backups: %w", err)
 	}
+	if len(backups) == 0 && f.Before != "" {
+		var one int
+		err := db.sql.QueryRowContext(ctx, `SELECT 1 FROM backups WHERE id = ?`, f.Before).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, 0, fmt.Errorf("backup %s, the page's starting point: %w", f.Before, ErrNotFound)
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("find backups: %w", err)
+		}
+	}
 	return backups, total, nil
 }
 
@@ -325,7 +343,7 @@ func (db *DB) FindBackupsRecent(ctx context.Context, f BackupFilter) ([]*Backup,
 func (f BackupFilter) key() string {
 	k := make([]byte, 0, 64)
 	k = append(k, "backups"...)
-	for _, s := range []*string{f.Environment, f.Kind, f.Status} {
+	for _, s := range []*string{f.Environment, f.Kind, f.Status, &f.Before} {
 		if s == nil {
 			k = append(k, " *"...)
 		} else {

@@ -24,8 +24,10 @@ type BackupsAPI struct {
 // NewBackupsAPI returns the API over the same store and operations as the pages.
 func NewBackupsAPI(pages *Backups) *BackupsAPI { return &BackupsAPI{pages: pages} }
 
-// List is GET /api/v1/environments/:env/backups[?offset=&limit=&status=&kind=]
-// → {"backups":[...],"total":N}, newest first.
+// List is GET /api/v1/environments/:env/backups[?before=ID|offset=&limit=&status=&kind=]
+// → {"backups":[...],"total":N,"next_before":"ID"}, newest first. before=ID lists the backups older than backup
+// ID (keyset paging: as fast at any depth and stable while backups are taken; total then counts those older);
+// next_before is the before of the next page, "" on the last one. offset still works as before.
 func (h *BackupsAPI) List(c echo.Context) error {
 	ctx := c.Request().Context()
 	e, err := h.pages.store.FindEnvironmentByName(ctx, c.Param("env"))
@@ -33,7 +35,9 @@ func (h *BackupsAPI) List(c echo.Context) error {
 		return err
 	}
 	f := db.BackupFilter{Environment: &e.Name, Limit: db.DefaultBackupLimit}
-	f.Offset, _ = strconv.Atoi(c.QueryParam("offset"))
+	if f.Before = c.QueryParam("before"); f.Before == "" {
+		f.Offset, _ = strconv.Atoi(c.QueryParam("offset"))
+	}
 	if l, err := strconv.Atoi(c.QueryParam("limit")); err == nil && l > 0 {
 		f.Limit = min(l, 1000)
 	}
@@ -47,7 +51,11 @@ func (h *BackupsAPI) List(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"backups": bs, "total": total})
+	next := ""
+	if n := len(bs); n > 0 && f.Offset+n < total {
+		next = bs[n-1].ID
+	}
+	return c.JSON(http.StatusOK, map[string]any{"backups": bs, "total": total, "next_before": next})
 }
 
 // Create is POST /api/v1/environments/:env/backups {"live": false} → 202

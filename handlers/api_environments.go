@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -25,32 +26,70 @@ type EnvironmentsAPI struct {
 	// Changed is called after an environment is created or changed (the
 	// server syncs the request gates); nil does nothing.
 	Changed func(ctx context.Context)
+	// Recovery adds each environment's RPO and predicted RTO to List and Get (nil: left out).
+	Recovery *Recovery
+	Now      func() time.Time
+}
+
+// environmentJSON is an environment (masked) with its recovery figures.
+type environmentJSON struct {
+	*db.Environment
+	*RecoveryJSON
+}
+
+func (h *EnvironmentsAPI) withRecovery(ctx context.Context, e *db.Environment) (environmentJSON, error) {
+	out := environmentJSON{Environment: e.Masked()}
+	if h.Recovery == nil {
+		return out, nil
+	}
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	d, err := h.Recovery.Data(ctx, e, now())
+	if err != nil {
+		return out, err
+	}
+	r := recoveryJSON(d)
+	out.RecoveryJSON = &r
+	return out, nil
 }
 
 func NewEnvironmentsAPI(store environmentAPIStore) *EnvironmentsAPI {
 	return &EnvironmentsAPI{store: store}
 }
 
-// List is GET /api/v1/environments → {"environments":[...]}.
+// List is GET /api/v1/environments → {"environments":[...]}, each with its recovery figures (RecoveryJSON).
 func (h *EnvironmentsAPI) List(c echo.Context) error {
 	envs, err := h.store.FindEnvironments(c.Request().Context(), db.EnvironmentFilter{})
 	if err != nil {
 		return err
 	}
-	out := make([]*db.Environment, 0, len(envs))
+	out := make([]environmentJSON, 0, len(envs))
 	for _, e := range envs {
-		out = append(out, e.Masked())
+		j, err := h.withRecovery(c.Request().Context(), e)
+		if err != nil {
+			return err
+		}
+		out = append(out, j)
 	}
 	return c.JSON(http.StatusOK, map[string]any{"environments": out})
 }
 
-// Get is GET /api/v1/environments/:env → {"environment":{...}}.
+// Get is GET /api/v1/environments/:env → {"environment":{...}} with its recovery figures: "rpo_seconds" (the
+// age of the newest restorable point, null when there is none), "rpo_basis" ("backup" or "pitr"),
+// "restorable_at", "rpo_backup_id", "rpo_promised_seconds" (0: no automated backups), "rto_predicted_seconds"
+// (null: no restore measured yet) and "rto_basis".
 func (h *EnvironmentsAPI) Get(c echo.Context) error {
 	e, err := h.store.FindEnvironmentByName(c.Request().Context(), c.Param("env"))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"environment": e.Masked()})
+	j, err := h.withRecovery(c.Request().Context(), e)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"environment": j})
 }
 
 // Put is PUT /api/v1/environments/:env: create (201) or update (200) from

@@ -71,19 +71,24 @@ func backupsTab(c echo.Context, store interface {
 	FindBackupsRecent(ctx context.Context, f db.BackupFilter) ([]*db.Backup, int, error)
 }, memo *retentionMemo, u *db.User, e *db.Environment, now time.Time) (views.BackupsData, error) {
 	d := views.BackupsData{BaseURL: "/environments/" + url.PathEscape(e.Name), Limit: backupsPageSize, Now: now}
-	d.Offset, _ = strconv.Atoi(c.QueryParam("offset"))
-	d.Offset = max(d.Offset, 0)
+	// A page is either "older than backup X" (?before=X, what the Older link asks: found through the index however
+	// deep, and stable while new backups arrive) or, for links from before keyset paging, an offset.
+	if d.Before = c.QueryParam("before"); d.Before == "" {
+		d.Offset, _ = strconv.Atoi(c.QueryParam("offset"))
+		d.Offset = max(d.Offset, 0)
+	}
 	var err error
-	// Count at most a thousand past this page: an exact count of a long list costs more than the page.
+	// Count at most a thousand past this page: an exact count of a long list costs more than the page. Past a
+	// starting point the count is of the backups older than it.
 	countUpTo := d.Offset + d.Limit + 1000
 	if d.Backups, d.Total, err = store.FindBackupsRecent(c.Request().Context(), db.BackupFilter{Environment: &e.Name,
-		Offset: d.Offset, Limit: d.Limit, CountUpTo: countUpTo, Brief: true}); err != nil {
+		Before: d.Before, Offset: d.Offset, Limit: d.Limit, CountUpTo: countUpTo, Brief: true}); err != nil {
 		return d, err
 	}
 	d.TotalAtLeast = d.Total == countUpTo
 	if plans, ok := store.(planFinder); ok {
 		head := ""
-		if d.Offset == 0 && len(d.Backups) > 0 {
+		if d.Offset == 0 && d.Before == "" && len(d.Backups) > 0 {
 			head = d.Backups[0].ID + " " + d.Backups[0].Status
 		}
 		if d.Retention, err = memo.get(e.Name, head, now, func() (views.RetentionData, error) {

@@ -44,6 +44,8 @@ type Environments struct {
 	Drills *Drills
 	// PITR shows the point-in-time card (nil: not shown).
 	PITR *PITR
+	// Recovery fills the RPO/RTO card and the list's RPO column (nil: not shown).
+	Recovery *Recovery
 
 	retention retentionMemo
 }
@@ -71,6 +73,14 @@ func (h *Environments) List(c echo.Context) error {
 	d := views.EnvironmentsData{Rows: views.EnvTree(envs), Create: anyEnvAdmin(u), Now: h.now()}
 	if d.LastBackup, d.Backups, err = lastBackups(c.Request().Context(), h.store, envs); err != nil {
 		return err
+	}
+	if h.Recovery != nil {
+		d.Recovery = map[string]views.RecoveryData{}
+		for _, e := range envs {
+			if d.Recovery[e.Name], err = h.Recovery.Data(c.Request().Context(), e, d.Now); err != nil {
+				return err
+			}
+		}
 	}
 	return render(c, http.StatusOK, views.EnvironmentsPage(page(c, "Environments", "environments"), d))
 }
@@ -157,8 +167,11 @@ func (h *Environments) Show(tab string) echo.HandlerFunc {
 			if d.Backups, err = backupsTab(c, h.store, &h.retention, u, e, h.now()); err != nil {
 				return err
 			}
-			if hxTarget(c) != "backups" { // the list's own refresh shows no drill card
+			if hxTarget(c) != "backups" { // the list's own refresh shows no drill or RPO card
 				if d.Backups.Drill, err = h.Drills.Card(ctx, u, e); err != nil {
+					return err
+				}
+				if d.Backups.Recovery, err = h.Recovery.Data(ctx, e, d.Backups.Now); err != nil {
 					return err
 				}
 			}

@@ -28,7 +28,30 @@ func (d BackupsData) pageURL(offset int) string {
 	return d.BaseURL + "?" + url.Values{"offset": {strconv.Itoa(offset)}}.Encode()
 }
 
+// selfURL is this page's URL, which its live refresh asks again.
+func (d BackupsData) selfURL() string {
+	if d.Before != "" {
+		return d.BaseURL + "?" + url.Values{"before": {d.Before}}.Encode()
+	}
+	return d.pageURL(d.Offset)
+}
+
+// olderURL is the next page: the backups older than this page's last one.
+func (d BackupsData) olderURL() string {
+	if len(d.Backups) == 0 {
+		return d.pageURL(d.Offset + d.Limit)
+	}
+	return d.BaseURL + "?" + url.Values{"before": {d.Backups[len(d.Backups)-1].ID}}.Encode()
+}
+
 func (d BackupsData) rangeText() string {
+	if d.Before != "" {
+		s := strconv.Itoa(len(d.Backups)) + " of " + strconv.Itoa(d.Total)
+		if d.TotalAtLeast {
+			s += "+"
+		}
+		return s + " older than " + short8(d.Before)
+	}
 	s := pageRange(d.Offset, len(d.Backups), d.Total, "backups")
 	if d.TotalAtLeast {
 		s += "+"

@@ -30,6 +30,7 @@ func BenchmarkBackupsTab(b *testing.B) {
 		{"first", "/environments/main", ""},
 		{"first_htmx", "/environments/main", "true"},
 		{"offset9000", "/environments/main?offset=9000", ""},
+		{"before9000", "/environments/main?before=" + fmt.Sprintf("%020x", 10000-9000+1), ""}, // the same page, keyset
 	} {
 		get := func() *http.Request {
 			r := httptest.NewRequest(http.MethodGet, bc.path, nil)

@@ -118,6 +118,8 @@ func NewServer(cfg Config) (*Server, error) {
 	drillOps, _ := cfg.Ops.(handlers.DrillOperations) // jobs.Operations runs drills too
 	drills := handlers.NewDrills(cat, drillOps, sm)
 	envs.Drills, backups.Drills = drills, drills
+	recovery := handlers.NewRecovery(cat, drillOps)
+	envs.Recovery, envAPI.Recovery, envAPI.Now = recovery, recovery, cfg.Now
 	settings := handlers.NewSettings(cat, cfg.Plans, cfg.Scheduler, sm, cfg.Now)
 	planAPI := handlers.NewPlanAPI(settings)
 	metrics := handlers.NewMetrics(cat, cfg.Gates)

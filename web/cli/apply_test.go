@@ -522,7 +522,7 @@ func TestPrintEnvironments_Tree(t *testing.T) {
 	printEnvironments(&out, []db.Environment{
 		{Name: "main", Type: db.EnvProduction, Status: db.StatusActive},
 		{Name: "staging", Type: db.EnvStaging, Parent: "main", Status: db.StatusActive},
-	})
+	}, nil)
 	if !strings.Contains(out.String(), "\n  staging ") {
 		t.Fatalf("output = %q, want staging indented under main", out.String())
 	}

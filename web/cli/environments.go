@@ -29,30 +29,85 @@ func newEnvironmentsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var resp environmentsResponse
+			var resp environmentListResponse
 			if _, err := c.do(cmd.Context(), http.MethodGet, "/api/v1/environments", nil, &resp); err != nil {
 				return fmt.Errorf("list environments: %w", err)
 			}
 			if flags.json {
 				return writeJSON(cmd.OutOrStdout(), resp)
 			}
-			return printEnvironments(cmd.OutOrStdout(), resp.Environments)
+			envs, rec := make([]db.Environment, len(resp.Environments)), map[string]envRecovery{}
+			for i, e := range resp.Environments {
+				envs[i], rec[e.Name] = e.Environment, e.envRecovery
+			}
+			return printEnvironments(cmd.OutOrStdout(), envs, rec)
 		},
 	}
 	flags.register(cmd, true)
 	return WithEnv(cmd)
 }
 
-// printEnvironments writes the environments table: children are indented
-// under their parent when the list is ordered parents first.
-func printEnvironments(w io.Writer, envs []db.Environment) error {
+// environmentListResponse is GET /api/v1/environments with each environment's recovery figures.
+type environmentListResponse struct {
+	Environments []environmentRow `json:"environments"`
+}
+
+type environmentRow struct {
+	db.Environment
+	envRecovery
+}
+
+// envRecovery is what the server says of an environment's recovery objectives (handlers.RecoveryJSON).
+type envRecovery struct {
+	RPOSeconds          *int64   `json:"rpo_seconds"`
+	RPOBasis            string   `json:"rpo_basis"`
+	RPOPromisedSeconds  int64    `json:"rpo_promised_seconds"`
+	RTOPredictedSeconds *float64 `json:"rto_predicted_seconds"`
+	RTOBasis            string   `json:"rto_basis"`
+}
+
+// rpoText is "3 h (plan: 24 h)", "30 h (ABOVE the plan's 24 h)", "none restorable" or "-" (an older server).
+func (r envRecovery) rpoText(known bool) string {
+	if !known {
+		return "-"
+	}
+	if r.RPOSeconds == nil {
+		return "nothing restorable"
+	}
+	rpo, promise := time.Duration(*r.RPOSeconds)*time.Second, time.Duration(r.RPOPromisedSeconds)*time.Second
+	s := db.FormatSpan(rpo)
+	if r.RPOBasis == "pitr" {
+		s += " point-in-time"
+	}
+	switch {
+	case promise == 0:
+		return s + " (manual only)"
+	case rpo > promise:
+		return s + " (ABOVE the plan's " + db.FormatSpan(promise) + ")"
+	}
+	return s + " (plan: " + db.FormatSpan(promise) + ")"
+}
+
+func (r envRecovery) rtoText(known bool) string {
+	switch {
+	case !known:
+		return "-"
+	case r.RTOPredictedSeconds == nil:
+		return "not measured: run a drill"
+	}
+	return (time.Duration(*r.RTOPredictedSeconds * float64(time.Second))).Round(100 * time.Millisecond).String()
+}
+
+// printEnvironments writes the environments table with each one's RPO and predicted RTO (rec; an environment
+// missing from it shows "-"): children are indented under their parent when the list is ordered parents first.
+func printEnvironments(w io.Writer, envs []db.Environment, rec map[string]envRecovery) error {
 	if len(envs) == 0 {
 		fmt.Fprintln(w, "No environments yet: describe them in rewind.yaml and run `rewind apply -f rewind.yaml`.")
 		return nil
 	}
 	depth := map[string]int{}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tTYPE\tPARENT\tSTATUS\tSERVICES")
+	fmt.Fprintln(tw, "NAME\tTYPE\tPARENT\tSTATUS\tRPO\tPREDICTED RTO\tSERVICES")
 	for _, e := range envs {
 		d := 0
 		if pd, ok := depth[e.Parent]; ok && e.Parent != "" {
@@ -71,7 +126,10 @@ func printEnvironments(w io.Writer, envs []db.Environment) error {
 		if list == "" {
 			list = "-"
 		}
-		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\n", strings.Repeat("  ", d), e.Name, e.Type, parent, e.Status, list)
+		r := rec[e.Name]
+		known := r.RTOBasis != "" // always sent by a server that reports recovery figures
+		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\t%s\n", strings.Repeat("  ", d), e.Name, e.Type, parent, e.Status,
+			r.rpoText(known), r.rtoText(known), list)
 	}
 	return tw.Flush()
 }
