@@ -46,18 +46,6 @@ func (db *DB) FindBackupHistory(ctx context.Context, env string, n int) ([]Backu
 	return out, nil
 }
 
-// FindBackupHistoryRecent is FindBackupHistory for the Backups tab, read up to a second ago if nothing was
-// written since (recentCache). The points are shared: never modify them.
-func (db *DB) FindBackupHistoryRecent(ctx context.Context, env string, n int) ([]BackupPoint, error) {
-	v, err := db.recent.get("backup history\x00"+env+"\x00"+strconv.Itoa(n), func() (any, error) {
-		return db.FindBackupHistory(ctx, env, n)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return v.([]BackupPoint), nil
-}
-
 // RecoveryPoint is the newest moment an environment can be restored to, and what makes it restorable.
 type RecoveryPoint struct {
 	// At is the newest restorable moment: zero when nothing is restorable.
@@ -89,14 +77,15 @@ func NewestRecoveryPoint(e *Environment, newest *BackupPoint, streams []*PITRStr
 	if e.PITR == nil || !e.PITR.Enabled || len(e.Services) == 0 {
 		return r
 	}
+	byService := make(map[string]*PITRStream, len(streams))
+	for _, s := range streams {
+		if s.Environment == e.Name {
+			byService[s.Service] = s
+		}
+	}
 	var covered time.Time
 	for _, svc := range e.Services {
-		var st *PITRStream
-		for _, s := range streams {
-			if s.Environment == e.Name && s.Service == svc.Name {
-				st = s
-			}
-		}
+		st := byService[svc.Name]
 		if st == nil || st.State != PITRRunning || st.CoveredUntil == nil {
 			return r // a service not followed now is restorable only from backups
 		}

@@ -30,7 +30,7 @@ func TestFindBackupHistory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := c.FindBackupHistoryRecent(ctx, "main", 3)
+	got, err := c.FindBackupHistory(ctx, "main", 3)
 	if err != nil {
 		t.Fatal(err)
 	}

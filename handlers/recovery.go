@@ -15,7 +15,7 @@ const historyPoints = 30
 
 // recoveryStore is what the RPO/RTO figures read of the catalog.
 type recoveryStore interface {
-	FindBackupHistoryRecent(ctx context.Context, env string, n int) ([]db.BackupPoint, error)
+	FindBackupHistory(ctx context.Context, env string, n int) ([]db.BackupPoint, error)
 	FindPITRStreamsRecent(ctx context.Context, env string) ([]*db.PITRStream, error)
 	FindPlan(ctx context.Context) (*db.Plan, error)
 	// Recent keeps a value derived from several reads for up to a second, until the next write (db.DB.Recent).
@@ -48,7 +48,8 @@ func (r *Recovery) Data(ctx context.Context, e *db.Environment, now time.Time) (
 		return views.RecoveryData{}, nil
 	}
 	v, err := r.store.Recent("recovery\x00"+e.Name, func() (any, error) {
-		history, err := r.store.FindBackupHistoryRecent(ctx, e.Name, historyPoints)
+		// One cache for the whole derivation (chart included): the reads under it need none of their own.
+		history, err := r.store.FindBackupHistory(ctx, e.Name, historyPoints)
 		if err != nil {
 			return nil, err
 		}

@@ -59,5 +59,3 @@ func (d RecoveryData) basisText() string {
 	}
 	return "Newest complete backup " + d.Point.BackupID + ", started " + fmtTime(d.Point.BackupAt) + "."
 }
-
-func promiseSpan(d time.Duration) string { return db.FormatSpan(d) }

@@ -66,8 +66,10 @@ func NewHistoryChart(points []db.BackupPoint) HistoryChart {
 		return c
 	}
 	c.To, c.From = points[0].CreatedAt, points[len(points)-1].CreatedAt
+	minSize, minTook := points[0].SizeBytes, points[0].Took()
 	for _, p := range points {
 		c.MaxSize, c.MaxTook = max(c.MaxSize, p.SizeBytes), max(c.MaxTook, p.Took())
+		minSize, minTook = min(minSize, p.SizeBytes), min(minTook, p.Took())
 	}
 	span := c.To.Sub(c.From)
 	var size, took strings.Builder
@@ -97,10 +99,6 @@ func NewHistoryChart(points []db.BackupPoint) HistoryChart {
 	c.MaxSizeText, c.MaxTookText = db.FormatBytes(c.MaxSize), seconds(c.MaxTook)
 	c.FromText, c.ToText = c.From.Local().Format("Jan 2 15:04"), c.To.Local().Format("Jan 2 15:04")
 	c.Title = fmt.Sprintf("Size and duration of the last %d complete backups", len(points))
-	minSize, minTook := c.MaxSize, c.MaxTook
-	for _, p := range points {
-		minSize, minTook = min(minSize, p.SizeBytes), min(minTook, p.Took())
-	}
 	c.Desc = fmt.Sprintf("From %s to %s: size between %s and %s, duration between %s and %s; the newest is %s and took %s.",
 		fmtTime(c.From), fmtTime(c.To), db.FormatBytes(minSize), c.MaxSizeText, seconds(minTook), c.MaxTookText,
 		db.FormatBytes(points[0].SizeBytes), seconds(points[0].Took()))
@@ -122,5 +120,3 @@ func chartY(top int, v, maxV float64) float64 {
 
 // chartNum writes a coordinate with one decimal, enough at this size.
 func chartNum(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) }
-
-func (c HistoryChart) itoa(n int) string { return strconv.Itoa(n) }
