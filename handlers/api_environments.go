@@ -28,7 +28,7 @@ type EnvironmentsAPI struct {
 	Changed func(ctx context.Context)
 	// Recovery adds each environment's RPO and predicted RTO to List and Get (nil: left out).
 	Recovery *Recovery
-	Now      func() time.Time
+	now      func() time.Time
 }
 
 // environmentJSON is an environment (masked) with its recovery figures.
@@ -42,11 +42,7 @@ func (h *EnvironmentsAPI) withRecovery(ctx context.Context, e *db.Environment) (
 	if h.Recovery == nil {
 		return out, nil
 	}
-	now := time.Now
-	if h.Now != nil {
-		now = h.Now
-	}
-	d, err := h.Recovery.Data(ctx, e, now())
+	d, err := h.Recovery.Data(ctx, e, h.now())
 	if err != nil {
 		return out, err
 	}
@@ -55,8 +51,8 @@ func (h *EnvironmentsAPI) withRecovery(ctx context.Context, e *db.Environment) (
 	return out, nil
 }
 
-func NewEnvironmentsAPI(store environmentAPIStore) *EnvironmentsAPI {
-	return &EnvironmentsAPI{store: store}
+func NewEnvironmentsAPI(store environmentAPIStore, now func() time.Time) *EnvironmentsAPI {
+	return &EnvironmentsAPI{store: store, now: now}
 }
 
 // List is GET /api/v1/environments → {"environments":[...]}, each with its recovery figures (RecoveryJSON).

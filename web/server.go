@@ -110,7 +110,7 @@ func NewServer(cfg Config) (*Server, error) {
 	acts := handlers.NewActivities(cat, cfg.Now)
 	users := handlers.NewUsers(cat, sm)
 	tokens := handlers.NewTokens(cat, sm, cfg.Now)
-	envAPI := handlers.NewEnvironmentsAPI(cat)
+	envAPI := handlers.NewEnvironmentsAPI(cat, cfg.Now)
 	actAPI := handlers.NewActivitiesAPI(cat)
 	envs.Changed, envAPI.Changed = cfg.EnvironmentChanged, cfg.EnvironmentChanged
 	backups := handlers.NewBackups(cat, cfg.Ops, cfg.Runner, sm, cfg.Now)
@@ -119,7 +119,7 @@ func NewServer(cfg Config) (*Server, error) {
 	drills := handlers.NewDrills(cat, drillOps, sm)
 	envs.Drills, backups.Drills = drills, drills
 	recovery := handlers.NewRecovery(cat, drillOps)
-	envs.Recovery, envAPI.Recovery, envAPI.Now = recovery, recovery, cfg.Now
+	envs.Recovery, envAPI.Recovery = recovery, recovery
 	settings := handlers.NewSettings(cat, cfg.Plans, cfg.Scheduler, sm, cfg.Now)
 	planAPI := handlers.NewPlanAPI(settings)
 	metrics := handlers.NewMetrics(cat, cfg.Gates)
