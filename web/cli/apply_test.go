@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rewind/rewind/db"
+	"github.com/rewind/rewind/handlers"
 )
 
 // designExample is rewind.yaml as DESIGN.md shows it, with the staging
@@ -558,4 +559,28 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("parentsFirst() = %d entries, want %d", len(order), len(cfg.Environments))
 		}
 	})
+}
+
+// The table shows each environment's RPO against the plan's promise and its predicted RTO as the server
+// reports them, and "-" for an environment the server said nothing about.
+func TestPrintEnvironments_Recovery(t *testing.T) {
+	var out strings.Builder
+	rpo, rto := int64(30*3600), 41.2
+	printEnvironments(&out, []db.Environment{
+		{Name: "main", Type: db.EnvProduction, Status: db.StatusActive},
+		{Name: "staging", Type: db.EnvStaging, Status: db.StatusActive},
+		{Name: "old", Type: db.EnvStaging, Status: db.StatusActive},
+	}, map[string]handlers.RecoveryJSON{
+		"main": {RPOSeconds: &rpo, RPOBasis: "backup", PromisedRPOSecs: 24 * 3600, RTOPredictedSecs: &rto,
+			RTOBasis: "2 drills"},
+		"staging": {RTOBasis: "no restore measured yet: run a drill"},
+	})
+	for _, want := range []string{"30 h (ABOVE the plan's 24 h)", "41.2s", "nothing restorable", "not measured: run a drill"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if line := out.String()[strings.Index(out.String(), "old"):]; !strings.Contains(line, "-  ") {
+		t.Errorf("an environment without figures should show -:\n%s", out.String())
+	}
 }

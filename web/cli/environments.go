@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rewind/rewind/db"
+	"github.com/rewind/rewind/handlers"
 )
 
 func newEnvironmentsCommand() *cobra.Command {
@@ -36,9 +37,9 @@ func newEnvironmentsCommand() *cobra.Command {
 			if flags.json {
 				return writeJSON(cmd.OutOrStdout(), resp)
 			}
-			envs, rec := make([]db.Environment, len(resp.Environments)), map[string]envRecovery{}
+			envs, rec := make([]db.Environment, len(resp.Environments)), map[string]handlers.RecoveryJSON{}
 			for i, e := range resp.Environments {
-				envs[i], rec[e.Name] = e.Environment, e.envRecovery
+				envs[i], rec[e.Name] = e.Environment, e.RecoveryJSON
 			}
 			return printEnvironments(cmd.OutOrStdout(), envs, rec)
 		},
@@ -54,27 +55,18 @@ type environmentListResponse struct {
 
 type environmentRow struct {
 	db.Environment
-	envRecovery
-}
-
-// envRecovery is what the server says of an environment's recovery objectives (handlers.RecoveryJSON).
-type envRecovery struct {
-	RPOSeconds          *int64   `json:"rpo_seconds"`
-	RPOBasis            string   `json:"rpo_basis"`
-	RPOPromisedSeconds  int64    `json:"rpo_promised_seconds"`
-	RTOPredictedSeconds *float64 `json:"rto_predicted_seconds"`
-	RTOBasis            string   `json:"rto_basis"`
+	handlers.RecoveryJSON
 }
 
 // rpoText is "3 h (plan: 24 h)", "30 h (ABOVE the plan's 24 h)", "none restorable" or "-" (an older server).
-func (r envRecovery) rpoText(known bool) string {
+func rpoText(r handlers.RecoveryJSON, known bool) string {
 	if !known {
 		return "-"
 	}
 	if r.RPOSeconds == nil {
 		return "nothing restorable"
 	}
-	rpo, promise := time.Duration(*r.RPOSeconds)*time.Second, time.Duration(r.RPOPromisedSeconds)*time.Second
+	rpo, promise := time.Duration(*r.RPOSeconds)*time.Second, time.Duration(r.PromisedRPOSecs)*time.Second
 	s := db.FormatSpan(rpo)
 	if r.RPOBasis == "pitr" {
 		s += " point-in-time"
@@ -88,19 +80,19 @@ func (r envRecovery) rpoText(known bool) string {
 	return s + " (plan: " + db.FormatSpan(promise) + ")"
 }
 
-func (r envRecovery) rtoText(known bool) string {
+func rtoText(r handlers.RecoveryJSON, known bool) string {
 	switch {
 	case !known:
 		return "-"
-	case r.RTOPredictedSeconds == nil:
+	case r.RTOPredictedSecs == nil:
 		return "not measured: run a drill"
 	}
-	return (time.Duration(*r.RTOPredictedSeconds * float64(time.Second))).Round(100 * time.Millisecond).String()
+	return (time.Duration(*r.RTOPredictedSecs * float64(time.Second))).Round(100 * time.Millisecond).String()
 }
 
 // printEnvironments writes the environments table with each one's RPO and predicted RTO (rec; an environment
 // missing from it shows "-"): children are indented under their parent when the list is ordered parents first.
-func printEnvironments(w io.Writer, envs []db.Environment, rec map[string]envRecovery) error {
+func printEnvironments(w io.Writer, envs []db.Environment, rec map[string]handlers.RecoveryJSON) error {
 	if len(envs) == 0 {
 		fmt.Fprintln(w, "No environments yet: describe them in rewind.yaml and run `rewind apply -f rewind.yaml`.")
 		return nil
@@ -129,7 +121,7 @@ func printEnvironments(w io.Writer, envs []db.Environment, rec map[string]envRec
 		r := rec[e.Name]
 		known := r.RTOBasis != "" // always sent by a server that reports recovery figures
 		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\t%s\n", strings.Repeat("  ", d), e.Name, e.Type, parent, e.Status,
-			r.rpoText(known), r.rtoText(known), list)
+			rpoText(r, known), rtoText(r, known), list)
 	}
 	return tw.Flush()
 }
