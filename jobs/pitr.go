@@ -246,7 +246,8 @@ func (s *PITR) follow(ctx context.Context, r *followerRun, st *db.PITRStream, ur
 	defer close(r.done)
 	f := &pitr.Follower{Environment: st.Environment, Service: st.Service, URL: url, Repo: s.Repo,
 		Spool: filepath.Join(s.SpoolDir, st.Environment, st.Service), BinDir: s.BinDir, ShipEvery: s.ShipEvery,
-		Now: s.Now, Record: &streamRecorder{cat: s.Catalog, id: st.ID}}
+		Now: s.Now, Record: &streamRecorder{cat: s.Catalog, id: st.ID, env: st.Environment,
+			service: st.Service}}
 	backoff := time.Second
 	for {
 		started := s.now()
@@ -276,8 +277,9 @@ func (s *PITR) follow(ctx context.Context, r *followerRun, st *db.PITRStream, ur
 
 // streamRecorder records what a follower ships in the catalog.
 type streamRecorder struct {
-	cat PITRCatalog
-	id  int64
+	cat          PITRCatalog
+	id           int64
+	env, service string
 }
 
 func (r *streamRecorder) LatestBase(ctx context.Context) (string, time.Time, bool, error) {
@@ -314,6 +316,12 @@ func (r *streamRecorder) Report(ctx context.Context, rep pitr.Report) error {
 		upd.LastCommitAt = &rep.LastCommit
 	}
 	return r.cat.UpdatePITRStream(ctx, r.id, upd)
+}
+
+// Gap records, as an activity of the stream's environment, that following lost its position.
+func (r *streamRecorder) Gap(ctx context.Context, reason string) error {
+	return r.cat.CreateActivity(ctx, &db.Activity{Type: "pitr.gap", Environment: r.env, Actor: ActorSchedule,
+		State: db.ActivityFailed, Summary: fmt.Sprintf("Point-in-time protection of %s has a gap: %s", r.service, reason)})
 }
 
 // Check runs the prerequisites check of every PostgreSQL service of env.

@@ -98,6 +98,24 @@ func snapshotRoot(ctx context.Context, rep repo.Repository, id string) (fs.Direc
 	return d, nil
 }
 
+// ShipDir saves the files of dir (flat) into the repository as one snapshot of env's service, of kind "base" or
+// "wal" (a segment) named name, and returns its id and the bytes it holds.
+func ShipDir(ctx context.Context, rep *backup.Repository, env, service, kind, name, dir, desc string) (string, int64, error) {
+	return putDir(ctx, rep.Kopia(), source(env, service), dir, map[string]string{
+		tagEnv: env, tagService: service, tagKind: kind, tagName: name,
+	}, desc)
+}
+
+// FetchDir writes the files of a shipped snapshot into dest (which must exist).
+func FetchDir(ctx context.Context, rep *backup.Repository, id, dest string) error {
+	return getDir(ctx, rep.Kopia(), id, dest)
+}
+
+// ReadShipped reads one small file of a shipped snapshot.
+func ReadShipped(ctx context.Context, rep *backup.Repository, id, name string) ([]byte, error) {
+	return readSmall(ctx, rep.Kopia(), id, name)
+}
+
 // getDir writes the files of snapshot id into dest (which must exist).
 func getDir(ctx context.Context, rep repo.Repository, id, dest string) error {
 	root, err := snapshotRoot(ctx, rep, id)

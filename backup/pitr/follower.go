@@ -62,6 +62,9 @@ type Recorder interface {
 	// record ("" for none), which the follower deletes.
 	SegmentShipped(ctx context.Context, s Segment) (replaced string, err error)
 	Report(ctx context.Context, r Report) error
+	// Gap records that the stream lost its position (why, in a sentence a user can act on): the moments
+	// between the last shipped change and the next base cannot be restored.
+	Gap(ctx context.Context, reason string) error
 }
 
 // Follower follows one PostgreSQL service. Run it with the job runner's backoff: it returns when ctx ends or
@@ -133,6 +136,11 @@ func (f *Follower) Run(ctx context.Context) error {
 	}
 	if status == "lost" {
 		// The WAL after the last shipped segment is gone: start again from a new base.
+		if err := f.Record.Gap(ctx, fmt.Sprintf("the server removed WAL that replication slot %s still "+
+			"needed (raise max_slot_wal_keep_size, or keep Rewind running): starting again from a new base backup",
+			slot)); err != nil {
+			return err
+		}
 		if err := dropSlot(ctx, db, slot); err != nil {
 			return err
 		}
@@ -332,7 +340,7 @@ func (f *Follower) shipSegment(ctx context.Context, bin, path, name string, part
 	if err != nil {
 		return Segment{}, err
 	}
-	if err := os.WriteFile(filepath.Join(stage, "commits"), marshalCommits(commits.Times), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(stage, "commits"), MarshalCommits(commits.Times), 0o600); err != nil {
 		return Segment{}, fmt.Errorf("write commits of %s: %w", name, err)
 	}
 	snap, _, err := putDir(ctx, f.Repo.Kopia(), source(f.Environment, f.Service), stage, map[string]string{

@@ -26,6 +26,7 @@ type memRecord struct {
 	covered time.Time
 	reports int
 	status  string
+	gaps    []string
 }
 
 func (r *memRecord) LatestBase(context.Context) (string, time.Time, bool, error) {
@@ -61,6 +62,13 @@ func (r *memRecord) Report(_ context.Context, rep pitr.Report) error {
 	}
 	r.status = rep.WALStatus
 	r.reports++
+	return nil
+}
+
+func (r *memRecord) Gap(_ context.Context, reason string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.gaps = append(r.gaps, reason)
 	return nil
 }
 

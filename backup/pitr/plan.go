@@ -193,7 +193,7 @@ func (c *Choice) Exact(ctx context.Context, repo *backup.Repository) error {
 	if err != nil {
 		return err
 	}
-	ts, err := parseCommits(data)
+	ts, err := ParseCommits(data)
 	if err != nil {
 		return err
 	}

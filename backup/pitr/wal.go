@@ -115,8 +115,8 @@ func readCommits(ctx context.Context, waldump, path string) (Commits, error) {
 	return c, sc.Err()
 }
 
-// marshalCommits is the commits file shipped with each segment: one RFC 3339 time per line.
-func marshalCommits(ts []time.Time) []byte {
+// MarshalCommits is the commits file shipped with each segment: one RFC 3339 time per line, oldest first.
+func MarshalCommits(ts []time.Time) []byte {
 	var b bytes.Buffer
 	for _, t := range ts {
 		b.WriteString(t.UTC().Format(time.RFC3339Nano))
@@ -125,7 +125,8 @@ func marshalCommits(ts []time.Time) []byte {
 	return b.Bytes()
 }
 
-func parseCommits(data []byte) ([]time.Time, error) {
+// ParseCommits reads a commits file written by MarshalCommits.
+func ParseCommits(data []byte) ([]time.Time, error) {
 	var out []time.Time
 	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
 		if line == "" {
