@@ -357,11 +357,11 @@ func (s *PITR) Ranges(ctx context.Context, env string) (map[string][]pitr.Range,
 	}
 	out := map[string][]pitr.Range{}
 	for _, st := range streams {
-		bases, shipped, covered, err := s.stream(ctx, st)
+		stream, err := s.stream(ctx, st)
 		if err != nil {
 			return nil, err
 		}
-		out[st.Service] = pitr.Ranges(bases, shipped, covered, notBefore)
+		out[st.Service] = stream.Ranges(notBefore)
 	}
 	return out, nil
 }

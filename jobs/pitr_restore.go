@@ -122,11 +122,11 @@ func (o *Operations) planRestoreAt(ctx context.Context, req RestoreAtRequest) (*
 		if err != nil {
 			return nil, err
 		}
-		bases, shipped, covered, err := s.stream(ctx, st)
+		stream, err := s.stream(ctx, st)
 		if err != nil {
 			return nil, err
 		}
-		rs := RestoreAtService{Name: svc.Name, Type: svc.Type, Ranges: pitr.Ranges(bases, shipped, covered, notBefore),
+		rs := RestoreAtService{Name: svc.Name, Type: svc.Type, Ranges: stream.Ranges(notBefore),
 			sourceStream: st}
 		if u, err := url.Parse(svc.URL); err == nil {
 			rs.database = strings.TrimPrefix(u.Path, "/")
@@ -141,7 +141,7 @@ func (o *Operations) planRestoreAt(ctx context.Context, req RestoreAtRequest) (*
 				"%s is in the future (it is %s now): pick a moment in the past; %s",
 				plan.At.Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339), newest)}}}
 		}
-		c, err := pitr.Choose(bases, shipped, covered, notBefore, plan.At)
+		c, err := stream.Choose(notBefore, plan.At)
 		var ge *pitr.GapError
 		switch {
 		case errors.As(err, &ge) && plan.At.Before(notBefore):
@@ -195,15 +195,15 @@ func (o *Operations) planRestoreAt(ctx context.Context, req RestoreAtRequest) (*
 	return plan, nil
 }
 
-// stream reads what the catalog knows of a stream, for pitr.Choose and pitr.Ranges.
-func (s *PITR) stream(ctx context.Context, st *db.PITRStream) ([]pitr.Base, []pitr.Shipped, time.Time, error) {
+// stream reads what the catalog knows of a stream, to plan with.
+func (s *PITR) stream(ctx context.Context, st *db.PITRStream) (pitr.Stream, error) {
 	dbBases, err := s.Catalog.FindPITRBases(ctx, st.ID)
 	if err != nil {
-		return nil, nil, time.Time{}, err
+		return pitr.Stream{}, err
 	}
 	segs, err := s.Catalog.FindPITRSegments(ctx, st.ID, "")
 	if err != nil {
-		return nil, nil, time.Time{}, err
+		return pitr.Stream{}, err
 	}
 	var bases []pitr.Base
 	for _, b := range dbBases {
@@ -216,11 +216,11 @@ func (s *PITR) stream(ctx context.Context, st *db.PITRStream) ([]pitr.Base, []pi
 		shipped = append(shipped, pitr.Shipped{Name: sg.Name, Snapshot: sg.Snapshot, Partial: sg.Partial,
 			FirstCommit: sg.FirstCommitAt, LastCommit: sg.LastCommitAt})
 	}
-	var covered time.Time
+	out := pitr.Stream{Bases: bases, Segments: shipped, Next: pitr.NextWAL}
 	if st.CoveredUntil != nil {
-		covered = *st.CoveredUntil
+		out.CoveredUntil = *st.CoveredUntil
 	}
-	return bases, shipped, covered, nil
+	return out, nil
 }
 
 // StartRestoreAt checks and queues a restore to a moment. Nothing is touched when the plan has a problem or the

@@ -177,7 +177,8 @@ func TestFollowAndRebuild(t *testing.T) {
 	if len(bases) != 1 {
 		t.Fatalf("bases = %d, want 1 (a restart resumes from the slot, without a new base)", len(bases))
 	}
-	rs := pitr.Ranges(bases, segs, covered, time.Time{})
+	st := pitr.Stream{Bases: bases, Segments: segs, CoveredUntil: covered, Next: pitr.NextWAL}
+	rs := st.Ranges(time.Time{})
 	if len(rs) != 1 || rs[0].From.After(downFrom) || rs[0].To.Before(last) {
 		t.Fatalf("ranges = %+v, want one range from the base over the downtime %s–%s to past the last marker %s",
 			rs, downFrom, downTo, last)
@@ -199,7 +200,7 @@ func TestFollowAndRebuild(t *testing.T) {
 			continue
 		}
 		want := pitrtest.UpTo(ms, at)
-		choice, err := pitr.Choose(bases, segs, covered, time.Time{}, at)
+		choice, err := st.Choose(time.Time{}, at)
 		if err != nil {
 			t.Fatalf("Choose(%s) = %v", at, err)
 		}
@@ -227,10 +228,10 @@ func TestFollowAndRebuild(t *testing.T) {
 
 	// Refused: before the base, and after what was shipped.
 	var ge *pitr.GapError
-	if _, err := pitr.Choose(bases, segs, covered, time.Time{}, from.Add(-time.Minute)); !errors.As(err, &ge) || ge.After == nil {
+	if _, err := st.Choose(time.Time{}, from.Add(-time.Minute)); !errors.As(err, &ge) || ge.After == nil {
 		t.Errorf("Choose(before the base) = %v, want a GapError naming the oldest moment", err)
 	}
-	if _, err := pitr.Choose(bases, segs, covered, time.Time{}, time.Now().Add(time.Hour)); !errors.As(err, &ge) || ge.Before == nil {
+	if _, err := st.Choose(time.Time{}, time.Now().Add(time.Hour)); !errors.As(err, &ge) || ge.Before == nil {
 		t.Errorf("Choose(an hour ahead) = %v, want a GapError naming the newest moment", err)
 	}
 }

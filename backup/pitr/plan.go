@@ -58,6 +58,15 @@ func (e *GapError) Error() string {
 
 func fmtT(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
+// Stream is what the catalog knows of one followed service: its bases, its shipped segments and how far it is
+// covered (every change before CoveredUntil is shipped), with its kind's segment order (Kind.NextSegment).
+type Stream struct {
+	Bases        []Base
+	Segments     []Shipped
+	CoveredUntil time.Time
+	Next         func(name string) (string, error)
+}
+
 // run is one base with the contiguous segments after it.
 type run struct {
 	base Base
@@ -65,9 +74,11 @@ type run struct {
 	rng  Range
 }
 
-// runs pairs every base with the unbroken sequence of shipped segments from its start segment; coveredUntil
-// is the stream's (every commit before it is shipped), which ends the run reaching the newest segment.
-func runs(bases []Base, segs []Shipped, coveredUntil time.Time) []run {
+// runs pairs every base with the unbroken sequence of shipped segments from its start segment; the stream's
+// CoveredUntil ends the run reaching the newest segment.
+func (st Stream) runs() []run {
+	bases, coveredUntil := st.Bases, st.CoveredUntil
+	segs := append([]Shipped(nil), st.Segments...)
 	sort.Slice(segs, func(i, j int) bool { return segs[i].Name < segs[j].Name })
 	var out []run
 	for _, b := range bases {
@@ -76,7 +87,7 @@ func runs(bases []Base, segs []Shipped, coveredUntil time.Time) []run {
 		want := b.StartWAL
 		for ; i < len(segs) && segs[i].Name == want; i++ {
 			r.segs = append(r.segs, segs[i])
-			next, err := NextWAL(want)
+			next, err := st.Next(want)
 			if err != nil {
 				break
 			}
@@ -101,9 +112,9 @@ func runs(bases []Base, segs []Shipped, coveredUntil time.Time) []run {
 
 // Ranges are the moments a stream can be restored to, oldest first, merged where they overlap, and cut to
 // notBefore (the start of the window).
-func Ranges(bases []Base, segs []Shipped, coveredUntil, notBefore time.Time) []Range {
+func (st Stream) Ranges(notBefore time.Time) []Range {
 	var rs []Range
-	for _, r := range runs(bases, segs, coveredUntil) {
+	for _, r := range st.runs() {
 		if r.rng.To.Before(notBefore) {
 			continue
 		}
@@ -128,9 +139,9 @@ func Ranges(bases []Base, segs []Shipped, coveredUntil, notBefore time.Time) []R
 
 // Choose picks how to rebuild the stream at t: the newest base finished at or before t whose WAL reaches t.
 // A moment outside every range of Ranges (with the same notBefore) is a *GapError.
-func Choose(bases []Base, segs []Shipped, coveredUntil, notBefore, t time.Time) (*Choice, error) {
+func (st Stream) Choose(notBefore, t time.Time) (*Choice, error) {
 	if t.Before(notBefore) {
-		rs := Ranges(bases, segs, coveredUntil, notBefore)
+		rs := st.Ranges(notBefore)
 		e := &GapError{At: t, Reason: fmt.Sprintf("before the point-in-time window, which starts at %s", fmtT(notBefore))}
 		if len(rs) > 0 {
 			e.After = &rs[0].From
@@ -138,7 +149,7 @@ func Choose(bases []Base, segs []Shipped, coveredUntil, notBefore, t time.Time) 
 		return nil, e
 	}
 	var best *run
-	all := runs(bases, segs, coveredUntil)
+	all := st.runs()
 	for i := range all {
 		r := &all[i]
 		if !r.rng.From.After(t) && !r.rng.To.Before(t) && (best == nil || r.base.FinishedAt.After(best.base.FinishedAt)) {
@@ -146,7 +157,7 @@ func Choose(bases []Base, segs []Shipped, coveredUntil, notBefore, t time.Time) 
 		}
 	}
 	if best == nil {
-		rs := Ranges(bases, segs, coveredUntil, notBefore)
+		rs := st.Ranges(notBefore)
 		e := &GapError{At: t, Reason: "in a gap of the point-in-time stream"}
 		for i := range rs {
 			if !rs[i].To.After(t) {
