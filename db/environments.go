@@ -634,21 +634,28 @@ func nullID(id int64) any {
 	return id
 }
 
+// serviceColumns are the stored forms of a service's URL (sealed: it holds the password) and exclude patterns.
+func (db *DB) serviceColumns(s Service) (urlEnc []byte, exclude string, err error) {
+	if s.URL != "" {
+		if urlEnc, err = db.seal("service.url", []byte(s.URL)); err != nil {
+			return nil, "", err
+		}
+	}
+	ex, err := json.Marshal(nonNil(s.Exclude))
+	if err != nil {
+		return nil, "", fmt.Errorf("service %q: %w", s.Name, err)
+	}
+	return urlEnc, string(ex), nil
+}
+
 func (db *DB) insertServices(ctx context.Context, tx *sql.Tx, envID int64, services []Service) error {
 	for i, s := range services {
-		var enc []byte
-		if s.URL != "" {
-			var err error
-			if enc, err = db.seal("service.url", []byte(s.URL)); err != nil {
-				return err
-			}
-		}
-		exclude, err := json.Marshal(nonNil(s.Exclude))
+		enc, exclude, err := db.serviceColumns(s)
 		if err != nil {
-			return fmt.Errorf("service %q: %w", s.Name, err)
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO services (environment_id, position, name, type, url_enc, path, exclude)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, envID, i, s.Name, s.Type, enc, s.Path, string(exclude)); err != nil {
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, envID, i, s.Name, s.Type, enc, s.Path, exclude); err != nil {
 			return fmt.Errorf("save service %q: %w", s.Name, err)
 		}
 	}
@@ -769,22 +776,15 @@ func (db *DB) replaceServices(ctx context.Context, tx *sql.Tx, old *Environment,
 		}
 	}
 	for i, s := range services {
-		var enc []byte
-		if s.URL != "" {
-			var err error
-			if enc, err = db.seal("service.url", []byte(s.URL)); err != nil {
-				return err
-			}
-		}
-		exclude, err := json.Marshal(nonNil(s.Exclude))
+		enc, exclude, err := db.serviceColumns(s)
 		if err != nil {
-			return fmt.Errorf("service %q: %w", s.Name, err)
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO services (environment_id, position, name, type, url_enc, path, exclude)
 			VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (environment_id, name) DO UPDATE SET position = excluded.position, type = excluded.type,
 				url_enc = excluded.url_enc, path = excluded.path, exclude = excluded.exclude`,
-			old.ID, i, s.Name, s.Type, enc, s.Path, string(exclude)); err != nil {
+			old.ID, i, s.Name, s.Type, enc, s.Path, exclude); err != nil {
 			return fmt.Errorf("save service %q: %w", s.Name, err)
 		}
 	}
