@@ -50,6 +50,7 @@ func activityTypes(current string) []string {
 		"environment.create", "environment.update", "environment.deactivate", "environment.activate",
 		"user.create", "user.update", "token.create", "token.revoke",
 		"backup.create", "backup.restore", "backup.delete", "backup.drill", "environment.branch", "pitr.follow",
+		"pitr.gap", db.EventRPOExceeded,
 	}
 	if current != "" && !slices.Contains(types, current) {
 		types = append(types, current)
