@@ -287,6 +287,7 @@ type PITRSegment struct {
 	LastCommitAt  *time.Time
 	EndLSN        string
 	ReadAt        time.Time
+	Bytes         int64 // what the segment holds
 }
 
 // PutPITRSegment records a shipped segment, replacing the record of the same name, and returns the snapshot
@@ -299,12 +300,12 @@ func (db *DB) PutPITRSegment(ctx context.Context, s *PITRSegment) (replaced stri
 			return fmt.Errorf("record segment %s: %w", s.Name, err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO pitr_segments (stream_id, name, snapshot, partial,
-			first_commit_at, last_commit_at, end_lsn, read_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			first_commit_at, last_commit_at, end_lsn, read_at, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (stream_id, name) DO UPDATE SET snapshot = excluded.snapshot, partial = excluded.partial,
 			first_commit_at = excluded.first_commit_at, last_commit_at = excluded.last_commit_at,
-			end_lsn = excluded.end_lsn, read_at = excluded.read_at`,
+			end_lsn = excluded.end_lsn, read_at = excluded.read_at, bytes = excluded.bytes`,
 			s.StreamID, s.Name, s.Snapshot, s.Partial, timeArg(s.FirstCommitAt), timeArg(s.LastCommitAt), s.EndLSN,
-			formatTime(s.ReadAt)); err != nil {
+			formatTime(s.ReadAt), s.Bytes); err != nil {
 			return fmt.Errorf("record segment %s: %w", s.Name, err)
 		}
 		return nil
@@ -315,7 +316,7 @@ func (db *DB) PutPITRSegment(ctx context.Context, s *PITRSegment) (replaced stri
 // FindPITRSegments returns the segments of a stream whose name is at least from, in WAL order.
 func (db *DB) FindPITRSegments(ctx context.Context, streamID int64, from string) ([]*PITRSegment, error) {
 	rows, err := db.sql.QueryContext(ctx, `SELECT stream_id, name, snapshot, partial, first_commit_at, last_commit_at,
-		end_lsn, read_at FROM pitr_segments WHERE stream_id = ? AND name >= ? ORDER BY name`, streamID, from)
+		end_lsn, read_at, bytes FROM pitr_segments WHERE stream_id = ? AND name >= ? ORDER BY name`, streamID, from)
 	if err != nil {
 		return nil, fmt.Errorf("find segments of stream %d: %w", streamID, err)
 	}
@@ -324,7 +325,7 @@ func (db *DB) FindPITRSegments(ctx context.Context, streamID int64, from string)
 	for rows.Next() {
 		s := &PITRSegment{}
 		if err := rows.Scan(&s.StreamID, &s.Name, &s.Snapshot, &s.Partial, nullTime{&s.FirstCommitAt},
-			nullTime{&s.LastCommitAt}, &s.EndLSN, timeCol{&s.ReadAt}); err != nil {
+			nullTime{&s.LastCommitAt}, &s.EndLSN, timeCol{&s.ReadAt}, &s.Bytes); err != nil {
 			return nil, fmt.Errorf("find segments of stream %d: %w", streamID, err)
 		}
 		out = append(out, s)
@@ -376,21 +377,23 @@ func takeSnapshots(ctx context.Context, tx *sql.Tx, snaps *[]string, from string
 
 // PITRUsage is how much a stream keeps in the repository, before compression and deduplication.
 type PITRUsage struct {
-	Bases     int
-	BaseBytes int64
-	Segments  int
+	Bases        int
+	BaseBytes    int64
+	Segments     int
+	SegmentBytes int64
 }
 
-// Bytes is the logical size of the bases and WAL segments (16 MiB each).
-func (u PITRUsage) Bytes() int64 { return u.BaseBytes + int64(u.Segments)*16<<20 }
+// Bytes is the logical size of the bases and segments.
+func (u PITRUsage) Bytes() int64 { return u.BaseBytes + u.SegmentBytes }
 
 // FindPITRUsage counts the bases and segments a stream keeps.
 func (db *DB) FindPITRUsage(ctx context.Context, streamID int64) (PITRUsage, error) {
 	var u PITRUsage
 	err := db.sql.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM pitr_bases WHERE stream_id = ?),
 		(SELECT COALESCE(sum(bytes), 0) FROM pitr_bases WHERE stream_id = ?),
-		(SELECT count(*) FROM pitr_segments WHERE stream_id = ?)`, streamID, streamID, streamID).
-		Scan(&u.Bases, &u.BaseBytes, &u.Segments)
+		(SELECT count(*) FROM pitr_segments WHERE stream_id = ?),
+		(SELECT COALESCE(sum(bytes), 0) FROM pitr_segments WHERE stream_id = ?)`, streamID, streamID, streamID, streamID).
+		Scan(&u.Bases, &u.BaseBytes, &u.Segments, &u.SegmentBytes)
 	if err != nil {
 		return u, fmt.Errorf("usage of stream %d: %w", streamID, err)
 	}

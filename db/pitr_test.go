@@ -89,20 +89,20 @@ func TestPITR_Streams(t *testing.T) {
 	if old, err := c.PutPITRSegment(ctx, seg); err != nil || old != "" {
 		t.Fatalf("PutPITRSegment(new) = %q, %v", old, err)
 	}
-	seg.Snapshot, seg.Partial = "k2", false
+	seg.Snapshot, seg.Partial, seg.Bytes = "k2", false, 5000
 	if old, err := c.PutPITRSegment(ctx, seg); err != nil || old != "k1" {
 		t.Fatalf("PutPITRSegment(replace) = %q, %v; want the replaced snapshot k1", old, err)
 	}
 	segs, err := c.FindPITRSegments(ctx, s.ID, "000000010000000000000002")
-	if err != nil || len(segs) != 1 || segs[0].Snapshot != "k2" || segs[0].Partial {
+	if err != nil || len(segs) != 1 || segs[0].Snapshot != "k2" || segs[0].Partial || segs[0].Bytes != 5000 {
 		t.Fatalf("FindPITRSegments = %+v, %v", segs, err)
 	}
 	if err := c.CreatePITRBase(ctx, &db.PITRBase{StreamID: s.ID, Snapshot: "b", SystemID: "1", Timeline: 1, StartLSN: "0/0",
 		EndLSN: "0/0", StartWAL: seg.Name, StartedAt: now, FinishedAt: now, Bytes: 1000}); err != nil {
 		t.Fatal(err)
 	}
-	if u, err := c.FindPITRUsage(ctx, s.ID); err != nil || u.Bases != 1 || u.Segments != 1 || u.Bytes() != 1000+16<<20 {
-		t.Fatalf("FindPITRUsage = %+v, %v; want 1 base of 1000 bytes and 1 segment", u, err)
+	if u, err := c.FindPITRUsage(ctx, s.ID); err != nil || u.Bases != 1 || u.Segments != 1 || u.Bytes() != 1000+5000 {
+		t.Fatalf("FindPITRUsage = %+v, %v; want 1 base of 1000 bytes and 1 segment of 5000", u, err)
 	}
 	if err := c.DeletePITRStream(ctx, s.ID); err != nil {
 		t.Fatal(err)

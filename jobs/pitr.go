@@ -299,7 +299,7 @@ func (r *streamRecorder) BaseShipped(ctx context.Context, b pitr.Base) error {
 
 func (r *streamRecorder) SegmentShipped(ctx context.Context, s pitr.Segment) (string, error) {
 	seg := &db.PITRSegment{StreamID: r.id, Name: s.Name, Snapshot: s.Snapshot, Partial: s.Partial, EndLSN: s.LastLSN,
-		ReadAt: s.ReadAt}
+		ReadAt: s.ReadAt, Bytes: s.Bytes}
 	if n := len(s.Commits); n > 0 {
 		seg.FirstCommitAt, seg.LastCommitAt = &s.Commits[0], &s.Commits[n-1]
 	}

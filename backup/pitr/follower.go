@@ -41,6 +41,7 @@ type Segment struct {
 	Commits  []time.Time // its commit records, in WAL order
 	LastLSN  string      // position of its last commit record
 	ReadAt   time.Time   // when it was read for shipping
+	Bytes    int64       // what the snapshot holds
 }
 
 // Report is the state of a running follower after a round of shipping.
@@ -343,14 +344,14 @@ func (f *Follower) shipSegment(ctx context.Context, bin, path, name string, part
 	if err := os.WriteFile(filepath.Join(stage, "commits"), MarshalCommits(commits.Times), 0o600); err != nil {
 		return Segment{}, fmt.Errorf("write commits of %s: %w", name, err)
 	}
-	snap, _, err := putDir(ctx, f.Repo.Kopia(), source(f.Environment, f.Service), stage, map[string]string{
+	snap, size, err := putDir(ctx, f.Repo.Kopia(), source(f.Environment, f.Service), stage, map[string]string{
 		tagEnv: f.Environment, tagService: f.Service, tagKind: "wal", tagName: name,
 	}, "WAL "+name+" of "+f.Environment+"/"+f.Service)
 	if err != nil {
 		return Segment{}, err
 	}
 	s := Segment{Name: name, Snapshot: snap, Partial: partial, Commits: commits.Times, LastLSN: commits.LastLSN,
-		ReadAt: readAt}
+		ReadAt: readAt, Bytes: size}
 	replaced, err := f.Record.SegmentShipped(ctx, s)
 	if err != nil {
 		deleteSnapshots(context.WithoutCancel(ctx), f.Repo.Kopia(), snap) //nolint:errcheck
