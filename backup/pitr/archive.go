@@ -42,14 +42,32 @@ var ErrReplaced = errors.New("the shipped WAL changed meanwhile: plan again")
 func putDir(ctx context.Context, rep repo.Repository, src snapshot.SourceInfo, dir string, tags map[string]string,
 	desc string,
 ) (string, int64, error) {
-	var id manifest.ID
-	var size int64
-	err := repo.WriteSession(ctx, rep, repo.WriteSessionOptions{Purpose: "rewind pitr " + desc},
+	d, err := localfs.Directory(dir)
+	if err != nil {
+		return "", 0, fmt.Errorf("ship %s: read %s: %w", desc, dir, err)
+	}
+	id, size, _, err := putTree(ctx, rep, src, d, "", tags, desc)
+	return id, size, err
+}
+
+// putTree saves the tree root as one snapshot and returns its id and the bytes it holds. With the id of a
+// previous snapshot of the same source, files unchanged since it are not read again, and a tree identical to
+// it is not saved at all: then unchanged is true and the id is previous's.
+func putTree(ctx context.Context, rep repo.Repository, src snapshot.SourceInfo, root fs.Directory, previous string,
+	tags map[string]string, desc string,
+) (id string, size int64, unchanged bool, err error) {
+	var prev []*snapshot.Manifest
+	if previous != "" {
+		man, err := snapshot.LoadSnapshot(ctx, rep, manifest.ID(previous))
+		if err != nil && !errors.Is(err, snapshot.ErrSnapshotNotFound) {
+			return "", 0, false, fmt.Errorf("ship %s: load the previous snapshot: %w", desc, err)
+		}
+		if man != nil {
+			prev = append(prev, man)
+		}
+	}
+	err = repo.WriteSession(ctx, rep, repo.WriteSessionOptions{Purpose: "rewind pitr " + desc},
 		func(ctx context.Context, w repo.RepositoryWriter) error {
-			d, err := localfs.Directory(dir)
-			if err != nil {
-				return fmt.Errorf("read %s: %w", dir, err)
-			}
 			pol, err := policy.TreeForSource(ctx, w, src)
 			if err != nil {
 				return fmt.Errorf("read policy: %w", err)
@@ -57,12 +75,19 @@ func putDir(ctx context.Context, rep repo.Repository, src snapshot.SourceInfo, d
 			u := upload.NewUploader(w)
 			u.FailFast = true
 			u.DisableIgnoreRules = true
-			man, err := u.Upload(ctx, d, pol, src)
+			man, err := u.Upload(ctx, root, pol, src, prev...)
 			if err != nil {
 				return fmt.Errorf("upload: %w", err)
 			}
 			if man.IncompleteReason != "" || man.Stats.ErrorCount > 0 {
 				return fmt.Errorf("upload incomplete (%s, %d errors)", man.IncompleteReason, man.Stats.ErrorCount)
+			}
+			if len(prev) > 0 && prev[0].RootObjectID() == man.RootObjectID() {
+				unchanged, id = true, previous
+				if man.RootEntry.DirSummary != nil {
+					size = man.RootEntry.DirSummary.TotalFileSize
+				}
+				return nil
 			}
 			man.Description = "Rewind point-in-time " + desc
 			man.Tags = tags
@@ -70,16 +95,17 @@ func putDir(ctx context.Context, rep repo.Repository, src snapshot.SourceInfo, d
 			if man.RootEntry.DirSummary != nil {
 				size = man.RootEntry.DirSummary.TotalFileSize
 			}
-			id, err = snapshot.SaveSnapshot(ctx, w, man)
+			mid, err := snapshot.SaveSnapshot(ctx, w, man)
 			if err != nil {
 				return fmt.Errorf("save snapshot: %w", err)
 			}
+			id = string(mid)
 			return nil
 		})
 	if err != nil {
-		return "", 0, fmt.Errorf("ship %s: %w", desc, err)
+		return "", 0, false, fmt.Errorf("ship %s: %w", desc, err)
 	}
-	return string(id), size, nil
+	return id, size, unchanged, nil
 }
 
 // snapshotRoot opens the root directory of snapshot id.
@@ -104,6 +130,22 @@ func ShipDir(ctx context.Context, rep *backup.Repository, env, service, kind, na
 	return putDir(ctx, rep.Kopia(), source(env, service), dir, map[string]string{
 		tagEnv: env, tagService: service, tagKind: kind, tagName: name,
 	}, desc)
+}
+
+// ShipTree saves the tree root into the repository as one snapshot of env's service, like ShipDir, reading
+// again only the files changed since the snapshot previous ("" for none); a tree identical to previous's is not
+// saved again (unchanged, and id is previous).
+func ShipTree(ctx context.Context, rep *backup.Repository, env, service, kind, name string, root fs.Directory,
+	previous, desc string,
+) (id string, size int64, unchanged bool, err error) {
+	return putTree(ctx, rep.Kopia(), source(env, service), root, previous, map[string]string{
+		tagEnv: env, tagService: service, tagKind: kind, tagName: name,
+	}, desc)
+}
+
+// OpenShipped returns the root directory of a shipped snapshot; a snapshot deleted meanwhile is ErrReplaced.
+func OpenShipped(ctx context.Context, rep *backup.Repository, id string) (fs.Directory, error) {
+	return snapshotRoot(ctx, rep.Kopia(), id)
 }
 
 // FetchDir writes the files of a shipped snapshot into dest (which must exist).
