@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/kopia/kopia/fs"
 	"github.com/kopia/kopia/fs/localfs"
@@ -46,16 +47,24 @@ func putDir(ctx context.Context, rep repo.Repository, src snapshot.SourceInfo, d
 	if err != nil {
 		return "", 0, fmt.Errorf("ship %s: read %s: %w", desc, dir, err)
 	}
-	id, size, _, err := putTree(ctx, rep, src, d, "", tags, desc)
+	id, size, _, err := putTree(ctx, rep, src, d, treeOptions{always: true}, tags, desc)
 	return id, size, err
 }
 
+// treeOptions say how putTree compares with and saves over an earlier snapshot.
+type treeOptions struct {
+	previous string // id of the snapshot to compare with: files unchanged since it are not read again
+	always   bool   // save even a tree identical to previous's
+	live     bool   // the tree is being written: a file removed between the walk and its read is left out
+}
+
 // putTree saves the tree root as one snapshot and returns its id and the bytes it holds. With the id of a
-// previous snapshot of the same source, files unchanged since it are not read again, and a tree identical to
-// it is not saved at all: then unchanged is true and the id is previous's.
-func putTree(ctx context.Context, rep repo.Repository, src snapshot.SourceInfo, root fs.Directory, previous string,
+// previous snapshot of the same source, files unchanged since it are not read again, and unless opt.always is
+// set a tree identical to it is not saved at all: then unchanged is true and the id is previous's.
+func putTree(ctx context.Context, rep repo.Repository, src snapshot.SourceInfo, root fs.Directory, opt treeOptions,
 	tags map[string]string, desc string,
 ) (id string, size int64, unchanged bool, err error) {
+	previous, always := opt.previous, opt.always
 	var prev []*snapshot.Manifest
 	if previous != "" {
 		man, err := snapshot.LoadSnapshot(ctx, rep, manifest.ID(previous))
@@ -73,16 +82,17 @@ func putTree(ctx context.Context, rep repo.Repository, src snapshot.SourceInfo, 
 				return fmt.Errorf("read policy: %w", err)
 			}
 			u := upload.NewUploader(w)
-			u.FailFast = true
+			u.FailFast = !opt.live
 			u.DisableIgnoreRules = true
 			man, err := u.Upload(ctx, root, pol, src, prev...)
 			if err != nil {
 				return fmt.Errorf("upload: %w", err)
 			}
-			if man.IncompleteReason != "" || man.Stats.ErrorCount > 0 {
-				return fmt.Errorf("upload incomplete (%s, %d errors)", man.IncompleteReason, man.Stats.ErrorCount)
+			if man.IncompleteReason != "" || man.Stats.ErrorCount > 0 && !(opt.live && onlyVanished(man)) {
+				return fmt.Errorf("upload incomplete (%s, %d errors%s)", man.IncompleteReason, man.Stats.ErrorCount,
+					firstError(man))
 			}
-			if len(prev) > 0 && prev[0].RootObjectID() == man.RootObjectID() {
+			if !always && len(prev) > 0 && prev[0].RootObjectID() == man.RootObjectID() {
 				unchanged, id = true, previous
 				if man.RootEntry.DirSummary != nil {
 					size = man.RootEntry.DirSummary.TotalFileSize
@@ -132,15 +142,55 @@ func ShipDir(ctx context.Context, rep *backup.Repository, env, service, kind, na
 	}, desc)
 }
 
+// onlyVanished reports whether every error of an upload was a file removed between the walk and its read.
+func onlyVanished(man *snapshot.Manifest) bool {
+	sum := man.RootEntry.DirSummary
+	if sum == nil || int(man.Stats.ErrorCount) != len(sum.FailedEntries) {
+		return false // more errors than the summary keeps: some are unknown
+	}
+	for _, e := range sum.FailedEntries {
+		if !strings.Contains(e.Error, "no such file or directory") {
+			return false
+		}
+	}
+	return true
+}
+
+func firstError(man *snapshot.Manifest) string {
+	if sum := man.RootEntry.DirSummary; sum != nil && len(sum.FailedEntries) > 0 {
+		return ": " + sum.FailedEntries[0].EntryPath + ": " + sum.FailedEntries[0].Error
+	}
+	return ""
+}
+
 // ShipTree saves the tree root into the repository as one snapshot of env's service, like ShipDir, reading
-// again only the files changed since the snapshot previous ("" for none); a tree identical to previous's is not
-// saved again (unchanged, and id is previous).
+// again only the files changed since the snapshot previous ("" for none). Unless always is set, a tree
+// identical to previous's is not saved again (unchanged, and id is previous). The tree may be live: a file
+// removed between the walk and its read is left out, as it no longer exists; any other read error fails.
 func ShipTree(ctx context.Context, rep *backup.Repository, env, service, kind, name string, root fs.Directory,
-	previous, desc string,
+	previous string, always bool, desc string,
 ) (id string, size int64, unchanged bool, err error) {
-	return putTree(ctx, rep.Kopia(), source(env, service), root, previous, map[string]string{
+	return putTree(ctx, rep.Kopia(), source(env, service), root, treeOptions{previous: previous, always: always, live: true}, map[string]string{
 		tagEnv: env, tagService: service, tagKind: kind, tagName: name,
 	}, desc)
+}
+
+// LatestShipped is the id of the newest snapshot of env's service of kind ("" when there is none).
+func LatestShipped(ctx context.Context, rep *backup.Repository, env, service, kind string) (string, error) {
+	mans, err := snapshot.ListSnapshots(ctx, rep.Kopia(), source(env, service))
+	if err != nil {
+		return "", fmt.Errorf("list the shipped snapshots of %s/%s: %w", env, service, err)
+	}
+	var newest *snapshot.Manifest
+	for _, m := range mans {
+		if m.Tags[tagKind] == kind && (newest == nil || m.StartTime.After(newest.StartTime)) {
+			newest = m
+		}
+	}
+	if newest == nil {
+		return "", nil
+	}
+	return string(newest.ID), nil
 }
 
 // OpenShipped returns the root directory of a shipped snapshot; a snapshot deleted meanwhile is ErrReplaced.
