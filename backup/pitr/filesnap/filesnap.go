@@ -138,6 +138,11 @@ func (k Kind) Follow(ctx context.Context, spec pitr.FollowSpec) error {
 	if err != nil {
 		return fmt.Errorf("files service %q: %w", svc.Name, err)
 	}
+	// The pins stage changed files beside the mount under one name, so what a crash left there is removed here.
+	ctx = backup.WithScratch(ctx, "pitr")
+	if _, err := src.Sweep(ctx, "pitr"); err != nil {
+		return fmt.Errorf("files service %q: remove an earlier run's stage: %w", svc.Name, err)
+	}
 	// Compare the first tree with the newest one shipped before (an earlier run), so a restart does not read
 	// every file again.
 	last, err := pitr.LatestShipped(ctx, spec.Repo, spec.Environment, svc.Name, "wal")
