@@ -20,6 +20,9 @@ import (
 // Prepare writes dir into a sibling directory of the mount; the live tree is not touched. Switch carries the
 // mount's excluded entries over into the restored tree, so a restore never drops what the backup did not cover.
 func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progress) (backup.Prepared, error) {
+	if err := s.checkSub(); err != nil {
+		return nil, err
+	}
 	id := backup.ScratchID(ctx)
 	target := s.sibling("restore", id)
 	inside := s.isMountPoint()
