@@ -91,7 +91,7 @@ func (j *backupJob) complete(ctx context.Context, p *Progress, m *backup.Manifes
 func recordComplete(ctx context.Context, c Catalog, m *backup.Manifest) error {
 	services := make([]db.BackupService, 0, len(m.Services))
 	for _, s := range m.Services {
-		services = append(services, db.BackupService{Name: s.Name, Type: s.Type, Version: s.Version, Size: s.Bytes})
+		services = append(services, db.BackupService{Name: s.Name, Type: s.Type, Version: s.Version, Size: s.Bytes, Path: s.Path})
 	}
 	complete, progress, size, stored := db.BackupComplete, 100, m.Bytes, m.StoredBytes
 	_, err := c.UpdateBackup(ctx, m.ID, db.BackupUpdate{Status: &complete, Progress: &progress, SizeBytes: &size,
@@ -129,8 +129,15 @@ func (j *restoreJob) Run(ctx context.Context, p *Progress) error {
 	}
 	// Map by name: the backup's services into the target's services of the same name (checked again here,
 	// since the target may have changed while the restore waited in the queue).
+	scoped := map[string]bool{}
+	for _, name := range j.params.Services {
+		scoped[name] = true
+	}
 	var targets []backup.ServiceSpec
 	for _, s := range b.Services {
+		if len(scoped) > 0 && !scoped[s.Name] {
+			continue // a partial restore: the target's other services are not touched
+		}
 		ts := env.Service(s.Name)
 		if ts == nil || ts.Type != s.Type {
 			return fmt.Errorf("environment %q has no %s service %q to restore into: nothing was changed", env.Name,
@@ -145,7 +152,11 @@ func (j *restoreJob) Run(ctx context.Context, p *Progress) error {
 				"`git -C %s checkout %s` to align it", short(b.Commit), env.Name, short(head), env.GitDir, short(b.Commit))
 		}
 	}
-	return j.restoreInto(ctx, p, env, b, targets, "backup "+b.ID)
+	what := "backup " + b.ID
+	if scope := (&RestorePlan{Services: j.params.Services, Path: j.params.Path}).Scope(); scope != "" {
+		what += " (" + scope + ")"
+	}
+	return j.restoreInto(ctx, p, env, b, targets, what)
 }
 
 // restoreInto restores backup b into the target services of env (prepare, pause, switch, release, post_restore
@@ -157,6 +168,7 @@ func (j *restoreJob) restoreInto(ctx context.Context, p *Progress, env *db.Envir
 	p.Logf("preparing %d services of %s beside the live data of %s", len(targets), what, env.Name)
 	hold := o.hold(env, "restore", b.ID, p)
 	res, err := o.Engine.Restore(ctx, backup.RestoreRequest{ID: b.ID, Services: targets, Scratch: restoreScratch(j.activity),
+		Only: j.params.Services, Path: j.params.Path,
 		Hold: func(ctx context.Context) (func(), error) {
 			// Saved before the first switch can happen: a restore cut off without this line changed nothing,
 			// so what it prepared can be removed on restart (see Interrupted).

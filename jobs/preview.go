@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,6 +85,15 @@ type FileChange struct {
 	NowSize int64 // live (Changed only)
 }
 
+// prefix puts sub-tree p in front of every path listed.
+func (fc *FilesChange) prefix(p string) {
+	for _, g := range []*FileGroup{&fc.Added, &fc.Removed, &fc.Changed} {
+		for i := range g.Files {
+			g.Files[i].Path = p + "/" + g.Files[i].Path
+		}
+	}
+}
+
 func (g *FileGroup) add(f FileChange) {
 	g.Count++
 	g.Bytes += f.Size
@@ -119,7 +129,7 @@ func (o *Operations) previewRestore(ctx context.Context, b *db.Backup, target *d
 			go func() {
 				defer wg.Done()
 				live[i], liveErr[i] = o.Engine.LiveSummary(ctx, backup.ServiceSpec{Name: ts.Name, Type: ts.Type,
-					URL: ts.URL, Path: ts.Path, Exclude: ts.Exclude})
+					URL: ts.URL, Path: ts.Path, Exclude: ts.Exclude, Sub: sm.Sub})
 			}()
 		}
 	}
@@ -151,10 +161,29 @@ func (o *Operations) previewRestore(ctx context.Context, b *db.Backup, target *d
 		case liveErr[i] != nil:
 			sp.Unavailable = unavailable(liveErr[i])
 		default:
+			if sm.Path != "" {
+				then = underPath(then, sm.Path)
+			}
 			diffSummaries(sp, then, live[i])
+			if sp.Files != nil && sm.Sub != "" {
+				sp.Files.prefix(sm.Sub) // paths from the mount, as the user named them
+			}
 		}
 	}
 	return p
+}
+
+// underPath is the part of a files service's backup summary below sub-tree p, with paths relative to it (as
+// the live side's, read from the sub-tree alone).
+func underPath(s *backup.Summary, p string) *backup.Summary {
+	out := &backup.Summary{Files: []backup.FileStat{}}
+	for _, f := range s.Files {
+		if rel, ok := strings.CutPrefix(f.Path, p+"/"); ok {
+			f.Path = rel
+			out.Files = append(out.Files, f)
+		}
+	}
+	return out
 }
 
 // unavailable is the Unavailable text of a service whose preview failed with err.
