@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -227,7 +228,7 @@ func (o *Operations) Interrupted(a *db.Activity) error {
 				".rewind-* directories and files): restore this backup again to finish", a.Environment)
 		}
 		return interrupted("interrupted before the switch: Rewind stopped while preparing; the live data of %s was "+
-			"not changed%s; start the restore again", a.Environment, o.sweep(a.Environment, restoreScratch(a)))
+			"not changed%s; start the restore again", a.Environment, o.sweep(a.Environment, restoreScratch(a), o.restoredSubs(a)...))
 	case TypeDrill:
 		return o.interruptedDrill(a)
 	}
@@ -249,9 +250,25 @@ func logged(log, marker string) bool {
 	return strings.HasPrefix(log, marker+" ") || strings.Contains(log, "\n"+marker+" ")
 }
 
+// restoredSubs are the sub-trees a partial restore activity prepared beside the live ones, as service specs
+// for Sweep (its name and Sub; sweep fills in the rest from the environment).
+func (o *Operations) restoredSubs(a *db.Activity) []backup.ServiceSpec {
+	p, _ := paramsOf[restoreParams](a, TypeRestore)
+	if p.Path == "" || len(p.Services) != 1 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := o.Catalog.FindBackupByID(ctx, a.BackupID)
+	if err != nil || b.Service(p.Services[0]) == nil {
+		return nil
+	}
+	return []backup.ServiceSpec{{Name: p.Services[0], Sub: path.Join(b.Service(p.Services[0]).Path, p.Path)}}
+}
+
 // sweep removes what the cut-off operation left beside the live data of environment env and says so, as the
-// end of a sentence.
-func (o *Operations) sweep(env, operation string) string {
+// end of a sentence. subs adds, for services of env, the sub-trees a partial restore prepared.
+func (o *Operations) sweep(env, operation string, subs ...backup.ServiceSpec) string {
 	if o.Engine == nil {
 		return ""
 	}
@@ -261,7 +278,17 @@ func (o *Operations) sweep(env, operation string) string {
 	if err != nil {
 		return "" // deleted since: nothing of it to clean
 	}
-	removed, err := o.Engine.Sweep(ctx, operation, specs(e))
+	services := specs(e)
+	for _, sub := range subs {
+		for _, s := range services {
+			if s.Name == sub.Name {
+				s.Sub = sub.Sub
+				services = append(services, s)
+				break
+			}
+		}
+	}
+	removed, err := o.Engine.Sweep(ctx, operation, services)
 	msg := ""
 	if len(removed) > 0 {
 		msg = "; removed what it had left beside the live data: " + strings.Join(removed, ", ")
