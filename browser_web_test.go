@@ -5,11 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,20 +25,6 @@ const browserPassword = "browser test password"
 // REWIND_UPDATE_SCREENSHOT=1 the demo's environment list is written to
 // docs/screenshot.png for the README.
 func TestBrowser(t *testing.T) {
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Skip("chromium is not installed (apt-get install chromium): skipping the browser tests")
-	}
-	artifacts := os.Getenv("REWIND_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	}
-	artifacts = filepath.Join(artifacts, "browser")
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshots in %s", artifacts)
-
 	m := NewMain()
 	m.DataDir, m.Addr, m.Demo = t.TempDir(), "127.0.0.1:0", true
 	m.Console, m.Getenv = io.Discard, func(string) string { return "" }
@@ -60,83 +43,8 @@ func TestBrowser(t *testing.T) {
 	}
 	base := m.URL()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1366, 900),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
-
-	// Any script error or CSP violation in the pages fails the test.
-	var (
-		mu       sync.Mutex
-		problems []string
-		// onShop is set while the browser shows the demo shop, which is not Rewind's page: its own misses
-		// (favicon.ico) are not the dashboard's problems.
-		onShop atomic.Bool
-	)
-	cctx, stopConsole := context.WithCancel(bctx)
-	messages := chromedp.Console(cctx) // starts the browser
-	go func() {
-		for msg, err := range messages {
-			if err != nil {
-				return
-			}
-			// A form refused with 422 is expected; any other error is not.
-			if strings.Contains(msg.Text, "status of 422") {
-				continue
-			}
-			if onShop.Load() && strings.Contains(msg.Text, "status of 404") {
-				continue
-			}
-			if msg.Type == chromedp.ConsoleError || msg.Type == chromedp.ConsoleException {
-				mu.Lock()
-				problems = append(problems, msg.String())
-				mu.Unlock()
-			}
-		}
-	}()
-	defer stopConsole()
-
-	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
-	shot := func(name string) chromedp.Action[chromedp.Void] {
-		return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-			buf, err := chromedp.FullScreenshot(100)(ctx, t)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(filepath.Join(artifacts, name+".png"), buf, 0o644)
-		})
-	}
-	run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			if buf, serr := chromedp.Run(bctx, chromedp.FullScreenshot(100)); serr == nil {
-				_ = os.WriteFile(filepath.Join(artifacts, "failure.png"), buf, 0o644)
-			}
-			t.Fatalf("%s: %v (see failure.png)", step, err)
-		}
-	}
-	read := func(sel string) string {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(bctx, 10*time.Second)
-		defer cancel()
-		s, err := chromedp.Run(sctx, chromedp.Text(css(sel)))
-		if err != nil {
-			t.Fatalf("read %s: %v", sel, err)
-		}
-		return s
-	}
+	b := startBrowser(t, "browser", 30*time.Second)
+	bctx, css, shot, run, read := b.ctx, b.css, b.shot, b.run, b.read
 
 	run("sign in",
 		chromedp.EmulateViewport(1366, 900),
@@ -257,9 +165,9 @@ func TestBrowser(t *testing.T) {
 	shop := "http://" + mainEnv.Gate.Listen + "/"
 	shopStep := func(step string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		onShop.Store(true)
+		b.Foreign.Store(true)
 		run(step, append(actions, chromedp.Sleep(300*time.Millisecond))...)
-		onShop.Store(false)
+		b.Foreign.Store(false)
 	}
 	shopStep("the demo shop before", chromedp.Navigate(shop), chromedp.WaitVisible(css(`[data-testid="orders"]`)), shot("15a-shop-before"))
 	ordersBefore := read(`h2`)
@@ -430,10 +338,5 @@ func TestBrowser(t *testing.T) {
 			}),
 		)
 	}
-	stopConsole()
-	mu.Lock()
-	defer mu.Unlock()
-	if len(problems) > 0 {
-		t.Fatalf("the browser reported problems:\n%s", strings.Join(problems, "\n"))
-	}
+	b.checkProblems()
 }
