@@ -87,19 +87,9 @@ func (e *Engine) Browse(ctx context.Context, id, service, p string) (*Listing, e
 			ErrBadPath, clean, sm.Name, "/"+path.Dir(clean))
 	}
 	err = fs.IterateEntries(ctx, d, func(_ context.Context, ent fs.Entry) error {
-		be := BrowseEntry{Name: ent.Name(), Path: path.Join(clean, ent.Name()), Size: ent.Size(),
-			Mode: ent.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky), ModTime: ent.ModTime()}
-		switch {
-		case ent.IsDir():
-			be.Type = EntryDir
-		case ent.Mode()&os.ModeSymlink != 0:
-			be.Type = EntrySymlink
-		case ent.Mode().IsRegular():
-			be.Type = EntryFile
-		default:
-			return nil
+		if be, ok := browseEntry(ent, path.Join(clean, ent.Name())); ok {
+			l.Entries = append(l.Entries, be)
 		}
-		l.Entries = append(l.Entries, be)
 		return nil
 	})
 	if err != nil {
@@ -117,6 +107,52 @@ func (e *Engine) Browse(ctx context.Context, id, service, p string) (*Listing, e
 		l.Entries = l.Entries[:BrowseLimit]
 	}
 	return l, nil
+}
+
+// browseEntry describes entry e at path p; false for types a backup does not restore.
+func browseEntry(e fs.Entry, p string) (BrowseEntry, bool) {
+	be := BrowseEntry{Name: e.Name(), Path: p, Size: e.Size(),
+		Mode: e.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky), ModTime: e.ModTime()}
+	switch {
+	case e.IsDir():
+		be.Type = EntryDir
+	case e.Mode()&os.ModeSymlink != 0:
+		be.Type = EntrySymlink
+	case e.Mode().IsRegular():
+		be.Type = EntryFile
+	default:
+		return be, false
+	}
+	return be, true
+}
+
+// Stat describes the entry at path p (see SubPath) of files service service in backup id, with the same
+// errors as Browse; p "" is the service's folder.
+func (e *Engine) Stat(ctx context.Context, id, service, p string) (*BrowseEntry, error) {
+	clean, err := SubPath(p)
+	if err != nil {
+		return nil, err
+	}
+	root, m, err := e.openBackup(ctx, id)
+	if err != nil {
+		return nil, classify(err)
+	}
+	sm, err := backupService(m, service)
+	if err != nil {
+		return nil, err
+	}
+	if sm.Type != TypeFiles && clean != "" {
+		return nil, fmt.Errorf("%w: service %q is %s, not files: it has no paths", ErrBadPath, sm.Name, sm.Type)
+	}
+	ent, err := lookup(ctx, root, m, sm.Name, clean)
+	if err != nil {
+		return nil, err
+	}
+	be, ok := browseEntry(ent, clean)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q of service %q is neither a file, a symlink nor a directory", ErrBadPath, "/"+clean, sm.Name)
+	}
+	return &be, nil
 }
 
 // backupService returns the service of m named name, or an error naming the services it has.

@@ -78,6 +78,9 @@ type ServiceManifest struct {
 	// pre-restore backup of a partial restore, whose restore (the undo) puts back that sub-tree only. "" is
 	// the whole mount.
 	Path string `json:"path,omitempty"`
+	// Entry says that Path names a single file or symlink (ServiceSpec.Entry): the folder is Path's directory
+	// holding that entry alone, or nothing when it was absent.
+	Entry bool `json:"entry,omitempty"`
 }
 
 // Service returns the service named name, or nil.
@@ -161,6 +164,8 @@ func (m *Manifest) Validate() error {
 			return bad("service %q has no sha256", s.Name)
 		case s.Bytes < 0 || s.Files < 0 || s.PinDuration < 0:
 			return bad("service %q has negative sizes", s.Name)
+		case s.Entry && s.Path == "":
+			return bad("service %q holds a single entry without a path", s.Name)
 		case s.Path != "" && (s.Type != TypeFiles || !cleanSubPath(s.Path)):
 			return bad("service %q has path %q: only a files service holds a sub-tree, named by a clean relative path", s.Name, s.Path)
 		}

@@ -21,8 +21,8 @@ type RestoreRequest struct {
 	// switched or captured, and Services may omit them. Empty: every service of the backup.
 	Only []string
 	// Path, when set, restores only this sub-tree (a directory, see SubPath) of the one files service Only
-	// names: it is prepared beside the live sub-tree and switched in its place, and the rest of the mount is
-	// not touched. What it replaced is captured as that sub-tree (ServiceManifest.Path), so restoring the
+	// names, or only this file or symlink: it is prepared beside the live one and switched in its place, and
+	// the rest of the mount is not touched (ServiceSpec.Sub and Entry). What it replaced is captured as that sub-tree (ServiceManifest.Path), so restoring the
 	// pre-restore backup puts back that sub-tree only. Path is relative to the service's folder in the
 	// backup, which, in a backup of a sub-tree, is itself ServiceManifest.Path of the mount.
 	Path string
@@ -100,10 +100,15 @@ func (e *Engine) restore(ctx context.Context, req RestoreRequest, p Progress) (*
 		if scope != nil && !scope[spec.Name] {
 			continue
 		}
+		if sm.Entry && sub[spec.Name] != "" {
+			return nil, fmt.Errorf("%w: backup %s holds the single entry /%s of service %q: restore it without a path",
+				ErrBadPath, m.ID, sm.Path, spec.Name)
+		}
 		spec.Sub = path.Join(sm.Path, sub[spec.Name])
 		if spec.Sub == "." {
 			spec.Sub = ""
 		}
+		spec.Entry = sm.Entry
 		specs = append(specs, spec)
 	}
 	for _, sm := range m.Services {
@@ -113,20 +118,31 @@ func (e *Engine) restore(ctx context.Context, req RestoreRequest, p Progress) (*
 	}
 	req.Services = specs
 	folders := make([]fs.Directory, 0, len(specs))
-	for _, spec := range specs {
+	sizes := make([]int64, 0, len(specs))
+	for i, spec := range specs {
 		ent, err := lookup(ctx, root, m, spec.Name, sub[spec.Name])
 		if err != nil {
 			return nil, err
 		}
+		size := ent.Size()
+		if p := sub[spec.Name]; p != "" && !ent.IsDir() {
+			// A single file or symlink: its directory in the backup is the folder, and it alone is restored.
+			parent := path.Dir(p)
+			if parent == "." {
+				parent = ""
+			}
+			if ent, err = lookup(ctx, root, m, spec.Name, parent); err != nil {
+				return nil, err
+			}
+			specs[i].Entry = true
+			sub[spec.Name] = parent
+		}
 		dir, ok := ent.(fs.Directory)
 		if !ok {
-			if sub[spec.Name] != "" {
-				return nil, fmt.Errorf("%w: %q of service %q in backup %s is a file: a partial restore puts back a "+
-					"directory; pass the directory that holds it", ErrBadPath, "/"+sub[spec.Name], spec.Name, m.ID)
-			}
 			return nil, &ServiceError{Op: "prepare", Service: spec.Name, Type: spec.Type, Err: errors.New("backup folder is not a directory")}
 		}
 		folders = append(folders, dir)
+		sizes = append(sizes, size)
 	}
 	sources := make([]Source, 0, len(specs))
 	for _, spec := range req.Services {
@@ -148,8 +164,8 @@ func (e *Engine) restore(ctx context.Context, req RestoreRequest, p Progress) (*
 	tot := &totals{p: p, m: map[string]int64{}}
 	for i, spec := range req.Services {
 		total := m.Service(spec.Name).Bytes
-		if sub[spec.Name] != "" {
-			total = folders[i].Size() // the bytes of the files below the sub-tree
+		if spec.Sub != "" {
+			total = sizes[i] // the bytes of the files below the sub-tree, or of the entry
 		}
 		tot.forService(spec.Name).SetTotal(total)
 	}

@@ -30,6 +30,8 @@ type ServiceSpec struct {
 	// source captures and restores instead of the whole mount: a partial restore, and the pre-restore backup
 	// of what it replaced. Exclude stays relative to Path. "" is the whole mount.
 	Sub string
+	// Entry says that Sub names a single file or symlink rather than a directory (see Subtree).
+	Entry bool
 }
 
 // Driver builds the Source of one service type from its spec. Drivers are handed to the engine by main,

@@ -38,6 +38,8 @@ type BackupService struct {
 	// Path is, for a files service, the sub-tree of the mount the backup holds (the pre-restore backup of a
 	// partial restore); "" is the whole mount.
 	Path string `json:"path,omitempty"`
+	// Entry says that Path names a single file or symlink rather than a directory.
+	Entry bool `json:"entry,omitempty"`
 }
 
 // Service returns the service of the backup named name, or nil.

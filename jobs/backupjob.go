@@ -92,7 +92,7 @@ func (j *backupJob) complete(ctx context.Context, p *Progress, m *backup.Manifes
 func recordComplete(ctx context.Context, c Catalog, m *backup.Manifest) error {
 	services := make([]db.BackupService, 0, len(m.Services))
 	for _, s := range m.Services {
-		services = append(services, db.BackupService{Name: s.Name, Type: s.Type, Version: s.Version, Size: s.Bytes, Path: s.Path})
+		services = append(services, db.BackupService{Name: s.Name, Type: s.Type, Version: s.Version, Size: s.Bytes, Path: s.Path, Entry: s.Entry})
 	}
 	complete, progress, size, stored := db.BackupComplete, 100, m.Bytes, m.StoredBytes
 	_, err := c.UpdateBackup(ctx, m.ID, db.BackupUpdate{Status: &complete, Progress: &progress, SizeBytes: &size,
@@ -263,7 +263,13 @@ func (o *Operations) restoredSubs(a *db.Activity) []backup.ServiceSpec {
 	if err != nil || b.Service(p.Services[0]) == nil {
 		return nil
 	}
-	return []backup.ServiceSpec{{Name: p.Services[0], Sub: path.Join(b.Service(p.Services[0]).Path, p.Path)}}
+	sub := path.Join(b.Service(p.Services[0]).Path, p.Path)
+	// A single file's scratch directory is inside its directory: sweep there too.
+	subs := []backup.ServiceSpec{{Name: p.Services[0], Sub: sub}}
+	if dir := path.Dir(sub); dir != "." {
+		subs = append(subs, backup.ServiceSpec{Name: p.Services[0], Sub: dir})
+	}
+	return subs
 }
 
 // sweep removes what the cut-off operation left beside the live data of environment env and says so, as the

@@ -230,6 +230,8 @@ type ServiceMapping struct {
 	// Path is the sub-tree of the service's folder in the backup that is restored ("" the whole folder), and
 	// Sub where it goes below the target's mount: Path below the backup's own sub-tree (db.BackupService.Path).
 	Path, Sub string
+	// Entry says that Sub is a single file or symlink, not a directory.
+	Entry bool
 }
 
 // PlanRestore checks a restore without starting it.
@@ -259,7 +261,7 @@ func (o *Operations) PlanRestore(ctx context.Context, req RestoreRequest) (*Rest
 		ve.Errors = append(ve.Errors, db.FieldError{Field: "target", Message: fmt.Sprintf(
 			"environment %q is inactive: activate it before restoring into it", target.Name)})
 	}
-	scoped, err := o.restoreScope(ctx, b, req, plan, ve)
+	scoped, entry, err := o.restoreScope(ctx, b, req, plan, ve)
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +286,7 @@ func (o *Operations) PlanRestore(ctx context.Context, req RestoreRequest) (*Rest
 			}
 			sm := ServiceMapping{Name: s.Name, Type: s.Type, Target: where}
 			if s.Type == db.ServiceFiles && (s.Path != "" || plan.Path != "") {
-				sm.Path = plan.Path
+				sm.Path, sm.Entry = plan.Path, s.Entry || entry
 				sm.Sub = path.Join(s.Path, plan.Path)
 				sm.Target = strings.TrimRight(ts.Path, "/") + "/" + sm.Sub
 			}
@@ -318,14 +320,13 @@ func (p *RestorePlan) Scope() string {
 }
 
 // restoreScope checks the scope of a partial restore (req.Services, req.Path) against backup b, sets it on the
-// plan, and returns the services restored (nil: all). What the request names wrongly goes into ve: nothing is
+// plan, and returns the services restored (nil: all) and whether the path is a single file or symlink. What the request names wrongly goes into ve: nothing is
 // touched, and the message says what to pass instead.
-func (o *Operations) restoreScope(ctx context.Context, b *db.Backup, req RestoreRequest, plan *RestorePlan, ve *db.ValidationError) (map[string]bool, error) {
+func (o *Operations) restoreScope(ctx context.Context, b *db.Backup, req RestoreRequest, plan *RestorePlan, ve *db.ValidationError) (scoped map[string]bool, entry bool, err error) {
 	names := make([]string, 0, len(b.Services))
 	for _, s := range b.Services {
 		names = append(names, s.Name)
 	}
-	var scoped map[string]bool
 	for _, name := range req.Services {
 		name = strings.TrimSpace(name)
 		if name == "" || scoped[name] {
@@ -346,10 +347,10 @@ func (o *Operations) restoreScope(ctx context.Context, b *db.Backup, req Restore
 	p, err := backup.SubPath(req.Path)
 	if err != nil {
 		ve.Errors = append(ve.Errors, db.FieldError{Field: "path", Message: strings.TrimPrefix(err.Error(), backup.ErrBadPath.Error()+": ")})
-		return scoped, nil
+		return scoped, false, nil
 	}
 	if p == "" {
-		return scoped, nil
+		return scoped, false, nil
 	}
 	var files []string
 	for _, s := range b.Services {
@@ -361,26 +362,33 @@ func (o *Operations) restoreScope(ctx context.Context, b *db.Backup, req Restore
 	case len(files) == 0:
 		ve.Errors = append(ve.Errors, db.FieldError{Field: "path", Message: fmt.Sprintf(
 			"backup %s has no files service, so no path to restore: restore a service without a path", b.ID)})
-		return scoped, nil
+		return scoped, false, nil
 	case len(plan.Services) != 1 || b.Service(plan.Services[0]).Type != db.ServiceFiles:
 		ve.Errors = append(ve.Errors, db.FieldError{Field: "path", Message: fmt.Sprintf(
 			"a path restores part of one files service: pass exactly one service with it, one of %s",
 			strings.Join(files, ", "))})
-		return scoped, nil
+		return scoped, false, nil
 	}
 	plan.Path = p
 	if o.Engine == nil {
-		return scoped, nil
+		return scoped, false, nil
 	}
-	// The path must be a directory of the backup: checked in the repository before anything is touched.
-	if _, err := o.Engine.Browse(ctx, b.ID, plan.Services[0], p); err != nil {
+	if bs := b.Service(plan.Services[0]); bs.Entry {
+		ve.Errors = append(ve.Errors, db.FieldError{Field: "path", Message: fmt.Sprintf(
+			"backup %s holds the single file /%s of %q: restore it without a path", b.ID, bs.Path, bs.Name)})
+		return scoped, false, nil
+	}
+	// The path must be in the backup: checked in the repository before anything is touched.
+	st, err := o.Engine.Stat(ctx, b.ID, plan.Services[0], p)
+	if err != nil {
 		if !errors.Is(err, backup.ErrNotInBackup) && !errors.Is(err, backup.ErrBadPath) {
-			return nil, fmt.Errorf("check path %q of backup %s: %w", p, b.ID, err)
+			return nil, false, fmt.Errorf("check path %q of backup %s: %w", p, b.ID, err)
 		}
 		msg := strings.TrimPrefix(strings.TrimPrefix(err.Error(), backup.ErrNotInBackup.Error()+": "), backup.ErrBadPath.Error()+": ")
 		ve.Errors = append(ve.Errors, db.FieldError{Field: "path", Message: msg})
+		return scoped, false, nil
 	}
-	return scoped, nil
+	return scoped, st.Type != backup.EntryDir, nil
 }
 
 // restoreTarget finds the environment a restore goes into, or (with branchFrom, when it does not exist) the

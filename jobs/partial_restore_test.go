@@ -196,7 +196,7 @@ func TestPartialRestoreOfASubPath(t *testing.T) {
 	}{
 		{jobs.RestoreRequest{Services: []string{"uploads"}, Path: "images/2099"}, "path", `no "/images/2099"`},
 		{jobs.RestoreRequest{Services: []string{"uploads"}, Path: "../etc"}, "path", "name a path inside it"},
-		{jobs.RestoreRequest{Services: []string{"uploads"}, Path: "images/2026/a.jpg"}, "path", "is a file"},
+		{jobs.RestoreRequest{Services: []string{"uploads"}, Path: "images/2026/a.jpg/x"}, "path", "is a file"},
 		{jobs.RestoreRequest{Services: []string{"nope"}}, "services", "pass one of db, uploads"},
 		{jobs.RestoreRequest{Path: "images/2026"}, "path", "pass exactly one service with it, one of uploads"},
 		{jobs.RestoreRequest{Services: []string{"db", "uploads"}, Path: "images/2026"}, "path", "exactly one service"},
@@ -265,6 +265,64 @@ func TestPartialRestoreOfASubPath(t *testing.T) {
 		"images/2026/new.jpg=n2 images/2026/scratch.tmp=t2 logo.txt=new logo"
 	if got := e.tree(t); got != want {
 		t.Fatalf("mount after the undo:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestPartialRestoreOfAFile restores single files of a mount: a changed one, and one deleted since the backup;
+// their neighbours stay as they are, and each undo puts back that file alone (removing the one that was gone).
+func TestPartialRestoreOfAFile(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	e := newPartialEnv(t, w)
+	e.write(t, map[string]string{"images/2026/a.jpg": "a1", "images/2026/b.jpg": "b1", "gone.txt": "g1"})
+	b := backupEnv(t, w, "main")
+	e.write(t, map[string]string{"images/2026/a.jpg": "a2", "images/2026/b.jpg": "b2", "new.txt": "n2"})
+	if err := os.Remove(filepath.Join(e.mount, "gone.txt")); err != nil {
+		t.Fatal(err)
+	}
+
+	plan, err := w.ops.PlanRestore(ctx, jobs.RestoreRequest{BackupID: b.ID, Services: []string{"uploads"},
+		Path: "images/2026/a.jpg", Preview: true})
+	if err != nil || plan.Problem != nil {
+		t.Fatalf("plan: %v, problem %v", err, plan.Problem)
+	}
+	fc := plan.Preview.Services[0].Files
+	if got, want := fmt.Sprintf("added [%s] removed [%s] changed [%s] same %d", paths(fc.Added), paths(fc.Removed),
+		paths(fc.Changed), fc.Same), "added [] removed [] changed [images/2026/a.jpg 2] same 0"; got != want {
+		t.Fatalf("preview of one file:\n%s\nwant\n%s", got, want)
+	}
+	a := restore(t, w, jobs.RestoreRequest{BackupID: b.ID, Services: []string{"uploads"}, Path: "images/2026/a.jpg"})
+	want := "images/2026/a.jpg=a1 images/2026/b.jpg=b2 logo.txt=old logo new.txt=n2"
+	if got := e.tree(t); got != want {
+		t.Fatalf("mount after restoring images/2026/a.jpg:\n%s\nwant\n%s", got, want)
+	}
+	g := restore(t, w, jobs.RestoreRequest{BackupID: b.ID, Services: []string{"uploads"}, Path: "gone.txt"})
+	want = "gone.txt=g1 images/2026/a.jpg=a1 images/2026/b.jpg=b2 logo.txt=old logo new.txt=n2"
+	if got := e.tree(t); got != want {
+		t.Fatalf("mount after restoring the deleted gone.txt:\n%s\nwant\n%s", got, want)
+	}
+
+	pre, err := w.catalog.FindBackupByID(ctx, jobs.PreRestoreBackupID(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pre.Services) != 1 || pre.Services[0].Path != "images/2026/a.jpg" || !pre.Services[0].Entry {
+		t.Fatalf("pre-restore backup services = %+v, want uploads holding the entry images/2026/a.jpg", pre.Services)
+	}
+	if _, _, err := w.ops.StartRestore(ctx, jobs.RestoreRequest{BackupID: pre.ID, Confirm: "main", Services: []string{"uploads"},
+		Path: "x"}); err == nil || !strings.Contains(err.Error(), "holds the single file") {
+		t.Fatalf("a path into a single-file backup = %v, want a refusal", err)
+	}
+	e.write(t, map[string]string{"images/2026/b.jpg": "b3"})
+	restore(t, w, jobs.RestoreRequest{BackupID: pre.ID})
+	want = "gone.txt=g1 images/2026/a.jpg=a2 images/2026/b.jpg=b3 logo.txt=old logo new.txt=n2"
+	if got := e.tree(t); got != want {
+		t.Fatalf("mount after undoing the restore of a.jpg:\n%s\nwant\n%s", got, want)
+	}
+	restore(t, w, jobs.RestoreRequest{BackupID: jobs.PreRestoreBackupID(g)})
+	want = "images/2026/a.jpg=a2 images/2026/b.jpg=b3 logo.txt=old logo new.txt=n2"
+	if got := e.tree(t); got != want {
+		t.Fatalf("mount after undoing the restore of gone.txt (it was gone):\n%s\nwant\n%s", got, want)
 	}
 }
 
