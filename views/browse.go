@@ -101,3 +101,14 @@ func parentPath(p string) string {
 }
 
 func modeText(m os.FileMode) string { return (m & os.ModePerm).String()[1:] }
+
+// entryNoun names an entry type in "Restore this …".
+func entryNoun(typ string) string {
+	switch typ {
+	case "dir":
+		return "directory"
+	case "symlink":
+		return "link"
+	}
+	return "file"
+}

@@ -793,8 +793,8 @@ func contentsService(d ContentsData) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				if e.Type == "dir" && d.Type == "files" {
-					templ_7745c5c3_Err = restoreThis(d, d.Service, e.Path, "directory").Render(ctx, templ_7745c5c3_Buffer)
+				if d.Type == "files" {
+					templ_7745c5c3_Err = restoreThis(d, d.Service, e.Path, entryNoun(e.Type)).Render(ctx, templ_7745c5c3_Buffer)
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}

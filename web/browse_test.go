@@ -64,6 +64,10 @@ func TestBrowseAndPartialRestoreThroughThePages(t *testing.T) {
 	if href, _ := fdoc.Find(`[data-name="images"] ` + testid("restore-this")).Attr("href"); href != "/backups/"+id+"/restore?path=images&service=uploads" {
 		t.Fatalf("Restore this directory links to %q", href)
 	}
+	if link := fdoc.Find(`[data-name="a.txt"] ` + testid("restore-this")); link.AttrOr("href", "") != "/backups/"+id+"/restore?path=a.txt&service=uploads" ||
+		strings.TrimSpace(link.Text()) != "Restore this file…" {
+		t.Fatalf("Restore this file = %q linking to %q", link.Text(), link.AttrOr("href", ""))
+	}
 
 	// Bad input is a 4xx with a message, never a 500, on the pages and the API.
 	for _, tc := range []struct {

@@ -343,9 +343,9 @@ prints that (with --json: the plan as the API returns it) and changes nothing.
 Without --yes you are asked to type the target's name; without a terminal the command refuses.
 
 --service S (repeatable) restores only these services of the backup: the target's other services are
-not touched. --path P with one files service restores only that directory of its mount (relative to
-the mount, see rewind backup:browse): the rest of the mount is not touched, and the undo (restoring
-the pre-restore backup) puts back that directory only.
+not touched. --path P with one files service restores only that directory or file of its mount
+(relative to the mount, see rewind backup:browse): the rest of the mount is not touched, and the undo
+(restoring the pre-restore backup) puts back that directory or file only.
 
 --at TIME (RFC 3339, e.g. 2026-12-01T10:42:13Z) instead of a backup restores the state of -e at that
 moment (point-in-time restore of an environment with pitr on): each service is rebuilt at its last
@@ -384,7 +384,7 @@ moments.`,
 	cmd.Flags().StringVar(&target, "target", "", "environment to restore into (default: -e)")
 	cmd.Flags().StringVar(&branchFrom, "branch-from", "", "create the target as a child of this environment when it does not exist")
 	cmd.Flags().StringArrayVar(&services, "service", nil, "restore only this service of the backup (repeatable)")
-	cmd.Flags().StringVar(&path, "path", "", "with one files --service: restore only this directory of its mount")
+	cmd.Flags().StringVar(&path, "path", "", "with one files --service: restore only this directory or file of its mount")
 	cmd.Flags().BoolVar(&wf.yes, "yes", false, "do not ask for confirmation")
 	cmd.Flags().BoolVar(&wf.noWait, "no-wait", false, "return once the restore is queued")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show the plan and what the restore changes, then stop: nothing is changed")
