@@ -293,13 +293,36 @@ func (e *Engine) checkRequest(ctx context.Context, req *BackupRequest) error {
 	return nil
 }
 
+// Subtree is optionally implemented by a Source of a tree (files): Subtree returns the Source of its sub-tree
+// sub (a clean path, see SubPath), which captures, restores and summarizes that sub-tree alone
+// (ServiceSpec.Sub). With entry, sub is a single file or symlink: the Source's folders are sub's directory
+// holding that entry alone (nothing when it is absent), and its restore replaces that entry alone
+// (ServiceSpec.Entry). A Source without it cannot restore part of its service.
+type Subtree interface {
+	Subtree(sub string, entry bool) (Source, error)
+}
+
+// source opens the Source of spec, narrowed to spec.Sub when set.
 func (e *Engine) source(spec ServiceSpec) (Source, error) {
 	d := e.Drivers[spec.Type]
 	if d == nil {
 		return nil, fmt.Errorf("service %q: no driver for type %q", spec.Name, spec.Type)
 	}
+	sub, entry := spec.Sub, spec.Entry
+	spec.Sub, spec.Entry = "", false
 	src, err := d(spec)
 	if err != nil {
+		return nil, &ServiceError{Op: "open", Service: spec.Name, Type: spec.Type, Err: err}
+	}
+	if sub == "" {
+		return src, nil
+	}
+	st, ok := src.(Subtree)
+	if !ok {
+		return nil, fmt.Errorf("%w: service %q (%s) cannot restore part of itself: leave out the path", ErrBadPath,
+			spec.Name, spec.Type)
+	}
+	if src, err = st.Subtree(sub, entry); err != nil {
 		return nil, &ServiceError{Op: "open", Service: spec.Name, Type: spec.Type, Err: err}
 	}
 	return src, nil

@@ -74,6 +74,13 @@ type ServiceManifest struct {
 	// files services (their tree is in the snapshot), for types without one, and in backups taken before it
 	// was recorded.
 	Summary *Summary `json:"summary,omitempty"`
+	// Path is, for a files service, the sub-tree of the mount its folder holds (ServiceSpec.Sub): set in the
+	// pre-restore backup of a partial restore, whose restore (the undo) puts back that sub-tree only. "" is
+	// the whole mount.
+	Path string `json:"path,omitempty"`
+	// Entry says that Path names a single file or symlink (ServiceSpec.Entry): the folder is Path's directory
+	// holding that entry alone, or nothing when it was absent.
+	Entry bool `json:"entry,omitempty"`
 }
 
 // Service returns the service named name, or nil.
@@ -157,6 +164,10 @@ func (m *Manifest) Validate() error {
 			return bad("service %q has no sha256", s.Name)
 		case s.Bytes < 0 || s.Files < 0 || s.PinDuration < 0:
 			return bad("service %q has negative sizes", s.Name)
+		case s.Entry && s.Path == "":
+			return bad("service %q holds a single entry without a path", s.Name)
+		case s.Path != "" && (s.Type != TypeFiles || !cleanSubPath(s.Path)):
+			return bad("service %q has path %q: only a files service holds a sub-tree, named by a clean relative path", s.Name, s.Path)
 		}
 		seen[s.Name] = true
 	}

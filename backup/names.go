@@ -29,6 +29,40 @@ func CheckEntryName(name string) error {
 	return nil
 }
 
+// ErrBadPath is wrapped when a path given to name something inside a backup's service (Browse, a partial
+// restore) is not one: it leaves the service (".."), holds an unsafe element, or is not UTF-8.
+var ErrBadPath = errors.New("bad path")
+
+// SubPath checks a path inside a service's folder as a user gives it ("images/2026", "/images/2026/",
+// "images//2026") and returns it clean: slash-separated, relative, no empty, "." or ".." element; "" is the
+// service's root. A leading slash means the service's root, never the server's: nothing can name a place
+// outside the service.
+func SubPath(p string) (string, error) {
+	if !utf8.ValidString(p) {
+		return "", fmt.Errorf("%w: %q is not UTF-8", ErrBadPath, p)
+	}
+	var out []string
+	for _, el := range strings.Split(strings.Trim(p, "/"), "/") {
+		switch el {
+		case "", ".":
+			continue
+		case "..":
+			return "", fmt.Errorf("%w: %q leaves the service with \"..\": name a path inside it, like images/2026", ErrBadPath, p)
+		}
+		if err := CheckEntryName(el); err != nil {
+			return "", fmt.Errorf("%w: %q: %v", ErrBadPath, p, err)
+		}
+		out = append(out, el)
+	}
+	return strings.Join(out, "/"), nil
+}
+
+// cleanSubPath reports whether p is a non-empty path as SubPath returns it.
+func cleanSubPath(p string) bool {
+	c, err := SubPath(p)
+	return err == nil && c == p && p != ""
+}
+
 // validUTF8Path reports whether p is valid UTF-8 (tar PAX records need it).
 func validUTF8Path(p string) bool { return utf8.ValidString(p) }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"time"
 
 	"github.com/kopia/kopia/fs"
@@ -13,9 +14,18 @@ import (
 type RestoreRequest struct {
 	ID string // the backup id
 	// Services are the target environment's services. Each is matched by name to a service of the backup and
-	// must have the same type; every service of the backup needs a target. Any mismatch is refused before
-	// anything is touched.
+	// must have the same type; every service of the backup needs a target (every service of Only, when set).
+	// Any mismatch is refused before anything is touched.
 	Services []ServiceSpec
+	// Only, when set, names the services of the backup to restore: the others are not opened, prepared,
+	// switched or captured, and Services may omit them. Empty: every service of the backup.
+	Only []string
+	// Path, when set, restores only this sub-tree (a directory, see SubPath) of the one files service Only
+	// names, or only this file or symlink: it is prepared beside the live one and switched in its place, and
+	// the rest of the mount is not touched (ServiceSpec.Sub and Entry). What it replaced is captured as that sub-tree (ServiceManifest.Path), so restoring the
+	// pre-restore backup puts back that sub-tree only. Path is relative to the service's folder in the
+	// backup, which, in a backup of a sub-tree, is itself ServiceManifest.Path of the mount.
+	Path string
 	// Hold pauses the target environment for the switches; nil switches without pausing.
 	Hold HoldFunc
 	// Scratch names this restore's scratch state (the prepared databases and directories beside the live
@@ -69,8 +79,12 @@ func (e *Engine) restore(ctx context.Context, req RestoreRequest, p Progress) (*
 	}
 
 	// Refuse mismatches before touching anything.
+	scope, sub, err := restoreScope(m, req)
+	if err != nil {
+		return nil, err
+	}
 	targets := map[string]bool{}
-	sources := make([]Source, 0, len(req.Services))
+	var specs []ServiceSpec
 	for _, spec := range req.Services {
 		sm := m.Service(spec.Name)
 		if sm == nil {
@@ -83,12 +97,54 @@ func (e *Engine) restore(ctx context.Context, req RestoreRequest, p Progress) (*
 			return nil, fmt.Errorf("service %q listed twice", spec.Name)
 		}
 		targets[spec.Name] = true
+		if scope != nil && !scope[spec.Name] {
+			continue
+		}
+		if sm.Entry && sub[spec.Name] != "" {
+			return nil, fmt.Errorf("%w: backup %s holds the single entry /%s of service %q: restore it without a path",
+				ErrBadPath, m.ID, sm.Path, spec.Name)
+		}
+		spec.Sub = path.Join(sm.Path, sub[spec.Name])
+		if spec.Sub == "." {
+			spec.Sub = ""
+		}
+		spec.Entry = sm.Entry
+		specs = append(specs, spec)
 	}
 	for _, sm := range m.Services {
-		if !targets[sm.Name] {
+		if !targets[sm.Name] && (scope == nil || scope[sm.Name]) {
 			return nil, fmt.Errorf("service %q (%s) of backup %s has no service of that name in the target", sm.Name, sm.Type, m.ID)
 		}
 	}
+	req.Services = specs
+	folders := make([]fs.Directory, 0, len(specs))
+	sizes := make([]int64, 0, len(specs))
+	for i, spec := range specs {
+		ent, err := lookup(ctx, root, m, spec.Name, sub[spec.Name])
+		if err != nil {
+			return nil, err
+		}
+		size := ent.Size()
+		if p := sub[spec.Name]; p != "" && !ent.IsDir() {
+			// A single file or symlink: its directory in the backup is the folder, and it alone is restored.
+			parent := path.Dir(p)
+			if parent == "." {
+				parent = ""
+			}
+			if ent, err = lookup(ctx, root, m, spec.Name, parent); err != nil {
+				return nil, err
+			}
+			specs[i].Entry = true
+			sub[spec.Name] = parent
+		}
+		dir, ok := ent.(fs.Directory)
+		if !ok {
+			return nil, &ServiceError{Op: "prepare", Service: spec.Name, Type: spec.Type, Err: errors.New("backup folder is not a directory")}
+		}
+		folders = append(folders, dir)
+		sizes = append(sizes, size)
+	}
+	sources := make([]Source, 0, len(specs))
 	for _, spec := range req.Services {
 		src, err := e.source(spec)
 		if err != nil {
@@ -106,8 +162,12 @@ func (e *Engine) restore(ctx context.Context, req RestoreRequest, p Progress) (*
 	}
 
 	tot := &totals{p: p, m: map[string]int64{}}
-	for _, spec := range req.Services {
-		tot.forService(spec.Name).SetTotal(m.Service(spec.Name).Bytes)
+	for i, spec := range req.Services {
+		total := m.Service(spec.Name).Bytes
+		if spec.Sub != "" {
+			total = sizes[i] // the bytes of the files below the sub-tree, or of the entry
+		}
+		tot.forService(spec.Name).SetTotal(total)
 	}
 
 	// Prepare.
@@ -120,18 +180,9 @@ func (e *Engine) restore(ctx context.Context, req RestoreRequest, p Progress) (*
 	}
 	for i, spec := range req.Services {
 		sm := m.Service(spec.Name)
-		ent, err := root.Child(ctx, spec.Name)
-		if err != nil {
-			discardAll()
-			return nil, &ServiceError{Op: "prepare", Service: spec.Name, Type: spec.Type, Err: fmt.Errorf("read backup folder: %w", err)}
-		}
-		dir, ok := ent.(fs.Directory)
-		if !ok {
-			discardAll()
-			return nil, &ServiceError{Op: "prepare", Service: spec.Name, Type: spec.Type, Err: errors.New("backup folder is not a directory")}
-		}
+		dir := folders[i]
 		rec := newHashRecorder(p)
-		prep, err := sources[i].Prepare(ctx, wrapHashing(dir, spec.Name, rec), tot.forService(spec.Name))
+		prep, err := sources[i].Prepare(ctx, wrapHashing(dir, path.Join(spec.Name, sub[spec.Name]), rec), tot.forService(spec.Name))
 		if err == nil {
 			if ferr := rec.firstFailure(); ferr != nil {
 				// the source swallowed a read error: never switch in a partial state
@@ -198,6 +249,41 @@ func (e *Engine) restore(ctx context.Context, req RestoreRequest, p Progress) (*
 		return nil, switchErr
 	}
 	return res, nil
+}
+
+// restoreScope checks req.Only and req.Path against backup m: scope is the set of services to restore (nil:
+// all), sub the clean sub-path to restore of each (only the files service of a Path has one).
+func restoreScope(m *Manifest, req RestoreRequest) (scope map[string]bool, sub map[string]string, err error) {
+	sub = map[string]string{}
+	p, err := SubPath(req.Path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(req.Only) > 0 {
+		scope = map[string]bool{}
+		for _, name := range req.Only {
+			if _, err := backupService(m, name); err != nil {
+				return nil, nil, err
+			}
+			scope[name] = true
+		}
+	}
+	if p == "" {
+		return scope, sub, nil
+	}
+	if len(scope) != 1 {
+		return nil, nil, fmt.Errorf("%w: a path restores part of one files service: name that one service with it", ErrBadPath)
+	}
+	sm := m.Service(req.Only[0])
+	if sm.Type != TypeFiles {
+		return nil, nil, fmt.Errorf("%w: service %q is %s, not files: a path names a sub-tree of a files service; "+
+			"restore %q without a path", ErrBadPath, sm.Name, sm.Type, sm.Name)
+	}
+	if req.VerifyAll {
+		return nil, nil, errors.New("a restore that verifies every file restores whole services: leave out the path")
+	}
+	sub[sm.Name] = p
+	return scope, sub, nil
 }
 
 // verifySums compares what Prepare read with the backup's checksums. Files a source did not read to the end

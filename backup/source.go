@@ -26,6 +26,12 @@ type ServiceSpec struct {
 	URL     string   // postgresql, mysql, redis
 	Path    string   // sqlite (database file), files (mount directory)
 	Exclude []string // files: gitignore-style patterns relative to Path
+	// Sub is, for a files service, a sub-tree of Path (slash-separated, relative, see SubPath) that the
+	// source captures and restores instead of the whole mount: a partial restore, and the pre-restore backup
+	// of what it replaced. Exclude stays relative to Path. "" is the whole mount.
+	Sub string
+	// Entry says that Sub names a single file or symlink rather than a directory (see Subtree).
+	Entry bool
 }
 
 // Driver builds the Source of one service type from its spec. Drivers are handed to the engine by main,

@@ -88,7 +88,7 @@ func (e *Engine) upload(ctx context.Context, w repo.RepositoryWriter, m *Manifes
 	for _, ps := range pinned {
 		sm := ServiceManifest{
 			Name: ps.spec.Name, Type: ps.spec.Type, Version: ps.info.Version,
-			PinnedAt: ps.info.PinnedAt, PinDuration: ps.info.PinDuration,
+			PinnedAt: ps.info.PinnedAt, PinDuration: ps.info.PinDuration, Path: ps.spec.Sub, Entry: ps.spec.Entry,
 		}
 		if cs, ok := ps.capt.(CaptureSummarizer); ok {
 			if s, err := cs.Summary(); err == nil { // without it the backup is as good, only not previewable

@@ -35,6 +35,21 @@ type BackupService struct {
 	Type    string `json:"type"`
 	Version string `json:"version,omitempty"`
 	Size    int64  `json:"size"`
+	// Path is, for a files service, the sub-tree of the mount the backup holds (the pre-restore backup of a
+	// partial restore); "" is the whole mount.
+	Path string `json:"path,omitempty"`
+	// Entry says that Path names a single file or symlink rather than a directory.
+	Entry bool `json:"entry,omitempty"`
+}
+
+// Service returns the service of the backup named name, or nil.
+func (b *Backup) Service(name string) *BackupService {
+	for i := range b.Services {
+		if b.Services[i].Name == name {
+			return &b.Services[i]
+		}
+	}
+	return nil
 }
 
 // Backup is one backup of an environment as the dashboard lists it. The repository holds its content and its

@@ -136,6 +136,10 @@ type RestorePlanJSON struct {
 	Problems    []db.FieldError `json:"problems,omitempty"`
 	Commit      string          `json:"commit,omitempty"`
 	TargetHead  string          `json:"target_head,omitempty"`
+	// Services and Path are the scope of a partial restore (absent: the whole backup); Scope says it in words.
+	Services []string `json:"services,omitempty"`
+	Path     string   `json:"path,omitempty"`
+	Scope    string   `json:"scope,omitempty"`
 	// Preview is what the restore will change (GET only; absent when the plan has problems).
 	Preview *views.RestorePreview `json:"preview,omitempty"`
 }
@@ -145,16 +149,19 @@ type MappingJSON struct {
 	Name   string `json:"name"`
 	Type   string `json:"type"`
 	Target string `json:"target"`
+	// Path is the sub-tree of a files service's folder in the backup that is restored (absent: all of it).
+	Path string `json:"path,omitempty"`
 }
 
 func toPlanJSON(p *jobs.RestorePlan) RestorePlanJSON {
 	out := RestorePlanJSON{BackupID: p.Backup.ID, Environment: p.Backup.Environment, Target: p.Target, Create: p.Create,
-		Mapping: []MappingJSON{}, Commit: p.Commit, TargetHead: p.TargetHead, Preview: toPreview(p.Preview)}
+		Mapping: []MappingJSON{}, Commit: p.Commit, TargetHead: p.TargetHead, Preview: toPreview(p.Preview),
+		Services: p.Services, Path: p.Path, Scope: p.Scope()}
 	if p.Create {
 		out.BranchFrom = p.Parent
 	}
 	for _, m := range p.Mapping {
-		out.Mapping = append(out.Mapping, MappingJSON{Name: m.Name, Type: m.Type, Target: m.Target})
+		out.Mapping = append(out.Mapping, MappingJSON{Name: m.Name, Type: m.Type, Target: m.Target, Path: m.Path})
 	}
 	if p.Problem != nil {
 		out.Problems = p.Problem.Errors
@@ -163,14 +170,18 @@ func toPlanJSON(p *jobs.RestorePlan) RestorePlanJSON {
 }
 
 type restoreBody struct {
-	Target     string `json:"target"`
-	BranchFrom string `json:"branch_from"`
-	Confirm    string `json:"confirm"`
+	Target     string   `json:"target"`
+	BranchFrom string   `json:"branch_from"`
+	Confirm    string   `json:"confirm"`
+	Services   []string `json:"services"`
+	Path       string   `json:"path"`
 }
 
-// Plan is GET /api/v1/backups/:id/restore[?target=&branch_from=] → {"plan":{...}}:
+// Plan is GET /api/v1/backups/:id/restore[?target=&branch_from=&service=&path=] → {"plan":{...}}:
 // what a restore would do, checked without touching anything, with its preview
-// of what changes (the CLI shows it before asking for confirmation).
+// of what changes (the CLI shows it before asking for confirmation). service
+// (repeated) and path scope a partial restore, as "services" and "path" do in
+// the POST.
 func (h *BackupsAPI) Plan(c echo.Context) error {
 	if h.pages.ops == nil {
 		return errNoJobs
@@ -180,7 +191,8 @@ func (h *BackupsAPI) Plan(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	req := jobs.RestoreRequest{BackupID: c.Param("id"), Target: c.QueryParam("target"), BranchFrom: c.QueryParam("branch_from")}
+	req := jobs.RestoreRequest{BackupID: c.Param("id"), Target: c.QueryParam("target"), BranchFrom: c.QueryParam("branch_from"),
+		Services: c.QueryParams()["service"], Path: c.QueryParam("path")}
 	// The preview shows the target's tables and files: only to those who may run the restore.
 	perm, permErr := h.pages.mayRestore(ctx, u, req) // an unknown target: PlanRestore says so
 	req.Preview = permErr == nil && perm.Allowed
@@ -196,9 +208,10 @@ func (h *BackupsAPI) Plan(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"plan": out})
 }
 
-// Restore is POST /api/v1/backups/:id/restore {"target","branch_from","confirm"}
+// Restore is POST /api/v1/backups/:id/restore {"target","branch_from","confirm","services","path"}
 // → 202 {"activity":{...},"plan":{...}}; 422 with fields for a wrong
-// confirmation or a service mapping that does not fit, nothing touched.
+// confirmation, a service mapping that does not fit or a scope (services,
+// path) the backup does not have, nothing touched.
 func (h *BackupsAPI) Restore(c echo.Context) error {
 	u, err := user(c)
 	if err != nil {
@@ -210,7 +223,7 @@ func (h *BackupsAPI) Restore(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	req := jobs.RestoreRequest{BackupID: c.Param("id"), Target: body.Target, BranchFrom: body.BranchFrom,
-		Confirm: body.Confirm, Actor: actor(c)}
+		Confirm: body.Confirm, Actor: actor(c), Services: body.Services, Path: body.Path}
 	if err := h.pages.requireRestore(ctx, u, req); err != nil {
 		return err
 	}

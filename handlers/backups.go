@@ -27,6 +27,9 @@ type BackupOperations interface {
 	PlanRestore(ctx context.Context, req jobs.RestoreRequest) (*jobs.RestorePlan, error)
 	StartRestore(ctx context.Context, req jobs.RestoreRequest) (*db.Activity, *jobs.RestorePlan, error)
 	DeleteBackup(ctx context.Context, id, actor string) error
+	// Browse lists a directory of a complete backup's files or SQLite service, or a database service's tables
+	// (backup.ErrBadPath, backup.ErrNotInBackup when the request names what is not there).
+	Browse(ctx context.Context, id, service, path string) (*jobs.Listing, error)
 	// WriteTar streams a complete backup as a tar; nothing is written when it
 	// is not complete.
 	WriteTar(ctx context.Context, id string, w io.Writer) error
@@ -152,26 +155,38 @@ func (h *Backups) Create(c echo.Context) error {
 
 // Show is GET /backups/:id.
 func (h *Backups) Show(c echo.Context) error {
-	u, err := user(c)
+	d, err := h.backupData(c)
 	if err != nil {
 		return err
+	}
+	return render(c, http.StatusOK, views.BackupPage(page(c, "Backup "+d.Backup.ID, "environments"), d))
+}
+
+// backupData is the page of backup :id, with the Contents card listing its services when it is complete.
+func (h *Backups) backupData(c echo.Context) (views.BackupData, error) {
+	u, err := user(c)
+	if err != nil {
+		return views.BackupData{}, err
 	}
 	ctx := c.Request().Context()
 	b, err := h.store.FindBackupByID(ctx, c.Param("id"))
 	if err != nil {
-		return err
+		return views.BackupData{}, err
 	}
 	t, err := envType(ctx, h.store, b.Environment)
 	if err != nil {
-		return err
+		return views.BackupData{}, err
 	}
 	d := views.BackupData{Backup: b, Admin: backupAdmin(u, t), Now: h.now()}
+	if b.Restorable() {
+		d.Contents = contents(b, d.Admin, nil)
+	}
 	if b.ActivityID != 0 {
 		if d.Activity, err = h.store.FindActivityByID(ctx, b.ActivityID); err != nil && !errors.Is(err, db.ErrNotFound) {
-			return err
+			return views.BackupData{}, err
 		}
 	}
-	return render(c, http.StatusOK, views.BackupPage(page(c, "Backup "+b.ID, "environments"), d))
+	return d, nil
 }
 
 // requireBackupAdmin finds the backup and refuses users who are not admins of

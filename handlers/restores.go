@@ -17,9 +17,14 @@ import (
 
 // restoreRequest reads the restore dialog's choice: an existing target, or a
 // new environment (new_name, or target) branched from branch_from.
+// A partial restore names its services (service, repeated) and a path of the one files service.
 func restoreRequest(c echo.Context, id string) jobs.RestoreRequest {
 	req := jobs.RestoreRequest{BackupID: id, Target: strings.TrimSpace(c.FormValue("target")),
-		BranchFrom: strings.TrimSpace(c.FormValue("branch_from")), Confirm: c.FormValue("confirm"), Actor: actor(c)}
+		BranchFrom: strings.TrimSpace(c.FormValue("branch_from")), Confirm: c.FormValue("confirm"), Actor: actor(c),
+		Path: c.FormValue("path")}
+	if form, err := c.FormParams(); err == nil {
+		req.Services = form["service"]
+	}
 	if req.BranchFrom != "" {
 		if n := strings.TrimSpace(c.FormValue("new_name")); n != "" || c.Request().Method == http.MethodGet {
 			req.Target = n
@@ -58,7 +63,8 @@ func (h *Backups) restoreData(c echo.Context, req jobs.RestoreRequest, errs view
 	if err != nil {
 		return views.RestoreData{}, err
 	}
-	d := views.RestoreData{Backup: b, Target: req.Target, BranchFrom: req.BranchFrom, Errors: errs}
+	d := views.RestoreData{Backup: b, Target: req.Target, BranchFrom: req.BranchFrom, Errors: errs,
+		Services: req.Services, Path: req.Path}
 	if req.BranchFrom != "" {
 		d.NewName = req.Target
 	}
@@ -82,6 +88,7 @@ func (h *Backups) restoreData(c echo.Context, req jobs.RestoreRequest, errs view
 		return d, err
 	default:
 		d.Target, d.Create, d.Commit, d.TargetHead = plan.Target, plan.Create, plan.Commit, plan.TargetHead
+		d.Services, d.Path, d.Scope = plan.Services, plan.Path, plan.Scope()
 		if !plan.Create {
 			d.BranchFrom = ""
 		}
@@ -155,7 +162,7 @@ func (h *Backups) Restore(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	_ = h.session.Flash(c, "success", fmt.Sprintf("Restore of backup %s into %s started (activity %d).", plan.Backup.ID, plan.Target, a.ID))
+	_ = h.session.Flash(c, "success", fmt.Sprintf("%s started (activity %d).", a.Summary, a.ID))
 	return redirect(c, "/environments/"+url.PathEscape(plan.Target)+"/activity")
 }
 

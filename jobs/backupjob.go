@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -91,7 +92,7 @@ func (j *backupJob) complete(ctx context.Context, p *Progress, m *backup.Manifes
 func recordComplete(ctx context.Context, c Catalog, m *backup.Manifest) error {
 	services := make([]db.BackupService, 0, len(m.Services))
 	for _, s := range m.Services {
-		services = append(services, db.BackupService{Name: s.Name, Type: s.Type, Version: s.Version, Size: s.Bytes})
+		services = append(services, db.BackupService{Name: s.Name, Type: s.Type, Version: s.Version, Size: s.Bytes, Path: s.Path, Entry: s.Entry})
 	}
 	complete, progress, size, stored := db.BackupComplete, 100, m.Bytes, m.StoredBytes
 	_, err := c.UpdateBackup(ctx, m.ID, db.BackupUpdate{Status: &complete, Progress: &progress, SizeBytes: &size,
@@ -129,8 +130,15 @@ func (j *restoreJob) Run(ctx context.Context, p *Progress) error {
 	}
 	// Map by name: the backup's services into the target's services of the same name (checked again here,
 	// since the target may have changed while the restore waited in the queue).
+	scoped := map[string]bool{}
+	for _, name := range j.params.Services {
+		scoped[name] = true
+	}
 	var targets []backup.ServiceSpec
 	for _, s := range b.Services {
+		if len(scoped) > 0 && !scoped[s.Name] {
+			continue // a partial restore: the target's other services are not touched
+		}
 		ts := env.Service(s.Name)
 		if ts == nil || ts.Type != s.Type {
 			return fmt.Errorf("environment %q has no %s service %q to restore into: nothing was changed", env.Name,
@@ -145,7 +153,11 @@ func (j *restoreJob) Run(ctx context.Context, p *Progress) error {
 				"`git -C %s checkout %s` to align it", short(b.Commit), env.Name, short(head), env.GitDir, short(b.Commit))
 		}
 	}
-	return j.restoreInto(ctx, p, env, b, targets, "backup "+b.ID)
+	what := "backup " + b.ID
+	if scope := (&RestorePlan{Services: j.params.Services, Path: j.params.Path}).Scope(); scope != "" {
+		what += " (" + scope + ")"
+	}
+	return j.restoreInto(ctx, p, env, b, targets, what)
 }
 
 // restoreInto restores backup b into the target services of env (prepare, pause, switch, release, post_restore
@@ -157,6 +169,7 @@ func (j *restoreJob) restoreInto(ctx context.Context, p *Progress, env *db.Envir
 	p.Logf("preparing %d services of %s beside the live data of %s", len(targets), what, env.Name)
 	hold := o.hold(env, "restore", b.ID, p)
 	res, err := o.Engine.Restore(ctx, backup.RestoreRequest{ID: b.ID, Services: targets, Scratch: restoreScratch(j.activity),
+		Only: j.params.Services, Path: j.params.Path,
 		Hold: func(ctx context.Context) (func(), error) {
 			// Saved before the first switch can happen: a restore cut off without this line changed nothing,
 			// so what it prepared can be removed on restart (see Interrupted).
@@ -215,7 +228,7 @@ func (o *Operations) Interrupted(a *db.Activity) error {
 				".rewind-* directories and files): restore this backup again to finish", a.Environment)
 		}
 		return interrupted("interrupted before the switch: Rewind stopped while preparing; the live data of %s was "+
-			"not changed%s; start the restore again", a.Environment, o.sweep(a.Environment, restoreScratch(a)))
+			"not changed%s; start the restore again", a.Environment, o.sweep(a.Environment, restoreScratch(a), o.restoredSubs(a)...))
 	case TypeDrill:
 		return o.interruptedDrill(a)
 	}
@@ -237,9 +250,31 @@ func logged(log, marker string) bool {
 	return strings.HasPrefix(log, marker+" ") || strings.Contains(log, "\n"+marker+" ")
 }
 
+// restoredSubs are the sub-trees a partial restore activity prepared beside the live ones, as service specs
+// for Sweep (its name and Sub; sweep fills in the rest from the environment).
+func (o *Operations) restoredSubs(a *db.Activity) []backup.ServiceSpec {
+	p, _ := paramsOf[restoreParams](a, TypeRestore)
+	if p.Path == "" || len(p.Services) != 1 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := o.Catalog.FindBackupByID(ctx, a.BackupID)
+	if err != nil || b.Service(p.Services[0]) == nil {
+		return nil
+	}
+	sub := path.Join(b.Service(p.Services[0]).Path, p.Path)
+	// A single file's scratch directory is inside its directory: sweep there too.
+	subs := []backup.ServiceSpec{{Name: p.Services[0], Sub: sub}}
+	if dir := path.Dir(sub); dir != "." {
+		subs = append(subs, backup.ServiceSpec{Name: p.Services[0], Sub: dir})
+	}
+	return subs
+}
+
 // sweep removes what the cut-off operation left beside the live data of environment env and says so, as the
-// end of a sentence.
-func (o *Operations) sweep(env, operation string) string {
+// end of a sentence. subs adds, for services of env, the sub-trees a partial restore prepared.
+func (o *Operations) sweep(env, operation string, subs ...backup.ServiceSpec) string {
 	if o.Engine == nil {
 		return ""
 	}
@@ -249,7 +284,17 @@ func (o *Operations) sweep(env, operation string) string {
 	if err != nil {
 		return "" // deleted since: nothing of it to clean
 	}
-	removed, err := o.Engine.Sweep(ctx, operation, specs(e))
+	services := specs(e)
+	for _, sub := range subs {
+		for _, s := range services {
+			if s.Name == sub.Name {
+				s.Sub = sub.Sub
+				services = append(services, s)
+				break
+			}
+		}
+	}
+	removed, err := o.Engine.Sweep(ctx, operation, services)
 	msg := ""
 	if len(removed) > 0 {
 		msg = "; removed what it had left beside the live data: " + strings.Join(removed, ", ")

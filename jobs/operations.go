@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"path"
 	"strings"
 	"sync"
 	"time"
@@ -102,6 +103,9 @@ type restoreParams struct {
 	At     string `json:"at,omitempty"`
 	// Transient is the id of the capture of the rebuilt state a restore to a moment restores (deleted after).
 	Transient string `json:"transient,omitempty"`
+	// Services and Path scope a partial restore (RestoreRequest.Services and Path).
+	Services []string `json:"services,omitempty"`
+	Path     string   `json:"path,omitempty"`
 }
 
 // BackupRequest asks for a backup of one environment.
@@ -193,16 +197,25 @@ type RestoreRequest struct {
 	Actor      string
 	// Preview asks PlanRestore for the plan's Preview (the dialog, the plan API, the CLI's --dry-run).
 	Preview bool
+	// Services, when set, restores only these services of the backup: the target's others are not touched
+	// (nor paused longer than the switches of these take). Empty: every service.
+	Services []string
+	// Path, when set, restores only this sub-tree of the one files service Services names (a directory,
+	// relative to the mount, see backup.SubPath): the rest of the mount is not touched.
+	Path string
 }
 
 // RestorePlan is what a restore will do, for the confirmation dialog: checked before anything is touched.
 type RestorePlan struct {
 	Backup  *db.Backup
 	Target  string
-	Create  bool                // the target environment is created (branched from BranchFrom)
-	Parent  string              // BranchFrom
-	Mapping []ServiceMapping    // backup service → target service
-	Problem *db.ValidationError // why the restore cannot run (nil when it can)
+	Create  bool             // the target environment is created (branched from BranchFrom)
+	Parent  string           // BranchFrom
+	Mapping []ServiceMapping // backup service → target service: only the services restored
+	// Services and Path are the request's scope, checked and clean (Path "" with Services empty: everything).
+	Services []string
+	Path     string
+	Problem  *db.ValidationError // why the restore cannot run (nil when it can)
 	// Commit is the backup's code commit and TargetHead the target's current checkout HEAD ("" when unknown).
 	Commit, TargetHead string
 	// Preview is what the restore will change, when asked for (RestoreRequest.Preview) and the plan has no
@@ -213,7 +226,12 @@ type RestorePlan struct {
 // ServiceMapping maps one service of the backup to the target's service of the same name.
 type ServiceMapping struct {
 	Name, Type string
-	Target     string // masked URL or path of the target service
+	Target     string // masked URL or path of the target service (of the sub-tree, for a partial files restore)
+	// Path is the sub-tree of the service's folder in the backup that is restored ("" the whole folder), and
+	// Sub where it goes below the target's mount: Path below the backup's own sub-tree (db.BackupService.Path).
+	Path, Sub string
+	// Entry says that Sub is a single file or symlink, not a directory.
+	Entry bool
 }
 
 // PlanRestore checks a restore without starting it.
@@ -243,7 +261,14 @@ func (o *Operations) PlanRestore(ctx context.Context, req RestoreRequest) (*Rest
 		ve.Errors = append(ve.Errors, db.FieldError{Field: "target", Message: fmt.Sprintf(
 			"environment %q is inactive: activate it before restoring into it", target.Name)})
 	}
+	scoped, entry, err := o.restoreScope(ctx, b, req, plan, ve)
+	if err != nil {
+		return nil, err
+	}
 	for _, s := range b.Services {
+		if scoped != nil && !scoped[s.Name] {
+			continue
+		}
 		ts := target.Service(s.Name)
 		switch {
 		case ts == nil:
@@ -259,7 +284,13 @@ func (o *Operations) PlanRestore(ctx context.Context, req RestoreRequest) (*Rest
 			if where == "" {
 				where = ts.Path
 			}
-			plan.Mapping = append(plan.Mapping, ServiceMapping{Name: s.Name, Type: s.Type, Target: where})
+			sm := ServiceMapping{Name: s.Name, Type: s.Type, Target: where}
+			if s.Type == db.ServiceFiles && (s.Path != "" || plan.Path != "") {
+				sm.Path, sm.Entry = plan.Path, s.Entry || entry
+				sm.Sub = path.Join(s.Path, plan.Path)
+				sm.Target = strings.TrimRight(ts.Path, "/") + "/" + sm.Sub
+			}
+			plan.Mapping = append(plan.Mapping, sm)
 		}
 	}
 	if target.GitDir != "" {
@@ -272,6 +303,92 @@ func (o *Operations) PlanRestore(ctx context.Context, req RestoreRequest) (*Rest
 		plan.Preview = o.previewRestore(ctx, b, target, plan.Mapping, plan.Create)
 	}
 	return plan, nil
+}
+
+// Scope says what part of the backup the plan restores, as in "service uploads, path images/2026" or
+// "services db, cache"; "" for the whole backup.
+func (p *RestorePlan) Scope() string {
+	switch {
+	case len(p.Services) == 0:
+		return ""
+	case p.Path != "":
+		return fmt.Sprintf("service %s, path %s", p.Services[0], p.Path)
+	case len(p.Services) == 1:
+		return "service " + p.Services[0]
+	}
+	return "services " + strings.Join(p.Services, ", ")
+}
+
+// restoreScope checks the scope of a partial restore (req.Services, req.Path) against backup b, sets it on the
+// plan, and returns the services restored (nil: all) and whether the path is a single file or symlink. What the request names wrongly goes into ve: nothing is
+// touched, and the message says what to pass instead.
+func (o *Operations) restoreScope(ctx context.Context, b *db.Backup, req RestoreRequest, plan *RestorePlan, ve *db.ValidationError) (scoped map[string]bool, entry bool, err error) {
+	names := make([]string, 0, len(b.Services))
+	for _, s := range b.Services {
+		names = append(names, s.Name)
+	}
+	for _, name := range req.Services {
+		name = strings.TrimSpace(name)
+		if name == "" || scoped[name] {
+			continue
+		}
+		if b.Service(name) == nil {
+			ve.Errors = append(ve.Errors, db.FieldError{Field: "services", Message: fmt.Sprintf(
+				"backup %s has no service %q: pass one of %s, or none to restore them all", b.ID, name,
+				strings.Join(names, ", "))})
+			continue
+		}
+		if scoped == nil {
+			scoped = map[string]bool{}
+		}
+		scoped[name] = true
+		plan.Services = append(plan.Services, name)
+	}
+	p, err := backup.SubPath(req.Path)
+	if err != nil {
+		ve.Errors = append(ve.Errors, db.FieldError{Field: "path", Message: strings.TrimPrefix(err.Error(), backup.ErrBadPath.Error()+": ")})
+		return scoped, false, nil
+	}
+	if p == "" {
+		return scoped, false, nil
+	}
+	var files []string
+	for _, s := range b.Services {
+		if s.Type == db.ServiceFiles {
+			files = append(files, s.Name)
+		}
+	}
+	switch {
+	case len(files) == 0:
+		ve.Errors = append(ve.Errors, db.FieldError{Field: "path", Message: fmt.Sprintf(
+			"backup %s has no files service, so no path to restore: restore a service without a path", b.ID)})
+		return scoped, false, nil
+	case len(plan.Services) != 1 || b.Service(plan.Services[0]).Type != db.ServiceFiles:
+		ve.Errors = append(ve.Errors, db.FieldError{Field: "path", Message: fmt.Sprintf(
+			"a path restores part of one files service: pass exactly one service with it, one of %s",
+			strings.Join(files, ", "))})
+		return scoped, false, nil
+	}
+	plan.Path = p
+	if o.Engine == nil {
+		return scoped, false, nil
+	}
+	if bs := b.Service(plan.Services[0]); bs.Entry {
+		ve.Errors = append(ve.Errors, db.FieldError{Field: "path", Message: fmt.Sprintf(
+			"backup %s holds the single file /%s of %q: restore it without a path", b.ID, bs.Path, bs.Name)})
+		return scoped, false, nil
+	}
+	// The path must be in the backup: checked in the repository before anything is touched.
+	st, err := o.Engine.Stat(ctx, b.ID, plan.Services[0], p)
+	if err != nil {
+		if !errors.Is(err, backup.ErrNotInBackup) && !errors.Is(err, backup.ErrBadPath) {
+			return nil, false, fmt.Errorf("check path %q of backup %s: %w", p, b.ID, err)
+		}
+		msg := strings.TrimPrefix(strings.TrimPrefix(err.Error(), backup.ErrNotInBackup.Error()+": "), backup.ErrBadPath.Error()+": ")
+		ve.Errors = append(ve.Errors, db.FieldError{Field: "path", Message: msg})
+		return scoped, false, nil
+	}
+	return scoped, st.Type != backup.EntryDir, nil
 }
 
 // restoreTarget finds the environment a restore goes into, or (with branchFrom, when it does not exist) the
@@ -320,11 +437,16 @@ func (o *Operations) StartRestore(ctx context.Context, req RestoreRequest) (*db.
 			return nil, plan, err
 		}
 	}
-	params, _ := json.Marshal(restoreParams{Target: plan.Target, BranchFrom: plan.Parent, PreRestoreID: backup.NewID()})
-	summary := fmt.Sprintf("Restore of backup %s into %s", plan.Backup.ID, plan.Target)
+	params, _ := json.Marshal(restoreParams{Target: plan.Target, BranchFrom: plan.Parent, PreRestoreID: backup.NewID(),
+		Services: plan.Services, Path: plan.Path})
+	what := "backup " + plan.Backup.ID
 	if plan.Target != plan.Backup.Environment {
-		summary = fmt.Sprintf("Restore of backup %s of %s into %s", plan.Backup.ID, plan.Backup.Environment, plan.Target)
+		what += " of " + plan.Backup.Environment
 	}
+	if scope := plan.Scope(); scope != "" {
+		what += " (" + scope + ")"
+	}
+	summary := fmt.Sprintf("Restore of %s into %s", what, plan.Target)
 	a := &db.Activity{Type: TypeRestore, Environment: plan.Target, Actor: req.Actor, State: db.ActivityQueued,
 		BackupID: plan.Backup.ID, Params: string(params), Summary: summary}
 	if err := o.Catalog.CreateActivity(ctx, a); err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,6 +86,15 @@ type FileChange struct {
 	NowSize int64 // live (Changed only)
 }
 
+// prefix puts sub-tree p in front of every path listed.
+func (fc *FilesChange) prefix(p string) {
+	for _, g := range []*FileGroup{&fc.Added, &fc.Removed, &fc.Changed} {
+		for i := range g.Files {
+			g.Files[i].Path = p + "/" + g.Files[i].Path
+		}
+	}
+}
+
 func (g *FileGroup) add(f FileChange) {
 	g.Count++
 	g.Bytes += f.Size
@@ -119,7 +130,7 @@ func (o *Operations) previewRestore(ctx context.Context, b *db.Backup, target *d
 			go func() {
 				defer wg.Done()
 				live[i], liveErr[i] = o.Engine.LiveSummary(ctx, backup.ServiceSpec{Name: ts.Name, Type: ts.Type,
-					URL: ts.URL, Path: ts.Path, Exclude: ts.Exclude})
+					URL: ts.URL, Path: ts.Path, Exclude: ts.Exclude, Sub: sm.Sub, Entry: sm.Entry})
 			}()
 		}
 	}
@@ -151,10 +162,49 @@ func (o *Operations) previewRestore(ctx context.Context, b *db.Backup, target *d
 		case liveErr[i] != nil:
 			sp.Unavailable = unavailable(liveErr[i])
 		default:
+			if sm.Path != "" {
+				then = underPath(then, sm.Path, sm.Entry)
+			}
 			diffSummaries(sp, then, live[i])
+			if dir := subDir(sm); sp.Files != nil && dir != "" {
+				sp.Files.prefix(dir) // paths from the mount, as the user named them
+			}
 		}
 	}
 	return p
+}
+
+// underPath is the part of a files service's backup summary below sub-tree p, with paths relative to it (as
+// the live side's, read from the sub-tree alone); with entry, p is a single file or symlink, listed by its name
+// (as the live side of its directory lists it).
+func underPath(s *backup.Summary, p string, entry bool) *backup.Summary {
+	out := &backup.Summary{Files: []backup.FileStat{}}
+	for _, f := range s.Files {
+		if entry {
+			if f.Path == p {
+				f.Path = path.Base(p)
+				out.Files = append(out.Files, f)
+			}
+			continue
+		}
+		if rel, ok := strings.CutPrefix(f.Path, p+"/"); ok {
+			f.Path = rel
+			out.Files = append(out.Files, f)
+		}
+	}
+	return out
+}
+
+// subDir is the directory of the mount a mapping's files are listed from: its sub-tree, or the directory of
+// its single entry.
+func subDir(sm ServiceMapping) string {
+	if !sm.Entry {
+		return sm.Sub
+	}
+	if d := path.Dir(sm.Sub); d != "." {
+		return d
+	}
+	return ""
 }
 
 // unavailable is the Unavailable text of a service whose preview failed with err.

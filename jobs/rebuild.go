@@ -190,7 +190,7 @@ func reconcileBackups(ctx context.Context, catalog *db.DB, engine *backup.Engine
 func backupServices(m *backup.Manifest) []db.BackupService {
 	var out []db.BackupService
 	for _, s := range m.Services {
-		out = append(out, db.BackupService{Name: s.Name, Type: s.Type, Version: s.Version, Size: s.Bytes})
+		out = append(out, db.BackupService{Name: s.Name, Type: s.Type, Version: s.Version, Size: s.Bytes, Path: s.Path, Entry: s.Entry})
 	}
 	return out
 }

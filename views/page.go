@@ -313,4 +313,4 @@ func minPassword() string {
 
 // Fragments are the ids of the templ.Fragment parts of pages that HTMX asks
 // for by target id; everything else renders whole.
-func Fragments() []string { return []string{"feed", "backups", "drills"} }
+func Fragments() []string { return []string{"feed", "backups", "drills", "backup-contents"} }

@@ -127,6 +127,15 @@ func TestAuthorizationMatrix(t *testing.T) {
 			[]string{login, ok, forbidden, forbidden, forbidden, forbidden}},
 		{"restore production backup into staging", static("/backups/" + prodBackup + "/restore"), func() url.Values { return url.Values{"target": {"bstage"}, "confirm": {"bstage"}} },
 			[]string{login, ok, forbidden, forbidden, forbidden, forbidden}},
+		{"restore one service of staging backup", static("/backups/" + stageBackup + "/restore"), func() url.Values {
+			return url.Values{"target": {"bstage"}, "confirm": {"bstage"}, "service": {"uploads"}}
+		}, []string{login, ok, forbidden, forbidden, ok, ok}},
+		{"restore one service of production backup", static("/backups/" + prodBackup + "/restore"), func() url.Values {
+			return url.Values{"target": {"bprod"}, "confirm": {"bprod"}, "service": {"uploads"}}
+		}, []string{login, ok, forbidden, forbidden, forbidden, forbidden}},
+		{"restore a path of production backup", static("/backups/" + prodBackup + "/restore"), func() url.Values {
+			return url.Values{"target": {"bprod"}, "confirm": {"bprod"}, "service": {"uploads"}, "path": {"/"}}
+		}, []string{login, ok, forbidden, forbidden, forbidden, forbidden}},
 		{"delete staging backup", func() string { return "/backups/" + freshBackup("bstage")() + "/delete" }, none,
 			[]string{login, ok, forbidden, forbidden, ok, ok}},
 		{"delete production backup", func() string { return "/backups/" + freshBackup("bprod")() + "/delete" }, none,
@@ -205,6 +214,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 			[]string{unauth, ok, forbidden, forbidden, forbidden, forbidden}},
 		{"restore production backup into staging", http.MethodPost, static("/api/v1/backups/" + prodBackup + "/restore"),
 			jsonBody(`{"target":"bstage","confirm":"bstage"}`), []string{unauth, ok, forbidden, forbidden, forbidden, forbidden}},
+		{"restore one service of staging backup", http.MethodPost, static("/api/v1/backups/" + stageBackup + "/restore"),
+			jsonBody(`{"confirm":"bstage","services":["uploads"]}`), []string{unauth, ok, forbidden, forbidden, ok, ok}},
+		{"restore one service of production backup", http.MethodPost, static("/api/v1/backups/" + prodBackup + "/restore"),
+			jsonBody(`{"confirm":"bprod","services":["uploads"]}`), []string{unauth, ok, forbidden, forbidden, forbidden, forbidden}},
+		{"restore a path of production backup into staging", http.MethodPost, static("/api/v1/backups/" + prodBackup + "/restore"),
+			jsonBody(`{"target":"bstage","confirm":"bstage","services":["uploads"],"path":"/"}`), []string{unauth, ok, forbidden, forbidden, forbidden, forbidden}},
+		{"browse production backup", http.MethodGet, static("/api/v1/backups/" + prodBackup + "/browse?service=uploads"), noBody,
+			[]string{unauth, ok, ok, ok, ok, ok}},
 		{"download staging backup", http.MethodGet, static("/api/v1/backups/" + stageBackup + "/download"), noBody,
 			[]string{unauth, ok, forbidden, forbidden, ok, ok}},
 		{"download production backup", http.MethodGet, static("/api/v1/backups/" + prodBackup + "/download"), noBody,

@@ -48,6 +48,10 @@ func classify(err error) (status int, e apiError) {
 	case errors.Is(err, jobs.ErrRefused):
 		return http.StatusConflict, apiError{Code: "refused",
 			Message: strings.TrimSuffix(err.Error(), ": "+jobs.ErrRefused.Error())}
+	case errors.Is(err, backup.ErrBadPath):
+		return http.StatusBadRequest, apiError{Code: "bad_path", Message: err.Error()}
+	case errors.Is(err, backup.ErrNotInBackup):
+		return http.StatusNotFound, apiError{Code: "not_found", Message: err.Error()}
 	case errors.Is(err, db.ErrNotFound), errors.Is(err, backup.ErrNotFound):
 		return http.StatusNotFound, apiError{Code: "not_found",
 			Message: "Not found: it does not exist or was removed. Check the name or go back to the list."}

@@ -18,6 +18,17 @@ import (
 // The last matching pattern decides.
 type Matcher struct {
 	rules []rule
+	// prefix is the path of the tree the matcher is applied to, relative to the mount (Under).
+	prefix string
+}
+
+// Under returns a matcher for the sub-tree sub of the mount (slash-separated, relative): it takes paths
+// relative to sub and applies the mount's patterns to them as to the same paths below the mount.
+func (m *Matcher) Under(sub string) *Matcher {
+	if m == nil || sub == "" {
+		return m
+	}
+	return &Matcher{rules: m.rules, prefix: path.Join(m.prefix, sub)}
 }
 
 type rule struct {
@@ -70,6 +81,9 @@ func NewMatcher(patterns []string) (*Matcher, error) {
 func (m *Matcher) Excluded(rel string, isDir bool) bool {
 	if m == nil {
 		return false
+	}
+	if m.prefix != "" {
+		rel = m.prefix + "/" + rel
 	}
 	parts := strings.Split(rel, "/")
 	excluded := false

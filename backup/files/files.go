@@ -40,7 +40,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/kopia/kopia/fs"
@@ -52,6 +54,10 @@ import (
 type Source struct {
 	root  string
 	match *Matcher
+	// mount is, for the Source of a sub-tree (Under), the mount's root; "" when root is the mount.
+	mount string
+	// entry is, for the Source of a single entry (UnderEntry), its name in root; "" for a whole tree.
+	entry string
 	// forceInside makes Prepare and Switch work as for a mount point (tests only).
 	forceInside bool
 }
@@ -82,11 +88,94 @@ var (
 	_ backup.Source  = (*Source)(nil)
 	_ backup.Stager  = (*Source)(nil)
 	_ backup.Sweeper = (*Source)(nil)
+	_ backup.Subtree = (*Source)(nil)
 )
 
 // Driver builds the Source of a files service (spec.Path, spec.Exclude).
 func Driver(spec backup.ServiceSpec) (backup.Source, error) {
 	return New(spec.Path, spec.Exclude)
+}
+
+// Subtree is Under, or UnderEntry for a single entry, for the engine (backup.Subtree).
+func (s *Source) Subtree(sub string, entry bool) (backup.Source, error) {
+	if entry {
+		return s.UnderEntry(sub)
+	}
+	return s.Under(sub)
+}
+
+// UnderEntry returns the Source of the single entry sub of the mount (a file or a symlink, see backup.SubPath):
+// its folders are the entry's directory holding that entry alone (or nothing, when it is absent), its restore
+// prepares the entry in a scratch directory beside it and exchanges the two entries (or moves the one that
+// exists: restoring an absence moves the live entry aside), and its summary is that entry alone.
+func (s *Source) UnderEntry(sub string) (*Source, error) {
+	clean, err := backup.SubPath(sub)
+	if err != nil {
+		return nil, fmt.Errorf("files: %w", err)
+	}
+	if clean == "" {
+		return nil, errors.New("files: a single entry needs a path")
+	}
+	dir, name := path.Split(clean)
+	parent, err := s.Under(strings.TrimSuffix(dir, "/"))
+	if err != nil {
+		return nil, err
+	}
+	if parent.mount == "" {
+		parent = &Source{root: parent.root, mount: s.root, match: parent.match}
+	}
+	parent.entry = name
+	return parent, nil
+}
+
+// Under returns the Source of the sub-tree sub of the mount (see backup.SubPath): it captures, restores and
+// summarizes that directory alone, with the mount's excludes applied as below the mount. Its restore builds the
+// sub-tree beside the live one, inside the mount, and exchanges the two; Prepare refuses a sub-tree whose place
+// in the live mount runs through a symlink (it could lead out of the mount).
+func (s *Source) Under(sub string) (*Source, error) {
+	clean, err := backup.SubPath(sub)
+	if err != nil {
+		return nil, fmt.Errorf("files: %w", err)
+	}
+	if clean == "" {
+		return s, nil
+	}
+	return &Source{root: filepath.Join(s.root, filepath.FromSlash(clean)), mount: s.root, match: s.match.Under(clean),
+		forceInside: s.forceInside}, nil
+}
+
+// checkSub refuses a sub-tree source whose path below the mount passes through a symlink or a file in the live
+// mount; a missing directory on the way is fine (the restore creates it).
+func (s *Source) checkSub() error {
+	if s.mount == "" {
+		return nil
+	}
+	rel, err := filepath.Rel(s.mount, s.root)
+	if err != nil {
+		return fmt.Errorf("files: sub-tree %s: %w", s.root, err)
+	}
+	p := s.mount
+	for _, el := range strings.Split(filepath.ToSlash(rel), "/") {
+		p = filepath.Join(p, el)
+		fi, err := os.Lstat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("files: sub-tree %s: %w", p, err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("files: %s in the live mount is not a directory (a symlink or a file): a partial "+
+				"restore never writes through it; restore the directory that holds it instead", p)
+		}
+	}
+	if s.entry != "" {
+		if fi, err := os.Lstat(filepath.Join(s.root, s.entry)); err == nil && fi.IsDir() {
+			return fmt.Errorf("files: %s is a directory in the live mount, a file in the backup: restore the "+
+				"directory that holds it instead", filepath.Join(s.root, s.entry))
+		}
+	}
+	return nil
 }
 
 // New returns the Source of the mount at root with gitignore-style exclude patterns.

@@ -20,6 +20,12 @@ import (
 // Prepare writes dir into a sibling directory of the mount; the live tree is not touched. Switch carries the
 // mount's excluded entries over into the restored tree, so a restore never drops what the backup did not cover.
 func (s *Source) Prepare(ctx context.Context, dir fs.Directory, p backup.Progress) (backup.Prepared, error) {
+	if err := s.checkSub(); err != nil {
+		return nil, err
+	}
+	if s.entry != "" {
+		return s.prepareEntry(ctx, dir, p)
+	}
 	id := backup.ScratchID(ctx)
 	target := s.sibling("restore", id)
 	inside := s.isMountPoint()
@@ -59,45 +65,50 @@ type restorer struct {
 // metadata.
 func (r *restorer) dir(ctx context.Context, d fs.Directory, dst, rel string) error {
 	err := fs.IterateEntries(ctx, d, func(ctx context.Context, e fs.Entry) error {
-		name := e.Name()
-		if err := backup.CheckEntryName(name); err != nil {
-			return err
-		}
-		crel := path.Join(rel, name)
-		p := filepath.Join(dst, name)
-		switch e := e.(type) {
-		case fs.Directory:
-			if err := os.Mkdir(p, 0o700); err != nil {
-				return fmt.Errorf("restore %q: %w", crel, err)
-			}
-			return r.dir(ctx, e, p, crel)
-		case fs.Symlink:
-			target, err := e.Readlink(ctx)
-			if err != nil {
-				return fmt.Errorf("restore %q: %w", crel, err)
-			}
-			if target == "" || strings.ContainsRune(target, 0) {
-				return fmt.Errorf("restore %q: %w: symlink target is empty or holds NUL", crel, backup.ErrUnsafeName)
-			}
-			// The target is restored as it was, even when it is absolute or leaves the mount (a link to
-			// shared configuration, say): it is only data here. Nothing below ever resolves a restored link:
-			// every entry is created with a name in a directory this restorer made (a name that exists fails),
-			// files are opened O_NOFOLLOW, times and owners set without following, and moveExcluded checks
-			// each directory it descends into.
-			if err := os.Symlink(target, p); err != nil {
-				return fmt.Errorf("restore %q: %w", crel, err)
-			}
-			return r.meta(e, p, crel, true)
-		case fs.File:
-			return r.file(ctx, e, p, crel)
-		default:
-			return fmt.Errorf("restore %q: unsupported entry type %v", crel, e.Mode().Type())
-		}
+		return r.entry(ctx, e, dst, rel)
 	})
 	if err != nil {
 		return err //nolint:wrapcheck
 	}
 	return r.meta(d, dst, rel, false)
+}
+
+// entry restores e into the existing directory at dst (rel below the mount).
+func (r *restorer) entry(ctx context.Context, e fs.Entry, dst, rel string) error {
+	name := e.Name()
+	if err := backup.CheckEntryName(name); err != nil {
+		return err
+	}
+	crel := path.Join(rel, name)
+	p := filepath.Join(dst, name)
+	switch e := e.(type) {
+	case fs.Directory:
+		if err := os.Mkdir(p, 0o700); err != nil {
+			return fmt.Errorf("restore %q: %w", crel, err)
+		}
+		return r.dir(ctx, e, p, crel)
+	case fs.Symlink:
+		target, err := e.Readlink(ctx)
+		if err != nil {
+			return fmt.Errorf("restore %q: %w", crel, err)
+		}
+		if target == "" || strings.ContainsRune(target, 0) {
+			return fmt.Errorf("restore %q: %w: symlink target is empty or holds NUL", crel, backup.ErrUnsafeName)
+		}
+		// The target is restored as it was, even when it is absolute or leaves the mount (a link to
+		// shared configuration, say): it is only data here. Nothing below ever resolves a restored link:
+		// every entry is created with a name in a directory this restorer made (a name that exists fails),
+		// files are opened O_NOFOLLOW, times and owners set without following, and moveExcluded checks
+		// each directory it descends into.
+		if err := os.Symlink(target, p); err != nil {
+			return fmt.Errorf("restore %q: %w", crel, err)
+		}
+		return r.meta(e, p, crel, true)
+	case fs.File:
+		return r.file(ctx, e, p, crel)
+	default:
+		return fmt.Errorf("restore %q: unsupported entry type %v", crel, e.Mode().Type())
+	}
 }
 
 func (r *restorer) file(ctx context.Context, e fs.File, p, rel string) error {

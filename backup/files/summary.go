@@ -13,6 +13,9 @@ var _ backup.Summarizer = (*Source)(nil)
 // Summarize lists the live mount's files and symlinks with their sizes, times and modes: a stat-only walk
 // with the excludes a backup applies, reading no file.
 func (s *Source) Summarize(ctx context.Context) (*backup.Summary, error) {
+	if s.entry != "" {
+		return s.summarizeEntry()
+	}
 	if _, err := os.Lstat(s.root); os.IsNotExist(err) {
 		return &backup.Summary{Files: []backup.FileStat{}}, nil // no mount yet: no files
 	}

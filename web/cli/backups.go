@@ -27,7 +27,7 @@ import (
 // (backup:list), backup:get, backup:restore, backup:delete, backup:download.
 func backupCommands() []*cobra.Command {
 	return []*cobra.Command{newBackupCreateCommand(), newBackupsCommand(), newBackupGetCommand(),
-		newBackupRestoreCommand(), newBackupDeleteCommand(), newBackupDownloadCommand()}
+		newBackupBrowseCommand(), newBackupRestoreCommand(), newBackupDeleteCommand(), newBackupDownloadCommand()}
 }
 
 // backupResponse is GET /api/v1/backups/{id}.
@@ -324,10 +324,11 @@ func printBackup(w io.Writer, resp backupResponse) error {
 func newBackupRestoreCommand() *cobra.Command {
 	var flags clientFlags
 	var wf waitFlags
-	var env, target, branchFrom, at string
+	var env, target, branchFrom, at, path string
+	var services []string
 	var dryRun bool
 	cmd := &cobra.Command{
-		Use:   "backup:restore {BACKUP | --at TIME} [-e ENV] [--target ENV] [--branch-from PARENT] [--dry-run] [--yes] [--no-wait]",
+		Use:   "backup:restore {BACKUP | --at TIME} [-e ENV] [--target ENV] [--branch-from PARENT] [--service S]... [--path P] [--dry-run] [--yes] [--no-wait]",
 		Short: "Restore a backup, or an environment as it was at a moment, into its environment, another one, or a new branch",
 		Long: `Restore a backup. The target's current state is replaced; what the switch replaces is kept as a
 pre-restore backup (undo = restore it). Services are mapped by name, and a restore whose services do
@@ -341,6 +342,11 @@ the backup, Redis keys, files added, removed and changed, and how old the data w
 prints that (with --json: the plan as the API returns it) and changes nothing.
 Without --yes you are asked to type the target's name; without a terminal the command refuses.
 
+--service S (repeatable) restores only these services of the backup: the target's other services are
+not touched. --path P with one files service restores only that directory or file of its mount
+(relative to the mount, see rewind backup:browse): the rest of the mount is not touched, and the undo
+(restoring the pre-restore backup) puts back that directory or file only.
+
 --at TIME (RFC 3339, e.g. 2026-12-01T10:42:13Z) instead of a backup restores the state of -e at that
 moment (point-in-time restore of an environment with pitr on): each service is rebuilt at its last
 commit at or before TIME, which the plan shows, then restored like a backup. A moment in the future,
@@ -353,6 +359,8 @@ moments.`,
 				return fmt.Errorf("restore either backup %s or the state at --at %s, not both", args[0], at)
 			case at == "" && len(args) == 0:
 				return errors.New("name the backup to restore (see rewind backups -e ENV), or --at TIME to restore an environment as it was then")
+			case at != "" && (len(services) > 0 || path != ""):
+				return errors.New("--service and --path restore part of a backup: name the backup instead of --at")
 			}
 			c, err := flags.client()
 			if err != nil {
@@ -362,7 +370,7 @@ moments.`,
 			if at != "" {
 				err = planRestoreAt(r, env, at, target, branchFrom)
 			} else {
-				err = planBackupRestore(r, args[0], env, target, branchFrom)
+				err = planBackupRestore(r, args[0], env, target, branchFrom, services, path)
 			}
 			if err != nil {
 				return err
@@ -375,6 +383,8 @@ moments.`,
 	cmd.Flags().StringVar(&at, "at", "", "restore the state of -e at this moment, RFC 3339 (e.g. 2026-12-01T10:42:13Z), instead of a backup")
 	cmd.Flags().StringVar(&target, "target", "", "environment to restore into (default: -e)")
 	cmd.Flags().StringVar(&branchFrom, "branch-from", "", "create the target as a child of this environment when it does not exist")
+	cmd.Flags().StringArrayVar(&services, "service", nil, "restore only this service of the backup (repeatable)")
+	cmd.Flags().StringVar(&path, "path", "", "with one files --service: restore only this directory or file of its mount")
 	cmd.Flags().BoolVar(&wf.yes, "yes", false, "do not ask for confirmation")
 	cmd.Flags().BoolVar(&wf.noWait, "no-wait", false, "return once the restore is queued")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show the plan and what the restore changes, then stop: nothing is changed")
@@ -382,8 +392,8 @@ moments.`,
 }
 
 // planBackupRestore plans the restore of backup id (taken on env, when given) into target or a new branch of
-// branchFrom.
-func planBackupRestore(r *restoreRun, id, env, target, branchFrom string) error {
+// branchFrom: of services and a path of one of them, when given (a partial restore).
+func planBackupRestore(r *restoreRun, id, env, target, branchFrom string, services []string, path string) error {
 	ctx := r.cmd.Context()
 	var b backupResponse
 	if _, err := r.client.do(ctx, http.MethodGet, "/api/v1/backups/"+url.PathEscape(id), nil, &b); err != nil {
@@ -399,13 +409,20 @@ func planBackupRestore(r *restoreRun, id, env, target, branchFrom string) error 
 	var plan struct {
 		Plan handlers.RestorePlanJSON `json:"plan"`
 	}
-	q := url.Values{"target": {target}, "branch_from": {branchFrom}}
+	q := url.Values{"target": {target}, "branch_from": {branchFrom}, "service": services}
+	if path != "" {
+		q.Set("path", path)
+	}
 	if _, err := r.client.do(ctx, http.MethodGet, "/api/v1/backups/"+url.PathEscape(id)+"/restore?"+q.Encode(), nil, &plan); err != nil {
 		return fmt.Errorf("restore %s: %w", id, err)
 	}
 	p := plan.Plan
 	r.what, r.plan, r.start = id, plan, "/api/v1/backups/"+url.PathEscape(id)+"/restore"
 	r.target, r.create, r.parent, r.problems = p.Target, p.Create, p.BranchFrom, p.Problems
+	if len(p.Services) > 0 {
+		r.body = map[string]any{"services": p.Services, "path": p.Path}
+		r.what = id + " (" + p.Scope + ")"
+	}
 	r.print = func(w io.Writer) {
 		printPlan(w, p)
 		printPreview(w, p.Preview)
@@ -417,6 +434,9 @@ func printPlan(w io.Writer, p handlers.RestorePlanJSON) {
 	if p.Create {
 		fmt.Fprintf(w, "A new environment %s is created as a child of %s, then backup %s of %s is restored into it.\n",
 			p.Target, p.BranchFrom, p.BackupID, p.Environment)
+	} else if p.Scope != "" {
+		fmt.Fprintf(w, "Only %s of %s is replaced by backup %s of %s; everything else is not touched. What it replaces is kept as a pre-restore backup (undo = restore it).\n",
+			p.Scope, p.Target, p.BackupID, p.Environment)
 	} else {
 		fmt.Fprintf(w, "The current state of %s is replaced by backup %s of %s; what it replaces is kept as a pre-restore backup (undo = restore it).\n",
 			p.Target, p.BackupID, p.Environment)

@@ -31,7 +31,7 @@ func planRestoreAt(r *restoreRun, env, at, target, branchFrom string) error {
 		return fmt.Errorf("restore %s to %s: %w", env, at, err)
 	}
 	p := plan.Plan
-	r.what, r.plan, r.start, r.body = env+" at "+at, plan, base, map[string]string{"at": moment}
+	r.what, r.plan, r.start, r.body = env+" at "+at, plan, base, map[string]any{"at": moment}
 	r.target, r.create, r.parent, r.problems = p.Target, p.Create, p.Parent, p.Problems
 	r.print = func(w io.Writer) { printRestoreAtPlan(w, p) }
 	r.done = env + " restored to " + at + " into " + p.Target

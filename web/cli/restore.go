@@ -28,8 +28,8 @@ type restoreRun struct {
 	problems []db.FieldError // why the plan cannot run
 	print    func(io.Writer) // prints the plan for a person
 	start    string          // the API path that starts the restore
-	body     map[string]string
-	done     string // what stdout says once it is done; default: "<what> restored into <target>"
+	body     map[string]any  // more of the POST body (the moment, a partial restore's scope)
+	done     string          // what stdout says once it is done; default: "<what> restored into <target>"
 }
 
 // run prints the plan (on stdout for a dry run, else stderr), refuses one with problems, stops there for a dry
@@ -63,7 +63,7 @@ func (r *restoreRun) run() error {
 			return err
 		}
 	}
-	body := map[string]string{"target": r.target, "confirm": r.target}
+	body := map[string]any{"target": r.target, "confirm": r.target}
 	for k, v := range r.body {
 		body[k] = v
 	}
