@@ -55,10 +55,13 @@ func (b *Backup) Service(name string) *BackupService {
 // Backup is one backup of an environment as the dashboard lists it. The repository holds its content and its
 // manifest; the catalog row carries its state.
 type Backup struct {
-	ID           string          `json:"id"`
-	Environment  string          `json:"environment"`
-	Kind         string          `json:"kind"`
-	Live         bool            `json:"live"`
+	ID          string `json:"id"`
+	Environment string `json:"environment"`
+	Kind        string `json:"kind"`
+	Live        bool   `json:"live"`
+	// Partial is set when the backup holds only part of its environment (the pre-restore backup of a
+	// partial restore): it undoes that restore but is no recovery point of the whole environment.
+	Partial      bool            `json:"partial,omitempty"`
 	Status       string          `json:"status"`
 	Progress     int             `json:"progress"`
 	ActivityID   int64           `json:"activity_id,omitempty"`
@@ -120,11 +123,11 @@ func (db *DB) CreateBackup(ctx context.Context, b *Backup) error {
 		return fmt.Errorf("create backup: %w", err)
 	}
 	_, err = db.sql.ExecContext(ctx, `INSERT INTO backups (id, environment, kind, live, status, progress, activity_id,
-		restored_from, code_commit, size_bytes, new_bytes, pause_ms, services, error, created_at, completed_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		restored_from, code_commit, size_bytes, new_bytes, pause_ms, services, error, created_at, completed_at, partial)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		b.ID, b.Environment, b.Kind, b.Live, b.Status, b.Progress, nullID(b.ActivityID), b.RestoredFrom, b.Commit,
 		b.SizeBytes, b.NewBytes, b.Pause.Milliseconds(), string(services), b.Error, formatTime(b.CreatedAt),
-		timeArg(b.CompletedAt))
+		timeArg(b.CompletedAt), b.Partial)
 	if err != nil {
 		if isUniqueViolation(err) {
 			return fmt.Errorf("backup %s: %w", b.ID, ErrConflict)
@@ -224,6 +227,8 @@ type BackupFilter struct {
 	// costs no full count (the Backups tab shows "of 1000+"); 0 counts them all. A capped count may be up to
 	// a second old when another process changed the backups (recentCache).
 	CountUpTo int
+	// Whole leaves out the backups that hold only part of their environment (Backup.Partial).
+	Whole bool
 	// Brief reads only the columns a list of backups shows (id, environment, kind, live, status, progress, sizes,
 	// pause, error, created_at): Services, ActivityID, RestoredFrom, Commit and CompletedAt are left zero.
 	// Decoding the services' JSON was a tenth of the Backups tab's CPU, reading the other columns a twentieth.
@@ -248,6 +253,9 @@ func (db *DB) FindBackups(ctx context.Context, f BackupFilter) ([]*Backup, int, 
 	if f.Before != "" {
 		where = append(where, "(created_at, id) < (SELECT created_at, id FROM backups WHERE id = ?)")
 		args = append(args, f.Before)
+	}
+	if f.Whole {
+		where = append(where, "partial = 0")
 	}
 	cond := strings.Join(where, " AND ")
 	var total int
@@ -384,7 +392,7 @@ func (db *DB) DeleteBackup(ctx context.Context, id string) error {
 }
 
 const backupColumns = `id, environment, kind, live, status, progress, COALESCE(activity_id, 0), restored_from,
-	code_commit, size_bytes, new_bytes, pause_ms, services, error, created_at, completed_at`
+	code_commit, size_bytes, new_bytes, pause_ms, services, error, created_at, completed_at, partial`
 
 // backupSlab is how many backups FindBackups allocates at once.
 const backupSlab = 32
@@ -393,7 +401,7 @@ func scanBackup(row interface{ Scan(...any) error }, b *Backup) error {
 	var services string
 	err := row.Scan(&b.ID, &b.Environment, &b.Kind, &b.Live, &b.Status, &b.Progress, &b.ActivityID, &b.RestoredFrom,
 		&b.Commit, &b.SizeBytes, &b.NewBytes, &b.PauseMS, &services, &b.Error, timeCol{&b.CreatedAt},
-		nullTime{&b.CompletedAt})
+		nullTime{&b.CompletedAt}, &b.Partial)
 	if err != nil {
 		return err
 	}

@@ -19,10 +19,11 @@ type BackupPoint struct {
 // Took is how long the backup ran, from its start to its completion.
 func (p BackupPoint) Took() time.Duration { return max(p.CompletedAt.Sub(p.CreatedAt), 0) }
 
-// FindBackupHistory returns env's newest n complete backups, newest first.
+// FindBackupHistory returns env's newest n complete backups of the whole environment (no partial pre-restore
+// backup), newest first.
 func (db *DB) FindBackupHistory(ctx context.Context, env string, n int) ([]BackupPoint, error) {
 	rows, err := db.sql.QueryContext(ctx, `SELECT id, kind, size_bytes, created_at, completed_at FROM backups
-		WHERE environment = ? AND status = ? ORDER BY created_at DESC, id DESC LIMIT ?`, env, BackupComplete, n)
+		WHERE environment = ? AND status = ? AND partial = 0 ORDER BY created_at DESC, id DESC LIMIT ?`, env, BackupComplete, n)
 	if err != nil {
 		return nil, fmt.Errorf("backup history of %s: %w", env, err)
 	}

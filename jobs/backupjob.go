@@ -326,7 +326,7 @@ func (j *restoreJob) keepReplaced(ctx context.Context, p *Progress, env *db.Envi
 		restoredFrom = "" // a restore to a moment: the backup it restored was transient, and is gone
 	}
 	row := &db.Backup{ID: id, Environment: env.Name, Kind: db.BackupPreRestore, Live: true, RestoredFrom: restoredFrom,
-		ActivityID: j.activity.ID}
+		ActivityID: j.activity.ID, Partial: j.params.Path != "" || len(res.Replaced) < len(env.Services)}
 	if err := o.Catalog.CreateBackup(ctx, row); err != nil {
 		return fmt.Errorf("record pre-restore backup: %w (the replaced data is kept beside the live data)", err)
 	}

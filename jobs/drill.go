@@ -75,12 +75,13 @@ func drillSummary(b *db.Backup) string {
 	return fmt.Sprintf("Restore drill of backup %s of %s", b.ID, b.Environment)
 }
 
-// latestRestorable returns the environment's newest complete backup, nil when it has none. It is brief (see
+// latestRestorable returns the environment's newest complete backup of the whole environment (not the
+// pre-restore backup of a partial restore), nil when it has none. It is brief (see
 // db.BackupFilter.Brief): its services are not read.
 func (o *Operations) latestRestorable(ctx context.Context, env string) (*db.Backup, error) {
 	complete := db.BackupComplete
 	backups, _, err := o.Catalog.FindBackups(ctx, db.BackupFilter{Environment: &env, Status: &complete, Limit: 1,
-		CountUpTo: 1, Brief: true}) // the newest only: no count of them all
+		CountUpTo: 1, Brief: true, Whole: true}) // the newest only: no count of them all
 	if err != nil || len(backups) == 0 {
 		return nil, err
 	}

@@ -157,6 +157,14 @@ func TestPartialRestoreOfOneService(t *testing.T) {
 	if len(pre.Services) != 1 || pre.Services[0].Name != "uploads" || pre.Services[0].Path != "" {
 		t.Fatalf("pre-restore backup services = %+v, want the whole uploads alone", pre.Services)
 	}
+	// It undoes the restore, but the environment's recovery point (RPO, drills) stays its last whole backup.
+	hist, err := w.catalog.FindBackupHistory(ctx, pre.Environment, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pre.Partial || len(hist) == 0 || hist[0].ID == pre.ID {
+		t.Fatalf("pre-restore backup partial = %v, newest of the history = %+v: want it partial and left out", pre.Partial, hist)
+	}
 	e.pg.Exec(t, e.pgDB, `INSERT INTO items VALUES ('later')`)
 	restore(t, w, jobs.RestoreRequest{BackupID: pre.ID})
 	if got, want := e.tree(t), "logo.txt=new logo"; got != want {

@@ -160,7 +160,8 @@ func (w *Watch) environments(ctx context.Context) (map[string]*db.Environment, [
 // recoveryPoint is e's newest restorable moment, as the dashboard shows it.
 func (w *Watch) recoveryPoint(ctx context.Context, e *db.Environment) (db.RecoveryPoint, error) {
 	complete := db.BackupComplete
-	bs, _, err := w.Catalog.FindBackups(ctx, db.BackupFilter{Environment: &e.Name, Status: &complete, Limit: 1})
+	bs, _, err := w.Catalog.FindBackups(ctx, db.BackupFilter{Environment: &e.Name, Status: &complete, Limit: 1,
+		Whole: true})
 	if err != nil {
 		return db.RecoveryPoint{}, fmt.Errorf("rpo check of %s: %w", e.Name, err)
 	}
