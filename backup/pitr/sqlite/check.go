@@ -1,16 +1,17 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/benbjohnson/litestream"
 	"golang.org/x/sys/unix"
+	_ "modernc.org/sqlite" // the driver Litestream uses: one SQLite in the process
 
 	"github.com/rewind/rewind/backup"
 	"github.com/rewind/rewind/backup/pitr"
@@ -32,7 +33,7 @@ var networkFS = map[int64]string{
 
 // Check verifies what following the database needs: the file exists on this host, is a SQLite database in WAL
 // mode that Rewind may write, is not Rewind's catalog, and no other Litestream replicates it. It only reads.
-func (k *Kind) Check(_ context.Context, _ string, svc backup.ServiceSpec) []pitr.CheckResult {
+func (k *Kind) Check(ctx context.Context, _ string, svc backup.ServiceSpec) []pitr.CheckResult {
 	var out []pitr.CheckResult
 	add := func(name, status, format string, args ...any) {
 		out = append(out, pitr.CheckResult{Name: name, Status: status, Message: fmt.Sprintf(format, args...)})
@@ -66,7 +67,7 @@ func (k *Kind) Check(_ context.Context, _ string, svc backup.ServiceSpec) []pitr
 		}
 	}
 
-	switch mode, err := journalMode(path); {
+	switch mode, err := journalMode(ctx, path, fi.Size()); {
 	case err != nil:
 		add("sqlite file", pitr.CheckFailed, "%v", err)
 		return out
@@ -132,25 +133,24 @@ func (k *Kind) failedCheck(ctx context.Context, env string, svc backup.ServiceSp
 	return nil
 }
 
-// journalMode reads the database header: "wal" when its format versions say WAL (bytes 18 and 19 are 2),
-// "rollback" otherwise. Reading the header takes no lock and changes nothing, where opening the database could
-// create its -wal and -shm files.
-func journalMode(path string) (string, error) {
-	f, err := os.Open(path)
+// journalMode asks SQLite for the database's journal mode ("wal", or a rollback-journal mode). It reads through
+// SQLite, read-only, and not through a file of its own: closing any descriptor of the database file drops every
+// POSIX lock this process holds on it, such as those of a follower's Litestream (SQLite defers its own closes).
+func journalMode(ctx context.Context, path string, size int64) (string, error) {
+	if size == 0 {
+		return "", fmt.Errorf("%s is empty: let the application create its database first", path)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)")
 	if err != nil {
 		return "", fmt.Errorf("open %s: %w", path, err)
 	}
-	defer f.Close() //nolint:errcheck
-	hdr := make([]byte, 100)
-	n, err := io.ReadFull(f, hdr)
-	if n == 0 && (err == io.EOF || err == nil) {
-		return "", fmt.Errorf("%s is empty: let the application create its database first", path)
+	defer db.Close() //nolint:errcheck
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		if strings.Contains(err.Error(), "not a database") {
+			return "", fmt.Errorf("%s is not a SQLite 3 database", path)
+		}
+		return "", fmt.Errorf("read the journal mode of %s: %w", path, err)
 	}
-	if err != nil || !bytes.HasPrefix(hdr, []byte("SQLite format 3\x00")) {
-		return "", fmt.Errorf("%s is not a SQLite 3 database (its header does not say \"SQLite format 3\")", path)
-	}
-	if hdr[18] == 2 && hdr[19] == 2 {
-		return "wal", nil
-	}
-	return "rollback", nil
+	return strings.ToLower(mode), nil
 }

@@ -328,7 +328,8 @@ func (f *follower) shipSegment(ctx context.Context, dir, name string, seg []ltxF
 		return nil, err
 	}
 	if replaced != "" && replaced != snap {
-		if err := pitr.DeleteSnapshots(ctx, f.spec.Repo, replaced); err != nil {
+		// Once recorded, the replaced snapshot is no one's: delete it even when Follow is being stopped.
+		if err := pitr.DeleteSnapshots(context.WithoutCancel(ctx), f.spec.Repo, replaced); err != nil {
 			return nil, err
 		}
 	}

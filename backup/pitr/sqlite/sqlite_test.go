@@ -1,11 +1,15 @@
 package sqlite_test
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -102,8 +106,8 @@ func openRepo(t testing.TB) *backup.Repository {
 	return rep
 }
 
-// openApp opens the database as an application would: modernc's driver (as Litestream's: two drivers in one
-// process break SQLite's POSIX locks), WAL, a busy timeout.
+// openApp opens the database as an application would (WAL or another journal mode, a busy timeout) and
+// creates the marker table.
 func openApp(t testing.TB, path, mode string) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode("+mode+")&_pragma=busy_timeout(10000)")
@@ -117,35 +121,97 @@ func openApp(t testing.TB, path, mode string) *sql.DB {
 	return db
 }
 
-// writer inserts marker 1, 2, … every 50 ms, one transaction each, until stop is closed; the returned function
-// waits for it and returns the markers committed, with the client's bounds on each commit.
-func writer(t *testing.T, db *sql.DB, stop <-chan struct{}) func() []pitrtest.Marker {
-	var mu sync.Mutex
+// TestMain runs the test binary as the application when asked (appEnv): a process of its own, as an
+// application followed by Rewind is, so Litestream's file descriptors and POSIX locks are not shared with it.
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(appEnv); spec != "" {
+		runApp(spec)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+const appEnv = "REWIND_TEST_SQLITE_APP"
+
+// runApp inserts marker 1, 2, … into the database every interval ("path|interval"), one transaction each,
+// printing "n before after" (Unix nanoseconds around each commit) until its stdin closes.
+func runApp(spec string) {
+	path, every, _ := strings.Cut(spec, "|")
+	interval, err := time.ParseDuration(every)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(wal)&_pragma=busy_timeout(10000)")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	stop := make(chan struct{})
+	go func() { io.Copy(io.Discard, os.Stdin); close(stop) }() //nolint:errcheck
+	for n := 1; ; n++ {
+		select {
+		case <-stop:
+			db.Close()
+			return
+		case <-time.After(interval):
+		}
+		before := time.Now()
+		if _, err := db.Exec("INSERT INTO marker VALUES (?)", n); err != nil {
+			fmt.Fprintf(os.Stderr, "insert marker %d: %v\n", n, err)
+			os.Exit(1)
+		}
+		fmt.Printf("%d %d %d\n", n, before.UnixNano(), time.Now().UnixNano())
+	}
+}
+
+// writer runs the application on the database at path until stop is closed; the returned function waits for
+// it and returns the markers it committed, with its bounds on each commit.
+func writer(t *testing.T, path string, every time.Duration, stop <-chan struct{}) func() []pitrtest.Marker {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), appEnv+"="+path+"|"+every.String())
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
 	var ms []pitrtest.Marker
-	done := make(chan struct{})
+	read := make(chan struct{})
 	go func() {
-		defer close(done)
-		for n := 1; ; n++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(50 * time.Millisecond):
+		defer close(read)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var n int
+			var before, after int64
+			if _, err := fmt.Sscan(sc.Text(), &n, &before, &after); err != nil {
+				t.Errorf("the application said %q: %v", sc.Text(), err)
+				continue
 			}
-			before := time.Now()
-			if _, err := db.Exec("INSERT INTO marker VALUES (?)", n); err != nil {
-				t.Errorf("insert marker %d: %v", n, err)
-				return
-			}
-			mu.Lock()
-			ms = append(ms, pitrtest.Marker{N: n, Before: before, After: time.Now()})
-			mu.Unlock()
+			ms = append(ms, pitrtest.Marker{N: n, Before: time.Unix(0, before), After: time.Unix(0, after)})
 		}
 	}()
+	var once sync.Once
+	finish := func() {
+		once.Do(func() {
+			in.Close()
+			<-read
+			if err := cmd.Wait(); err != nil {
+				t.Errorf("the application failed: %v", err)
+			}
+		})
+	}
+	t.Cleanup(finish)
 	return func() []pitrtest.Marker {
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]pitrtest.Marker(nil), ms...)
+		<-stop
+		finish()
+		return ms
 	}
 }
 
@@ -177,10 +243,10 @@ func follow(t *testing.T, k *sqlite.Kind, spec pitr.FollowSpec) (stop func()) {
 		}
 		done <- err
 	}()
-	return func() {
-		cancel()
-		<-done
-	}
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop) // before the repository closes, when the test ends early
+	return stop
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -219,13 +285,57 @@ func unsure(ms []pitrtest.Marker, s time.Time) bool {
 	return false
 }
 
+// rebuildAt plans and rebuilds the stream at at and checks the rebuilt database holds exactly the markers
+// committed before reached, the last sync at or before at.
+func rebuildAt(t *testing.T, k *sqlite.Kind, rep *backup.Repository, svc backup.ServiceSpec, st pitr.Stream,
+	ms []pitrtest.Marker, at, reached time.Time,
+) {
+	t.Helper()
+	choice, err := st.Choose(time.Time{}, at)
+	if err != nil {
+		t.Fatalf("Choose(%s) = %v", at, err)
+	}
+	if err := choice.Exact(context.Background(), rep); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	rb, err := k.Rebuild(context.Background(), pitr.RebuildSpec{Repo: rep, Service: svc, Choice: choice,
+		Target: at, Dir: filepath.Join(t.TempDir(), "rebuild")})
+	if err != nil {
+		t.Fatalf("Rebuild(%s) = %v", at, err)
+	}
+	took := time.Since(t0)
+	rsvc := rb.Spec(svc)
+	got, want := count(t, rsvc.Path), pitrtest.UpTo(ms, reached)
+	t.Logf("at %s: rebuilt in %s from %d segments, %d markers (last sync %s, %s earlier; %d markers committed "+
+		"by then)", at.Format(time.RFC3339Nano), took.Round(time.Millisecond), len(choice.Segments), got,
+		reached.Format(time.RFC3339Nano), at.Sub(reached).Round(time.Millisecond), pitrtest.UpTo(ms, at))
+	if got != want {
+		t.Errorf("rebuilt at %s: markers 1..%d, want exactly 1..%d (those before the sync at %s)", at, got, want,
+			reached)
+	}
+	if r := rb.Reached(); r == nil || !r.Equal(reached) || choice.Reached == nil || !choice.Reached.Equal(reached) {
+		t.Errorf("at %s: rebuild reached %v, plan %v; want the last sync at or before T, %s", at, r,
+			choice.Reached, reached)
+	}
+	if rsvc.Name != svc.Name || rsvc.Type != svc.Type || rsvc.Path == svc.Path {
+		t.Errorf("Spec = %+v, want the service with the rebuilt file's path", rsvc)
+	}
+	if err := rb.Close(); err != nil {
+		t.Error(err)
+	}
+	if _, err := os.Stat(rsvc.Path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("after Close, %s is still there", rsvc.Path)
+	}
+}
+
 // TestFollowAndRebuild follows a real SQLite database in WAL mode while an application commits a marker every
 // 50 ms, stops the follower for a while in the middle, and rebuilds the database at 20 random moments: each
 // rebuild holds exactly the markers committed before the last sync at or before its moment.
 func TestFollowAndRebuild(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.db")
-	app := openApp(t, path, "wal")
+	openApp(t, path, "wal").Close()
 	k := sqlite.New(filepath.Join(dir, "rewind.db"))
 	svc := backup.ServiceSpec{Name: "app", Type: backup.TypeSQLite, Path: path}
 	for _, r := range k.Check(context.Background(), "main", svc) {
@@ -239,7 +349,7 @@ func TestFollowAndRebuild(t *testing.T) {
 		Record: rec}
 
 	stopWrites := make(chan struct{})
-	markers := writer(t, app, stopWrites)
+	markers := writer(t, path, 50*time.Millisecond, stopWrites)
 	stop := follow(t, k, spec)
 	waitFor(t, "a base", func() bool { st, _ := rec.state(k); return len(st.Bases) == 1 })
 	time.Sleep(3 * time.Second)
@@ -285,44 +395,9 @@ func TestFollowAndRebuild(t *testing.T) {
 		if unsure(ms, *reached) {
 			continue
 		}
-		choice, err := st.Choose(time.Time{}, at)
-		if err != nil {
-			t.Fatalf("Choose(%s) = %v", at, err)
-		}
-		if err := choice.Exact(context.Background(), rep); err != nil {
-			t.Fatal(err)
-		}
-		t0 := time.Now()
-		rb, err := k.Rebuild(context.Background(), pitr.RebuildSpec{Repo: rep, Service: svc, Choice: choice,
-			Target: at, Dir: filepath.Join(t.TempDir(), "rebuild")})
-		if err != nil {
-			t.Fatalf("Rebuild(%s) = %v", at, err)
-		}
-		took := time.Since(t0)
-		rsvc := rb.Spec(svc)
-		got, want := count(t, rsvc.Path), pitrtest.UpTo(ms, *reached)
-		t.Logf("at %s: rebuilt in %s, %d markers (last sync %s, %s earlier; %d markers committed by then)",
-			at.Format(time.RFC3339Nano), took.Round(time.Millisecond), got, reached.Format(time.RFC3339Nano),
-			at.Sub(*reached).Round(time.Millisecond), pitrtest.UpTo(ms, at))
-		if got != want {
-			t.Errorf("rebuilt at %s: markers 1..%d, want exactly 1..%d (those before the sync at %s)", at, got, want,
-				reached)
-		}
-		if r := rb.Reached(); r == nil || !r.Equal(*reached) || choice.Reached == nil || !choice.Reached.Equal(*reached) {
-			t.Errorf("at %s: rebuild reached %v, plan %v; want the last sync at or before T, %s", at, r,
-				choice.Reached, reached)
-		}
-		if rsvc.Name != svc.Name || rsvc.Type != svc.Type || rsvc.Path == svc.Path {
-			t.Errorf("Spec = %+v, want the service with the rebuilt file's path", rsvc)
-		}
+		rebuildAt(t, k, rep, svc, st, ms, at, *reached)
 		if at.Before(downFrom) || at.After(downTo.Add(time.Second)) {
 			worst = max(worst, at.Sub(*reached))
-		}
-		if err := rb.Close(); err != nil {
-			t.Error(err)
-		}
-		if _, err := os.Stat(rsvc.Path); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("after Close, %s is still there", rsvc.Path)
 		}
 		tested++
 	}
@@ -403,4 +478,119 @@ func TestNextSegment(t *testing.T) {
 			t.Errorf("NextSegment(%q) accepted it", bad)
 		}
 	}
+}
+
+// TestSegmentsAndLostSpool syncs every 20 ms so segments fill up: complete segments are shipped as such and
+// leave the spool, and the stream stays restorable across them. Then the follower's spool is lost: the next
+// Follow records a gap and starts a new stream from a new base, and both streams restore exactly while the
+// moments between them are refused.
+func TestSegmentsAndLostSpool(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.db")
+	openApp(t, path, "wal").Close()
+	k := sqlite.New(filepath.Join(dir, "rewind.db"))
+	svc := backup.ServiceSpec{Name: "app", Type: backup.TypeSQLite, Path: path}
+	rep := openRepo(t)
+	rec := &memRecord{segs: map[string]pitr.Segment{}}
+	spool := filepath.Join(dir, "spool")
+	spec := pitr.FollowSpec{Environment: "main", Service: svc, Repo: rep, Spool: spool, Record: rec,
+		ShipEvery: 20 * time.Millisecond}
+
+	stopWrites := make(chan struct{})
+	markers := writer(t, path, 10*time.Millisecond, stopWrites)
+	stop := follow(t, k, spec)
+	complete := func() int {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		n := 0
+		for _, s := range rec.segs {
+			if !s.Partial {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, "two complete segments", func() bool { return complete() >= 2 })
+	stop()
+	// Complete segments, once shipped as such, left the spool's replica.
+	rec.mu.Lock()
+	for _, e := range mustReadDir(t, filepath.Join(spool, "replica", "ltx", "0")) {
+		for name, s := range rec.segs {
+			if !s.Partial && e[:16] >= name[17:] && e[:16] < nextFirst(t, k, name) {
+				t.Errorf("the spool still holds %s of the complete segment %s", e, name)
+			}
+		}
+	}
+	rec.mu.Unlock()
+	// Litestream's own copies go once its replica holds them (Close's last sync may add one or two).
+	if n := len(mustReadDir(t, filepath.Join(spool, "litestream", "ltx", "0"))); n > 4 {
+		t.Errorf("Litestream's metadata keeps %d LTX files its replica already holds", n)
+	}
+	firstEnd := time.Now()
+
+	if err := os.RemoveAll(spool); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	secondFrom := time.Now()
+	stop = follow(t, k, spec)
+	waitFor(t, "a second base", func() bool { st, _ := rec.state(k); return len(st.Bases) == 2 })
+	time.Sleep(time.Second)
+	close(stopWrites)
+	ms := markers()
+	last := ms[len(ms)-1].After
+	waitFor(t, "the last marker shipped", func() bool { st, _ := rec.state(k); return st.CoveredUntil.After(last.Add(100 * time.Millisecond)) })
+	stop()
+
+	st, syncs := rec.state(k)
+	if len(rec.gaps) != 1 || st.Bases[0].SystemID == st.Bases[1].SystemID {
+		t.Fatalf("gaps = %q, bases %+v; want one gap and a base of a new stream", rec.gaps, st.Bases)
+	}
+	rs := st.Ranges(time.Time{})
+	if len(rs) != 2 || rs[0].To.After(firstEnd) || rs[1].From.Before(secondFrom) || rs[1].To.Before(last) {
+		t.Fatalf("ranges = %+v, want one per stream, the first ending before %s, the second from after %s to "+
+			"past %s", rs, firstEnd, secondFrom, last)
+	}
+	var ge *pitr.GapError
+	if _, err := st.Choose(time.Time{}, rs[0].To.Add(rs[1].From.Sub(rs[0].To)/2)); !errors.As(err, &ge) ||
+		ge.Before == nil || ge.After == nil {
+		t.Errorf("Choose(between the streams) = %v, want a GapError naming both sides", err)
+	}
+	tested := 0
+	for tries := 0; tested < 8 && tries < 2000; tries++ {
+		r := rs[tries%2]
+		at := r.From.Add(time.Duration(rand.Int64N(int64(r.To.Sub(r.From)))))
+		reached := lastSync(syncs, at)
+		if reached == nil || unsure(ms, *reached) {
+			continue
+		}
+		rebuildAt(t, k, rep, svc, st, ms, at, *reached)
+		tested++
+	}
+	if tested < 8 {
+		t.Fatalf("only %d moments were away from a sync's uncertainty", tested)
+	}
+}
+
+func mustReadDir(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// nextFirst is the first TXID (16 hex digits) of the segment after name.
+func nextFirst(t *testing.T, k *sqlite.Kind, name string) string {
+	t.Helper()
+	next, err := k.NextSegment(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return next[17:]
 }
