@@ -20,9 +20,11 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/rewind/rewind/backup"
+	"github.com/rewind/rewind/backup/backuptest"
 	"github.com/rewind/rewind/backup/pitr"
 	"github.com/rewind/rewind/backup/pitr/pitrtest"
 	"github.com/rewind/rewind/backup/pitr/sqlite"
+	bsqlite "github.com/rewind/rewind/backup/sqlite"
 )
 
 // memRecord is the catalog of one stream, kept in memory.
@@ -598,4 +600,101 @@ func nextFirst(t *testing.T, k *sqlite.Kind, name string) string {
 		t.Fatal(err)
 	}
 	return next[17:]
+}
+
+// TestRestoreIntoFollowed undoes changes the way Rewind does: the database rebuilt at T is captured by the
+// engine's SQLite source and restored into the live database while the follower keeps following it. The
+// follower carries on without a gap, and a rebuild after the restore holds exactly the restored markers.
+func TestRestoreIntoFollowed(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.db")
+	openApp(t, path, "wal").Close()
+	k := sqlite.New(filepath.Join(dir, "rewind.db"))
+	svc := backup.ServiceSpec{Name: "app", Type: backup.TypeSQLite, Path: path}
+	rep := openRepo(t)
+	rec := &memRecord{segs: map[string]pitr.Segment{}}
+	spec := pitr.FollowSpec{Environment: "main", Service: svc, Repo: rep, Spool: filepath.Join(dir, "spool"),
+		Record: rec, ShipEvery: 100 * time.Millisecond}
+	stopWrites := make(chan struct{})
+	markers := writer(t, path, 20*time.Millisecond, stopWrites)
+	stop := follow(t, k, spec)
+	waitFor(t, "a base", func() bool { st, _ := rec.state(k); return len(st.Bases) == 1 })
+	time.Sleep(1500 * time.Millisecond)
+	close(stopWrites)
+	ms := markers()
+	last := ms[len(ms)-1].After
+	waitFor(t, "the last marker shipped", func() bool { st, _ := rec.state(k); return st.CoveredUntil.After(last) })
+
+	// Rebuild at a moment in the middle whose last sync is certain.
+	st, syncs := rec.state(k)
+	var at time.Time
+	var reached *time.Time
+	for tries := 0; ; tries++ {
+		from := st.Bases[0].FinishedAt
+		at = from.Add(time.Duration(rand.Int64N(int64(last.Sub(from)))))
+		if reached = lastSync(syncs, at); reached != nil && !unsure(ms, *reached) && pitrtest.UpTo(ms, *reached) > 0 &&
+			pitrtest.UpTo(ms, *reached) < len(ms) {
+			break
+		}
+		if tries > 1000 {
+			t.Fatal("no moment away from a sync's uncertainty")
+		}
+	}
+	want := pitrtest.UpTo(ms, *reached)
+	choice, err := st.Choose(time.Time{}, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := k.Rebuild(ctx, pitr.RebuildSpec{Repo: rep, Service: svc, Choice: choice, Target: at,
+		Dir: filepath.Join(t.TempDir(), "rebuild")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rb.Close()
+
+	// The engine's way: capture the rebuilt file, restore it into the live database (still followed).
+	src, err := bsqlite.Driver(rb.Spec(svc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := src.Pin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	captured := backuptest.Stream(t, c, backup.NopProgress)
+	c.Close()
+	live, err := bsqlite.Driver(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prep, err := live.Prepare(ctx, backuptest.Dir(t, captured), backup.NopProgress)
+	if err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	replaced, err := prep.Switch(ctx)
+	if err != nil {
+		t.Fatalf("Switch: %v", err)
+	}
+	defer replaced.Discard(ctx)
+	restoredAt := time.Now()
+	if got := count(t, path); got != want {
+		t.Fatalf("live database after the restore: markers 1..%d, want 1..%d", got, want)
+	}
+	// Covered until a round's start: the sync of that round is only restorable once a later round covers it.
+	waitFor(t, "the restore shipped", func() bool {
+		st, _ := rec.state(k)
+		return st.CoveredUntil.After(restoredAt.Add(300 * time.Millisecond))
+	})
+	stop()
+
+	st, syncs = rec.state(k)
+	if len(st.Bases) != 1 || len(rec.gaps) != 0 {
+		t.Fatalf("bases = %d, gaps = %q; want the stream to carry on over the restore", len(st.Bases), rec.gaps)
+	}
+	// The newest state shipped is the restored one: fewer markers than were ever committed.
+	if want >= len(ms) {
+		t.Fatalf("restored %d of %d markers: nothing to undo", want, len(ms))
+	}
+	rebuildAt(t, k, rep, svc, st, []pitrtest.Marker{{N: want}}, st.CoveredUntil, *lastSync(syncs, st.CoveredUntil))
 }
