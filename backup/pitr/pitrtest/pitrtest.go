@@ -1,5 +1,5 @@
 // Package pitrtest is the workload of the point-in-time tests: a numbered marker committed every 50 ms into a
-// real PostgreSQL database, with the client's bounds on each commit's time, so a test can say exactly which
+// real database, with the client's bounds on each commit's time, so a test can say exactly which
 // markers a restore to T must bring back.
 package pitrtest
 
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/rewind/rewind/backup/pitr"
 )
 
 // Marker is one committed row: its commit happened between Before and After (the client's clock, which is the
@@ -31,12 +32,22 @@ func Writer(t testing.TB, url string, stop <-chan struct{}) func() []Marker {
 	if _, err := c.Exec(ctx, "CREATE TABLE marker (n int PRIMARY KEY)"); err != nil {
 		t.Fatal(err)
 	}
+	return Markers(t, stop, func(n int) error {
+		_, err := c.Exec(ctx, "INSERT INTO marker VALUES ($1)", n)
+		return err
+	}, func() { c.Close(ctx) })
+}
+
+// Markers writes marker 1, 2, … with write every 50 ms until stop is closed, then calls done; the returned
+// function waits for the writer and returns the markers written, each between the moment write was called and
+// the moment it returned (the server acknowledged it).
+func Markers(t testing.TB, stop <-chan struct{}, write func(n int) error, done func()) func() []Marker {
 	var mu sync.Mutex
 	var ms []Marker
-	done := make(chan struct{})
+	finished := make(chan struct{})
 	go func() {
-		defer close(done)
-		defer c.Close(ctx)
+		defer close(finished)
+		defer done()
 		for n := 1; ; n++ {
 			select {
 			case <-stop:
@@ -44,8 +55,8 @@ func Writer(t testing.TB, url string, stop <-chan struct{}) func() []Marker {
 			case <-time.After(50 * time.Millisecond):
 			}
 			before := time.Now()
-			if _, err := c.Exec(ctx, "INSERT INTO marker VALUES ($1)", n); err != nil {
-				t.Errorf("insert marker %d: %v", n, err)
+			if err := write(n); err != nil {
+				t.Errorf("write marker %d: %v", n, err)
 				return
 			}
 			mu.Lock()
@@ -54,7 +65,7 @@ func Writer(t testing.TB, url string, stop <-chan struct{}) func() []Marker {
 		}
 	}()
 	return func() []Marker {
-		<-done
+		<-finished
 		mu.Lock()
 		defer mu.Unlock()
 		return append([]Marker(nil), ms...)
@@ -63,9 +74,13 @@ func Writer(t testing.TB, url string, stop <-chan struct{}) func() []Marker {
 
 // Ambiguous reports whether at falls while a marker was being committed (5 ms either side): which side of at
 // its commit is, the client cannot know.
-func Ambiguous(ms []Marker, at time.Time) bool {
+func Ambiguous(ms []Marker, at time.Time) bool { return AmbiguousBy(ms, at, 5*time.Millisecond) }
+
+// AmbiguousBy is Ambiguous with after instead of 5 ms after each acknowledgement: for a kind whose change times
+// are when Rewind received them (Redis), which can follow the client's acknowledgement by a scheduling delay.
+func AmbiguousBy(ms []Marker, at time.Time, after time.Duration) bool {
 	for _, m := range ms {
-		if !at.Before(m.Before.Add(-5*time.Millisecond)) && !at.After(m.After.Add(5*time.Millisecond)) {
+		if !at.Before(m.Before.Add(-5*time.Millisecond)) && !at.After(m.After.Add(after)) {
 			return true
 		}
 	}
@@ -108,4 +123,92 @@ func Count(t testing.TB, url string) int {
 		t.Fatalf("markers 1..%d hold %d rows: a hole", maxN, n)
 	}
 	return n
+}
+
+// Record is a pitr.Recorder keeping the catalog of one stream in memory, for a kind's tests.
+type Record struct {
+	mu      sync.Mutex
+	bases   []pitr.Base
+	segs    map[string]pitr.Segment
+	covered time.Time
+	reports int
+	status  string
+	gaps    []string
+}
+
+var _ pitr.Recorder = (*Record)(nil)
+
+func (r *Record) LatestBase(context.Context) (string, time.Time, bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.bases) == 0 {
+		return "", time.Time{}, false, nil
+	}
+	b := r.bases[len(r.bases)-1]
+	return b.SystemID, b.FinishedAt, true, nil
+}
+
+func (r *Record) BaseShipped(_ context.Context, b pitr.Base) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.bases = append(r.bases, b)
+	return nil
+}
+
+func (r *Record) SegmentShipped(_ context.Context, s pitr.Segment) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.segs == nil {
+		r.segs = map[string]pitr.Segment{}
+	}
+	old := r.segs[s.Name].Snapshot
+	r.segs[s.Name] = s
+	return old, nil
+}
+
+func (r *Record) Report(_ context.Context, rep pitr.Report) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !rep.CoveredUntil.IsZero() {
+		r.covered = rep.CoveredUntil
+	}
+	r.status = rep.WALStatus
+	r.reports++
+	return nil
+}
+
+func (r *Record) Gap(_ context.Context, reason string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.gaps = append(r.gaps, reason)
+	return nil
+}
+
+// State is what was recorded: the bases, the segments as the catalog lists them, and how far the stream is
+// covered.
+func (r *Record) State() ([]pitr.Base, []pitr.Shipped, time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var segs []pitr.Shipped
+	for _, s := range r.segs {
+		sh := pitr.Shipped{Name: s.Name, Snapshot: s.Snapshot, Partial: s.Partial}
+		if n := len(s.Commits); n > 0 {
+			sh.FirstCommit, sh.LastCommit = &s.Commits[0], &s.Commits[n-1]
+		}
+		segs = append(segs, sh)
+	}
+	return append([]pitr.Base(nil), r.bases...), segs, r.covered
+}
+
+// Gaps are the reasons of the gaps recorded.
+func (r *Record) Gaps() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.gaps...)
+}
+
+// Stream is what was recorded as the planner reads it, with the kind's segment order.
+func (r *Record) Stream(next func(string) (string, error)) pitr.Stream {
+	bases, segs, covered := r.State()
+	return pitr.Stream{Bases: bases, Segments: segs, CoveredUntil: covered, Next: next}
 }
