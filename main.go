@@ -28,6 +28,7 @@ import (
 	"github.com/rewind/rewind/backup/mysql"
 	"github.com/rewind/rewind/backup/pitr"
 	"github.com/rewind/rewind/backup/pitr/pgwal"
+	"github.com/rewind/rewind/backup/pitr/redisrepl"
 	"github.com/rewind/rewind/backup/postgres"
 	"github.com/rewind/rewind/backup/redis"
 	"github.com/rewind/rewind/backup/sqlite"
@@ -121,6 +122,7 @@ func pitrKinds() map[string]pitr.Kind {
 	out := map[string]pitr.Kind{}
 	for _, k := range []pitr.Kind{
 		pgwal.Kind{},
+		redisrepl.Kind{},
 	} {
 		out[k.Type()] = k
 	}
