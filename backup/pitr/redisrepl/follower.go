@@ -2,6 +2,7 @@ package redisrepl
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,7 @@ type Follower struct {
 	Spool                string // directory of this follower's segments and RDB (created; kept across runs)
 	Record               pitr.Recorder
 	ShipEvery            time.Duration // default 1s
+	BaseEvery            time.Duration // a new base after this long, so replay stays short; default 24h
 	SegmentBytes         int64         // a segment is completed past this size; default 16 MiB
 	SegmentAge           time.Duration // ... or this long after it was started; default 1h
 	Now                  func() time.Time
@@ -37,9 +39,18 @@ type Follower struct {
 	mu       sync.Mutex // the current segment and the position, shared by the reader and the shipper
 	cur      *segmentFile
 	replid   string
-	offset   int64 // replication offset of the last byte processed
+	offset   int64  // replication offset of the last byte processed
+	db       string // the database the stream has selected there
+	opened   []openedSegment
 	shipped  string
 	shipSize int64
+}
+
+// openedSegment is a segment this run started, with the offset before its first command: where a base taken
+// meanwhile starts its replay.
+type openedSegment struct {
+	name  string
+	start int64
 }
 
 // segmentFile is the segment being written.
@@ -74,6 +85,9 @@ func (f *Follower) Run(ctx context.Context) (err error) {
 	}
 	if f.SegmentAge <= 0 {
 		f.SegmentAge = time.Hour
+	}
+	if f.BaseEvery <= 0 {
+		f.BaseEvery = 24 * time.Hour
 	}
 	srv, err := parseURL(f.URL)
 	if err != nil {
@@ -143,6 +157,13 @@ func (f *Follower) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("unexpected answer to PSYNC: %q", truncate(answer, 80))
 	}
 
+	_, lastBase, _, err := f.Record.LatestBase(ctx)
+	if err != nil {
+		return f.stopped(ctx, err)
+	}
+	rebased := make(chan error, 1)
+	rebasing := false
+
 	ackNow := make(chan struct{}, 1)
 	readErr := make(chan error, 1)
 	go func() { readErr <- f.read(c.r, ackNow) }()
@@ -163,6 +184,11 @@ func (f *Follower) Run(ctx context.Context) (err error) {
 		}
 		return nil
 	}
+	defer func() {
+		if rebasing {
+			<-rebased
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -179,8 +205,17 @@ func (f *Follower) Run(ctx context.Context) (err error) {
 				ack.Reset(time.Second)
 			}
 			err = sendAck()
+		case err = <-rebased:
+			rebasing = false
+			if err == nil {
+				lastBase = f.now()
+			}
 		case <-ship.C:
 			err = f.ship(ctx)
+			if err == nil && !rebasing && f.now().Sub(lastBase) > f.BaseEvery {
+				rebasing = true
+				go func() { rebased <- f.rebase(ctx, srv, meta) }()
+			}
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -209,12 +244,16 @@ func (f *Follower) stopped(ctx context.Context, err error) error {
 func (f *Follower) read(r *bufio.Reader, ackNow chan<- struct{}) error {
 	var multi []byte // the commands of an open MULTI block
 	inMulti := false
+	db := "" // the database a SELECT of the record selects
 	for {
 		cmd, err := readCommand(r)
 		if err != nil {
 			return err
 		}
 		name := cmd.name()
+		if name == "SELECT" && len(cmd.args) == 2 {
+			db = cmd.args[1]
+		}
 		switch {
 		case name == "PING" || name == "REPLCONF":
 			f.mu.Lock()
@@ -241,18 +280,22 @@ func (f *Follower) read(r *bufio.Reader, ackNow chan<- struct{}) error {
 			cmd.raw = append(multi, cmd.raw...)
 			inMulti = false
 		}
-		if err := f.write(cmd.raw); err != nil {
+		if err := f.write(cmd.raw, db); err != nil {
 			return err
 		}
+		db = ""
 	}
 }
 
 // write appends one record to the current segment, stamped now (under the lock, so a ship that read the clock
 // after it holds it).
-func (f *Follower) write(raw []byte) error {
+func (f *Follower) write(raw []byte, db string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.offset += int64(len(raw))
+	if db != "" {
+		f.db = db
+	}
 	rec := record{at: f.now().UTC(), end: f.offset, raw: raw}
 	b := rec.encode()
 	if _, err := f.cur.w.Write(b); err != nil {
@@ -311,7 +354,7 @@ func (f *Follower) fullResync(ctx context.Context, c *conn, resumed bool, replid
 	}
 	num := firstSegment(finished, last)
 	f.mu.Lock()
-	f.replid, f.offset = replid, off
+	f.replid, f.offset, f.db = replid, off, "0" // a new replica's stream selects its database first
 	err = f.openSegment(num, replid, off)
 	f.mu.Unlock()
 	if err != nil {
@@ -330,6 +373,82 @@ func (f *Follower) fullResync(ctx context.Context, c *conn, resumed bool, replid
 		return err
 	}
 	return f.ship(ctx)
+}
+
+// rebase takes a new base while the stream goes on: a second connection gets a full resynchronization, whose
+// RDB holds the data up to its offset; the base's replay starts in the segment of the stream holding that offset
+// (records up to it are skipped), so the stream has no gap.
+func (f *Follower) rebase(ctx context.Context, srv server, meta baseMeta) error {
+	started := f.now()
+	c, err := srv.dial(ctx)
+	if err != nil {
+		return fmt.Errorf("new base of %s: %w", f.Service, err)
+	}
+	defer c.close()
+	stop := context.AfterFunc(ctx, c.close)
+	defer stop()
+	for _, args := range [][]string{{"REPLCONF", "listening-port", "0"}, {"REPLCONF", "capa", "eof", "capa", "psync2"}} {
+		if _, err := c.do(ctx, args...); err != nil {
+			return fmt.Errorf("new base of %s: %w", f.Service, err)
+		}
+	}
+	if _, err := c.c.Write(command("PSYNC", "?", "-1")); err != nil {
+		return fmt.Errorf("new base of %s: send PSYNC: %w", f.Service, err)
+	}
+	answer, err := line(c.r)
+	if err != nil {
+		return fmt.Errorf("new base of %s: read the answer to PSYNC: %w", f.Service, err)
+	}
+	fields := strings.Fields(answer)
+	if len(fields) != 3 || fields[0] != "+FULLRESYNC" {
+		return fmt.Errorf("new base of %s: unexpected answer to PSYNC: %q", f.Service, truncate(answer, 80))
+	}
+	off, err := strconv.ParseInt(fields[2], 10, 64)
+	if err != nil {
+		return fmt.Errorf("new base of %s: unexpected answer to PSYNC: %q", f.Service, truncate(answer, 80))
+	}
+	dir := filepath.Join(f.Spool, "rebase")
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("clear the base directory: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create the base directory: %w", err)
+	}
+	defer os.RemoveAll(dir) //nolint:errcheck
+	size, err := receiveRDB(c.r, filepath.Join(dir, "dump.rdb"))
+	if err != nil {
+		return fmt.Errorf("new base of %s: %w", f.Service, err)
+	}
+	c.close() // the second replica is done
+	finished := f.now()
+	f.mu.Lock()
+	replid, start := f.replid, ""
+	for _, o := range f.opened {
+		if o.start <= off {
+			start = o.name
+		}
+	}
+	f.mu.Unlock()
+	if fields[1] != replid || start == "" {
+		return fmt.Errorf("new base of %s: the server's history changed meanwhile (replication id %s, offset %d): "+
+			"the follower starts again", f.Service, fields[1], off)
+	}
+	meta.replid, meta.offset = replid, off
+	if err := os.WriteFile(filepath.Join(dir, "base"), meta.marshal(), 0o600); err != nil {
+		return fmt.Errorf("write the base's description: %w", err)
+	}
+	snap, n, err := pitr.ShipDir(ctx, f.Repo, f.Environment, f.Service, "base", start, dir,
+		"base of "+f.Environment+"/"+f.Service)
+	if err != nil {
+		return err
+	}
+	b := pitr.Base{Snapshot: snap, SystemID: replid, StartLSN: strconv.FormatInt(off, 10),
+		EndLSN: strconv.FormatInt(off, 10), StartWAL: start, StartedAt: started, FinishedAt: finished, Bytes: max(n, size)}
+	if err := f.Record.BaseShipped(ctx, b); err != nil {
+		pitr.DeleteSnapshots(context.WithoutCancel(ctx), f.Repo, snap) //nolint:errcheck
+		return err
+	}
+	return nil
 }
 
 // lastSegmentNumber is the number of the newest segment in the spool (0 for none).
@@ -364,7 +483,10 @@ func (f *Follower) openSegment(num uint64, replid string, start int64) error {
 	if err != nil {
 		return fmt.Errorf("create segment %s: %w", name, err)
 	}
-	h := segmentHeader{replid: replid, start: start}.line()
+	if f.db == "" {
+		f.db = "0"
+	}
+	h := segmentHeader{replid: replid, start: start, db: f.db}.line()
 	w := bufio.NewWriterSize(file, 64<<10)
 	if _, err := w.WriteString(h); err != nil {
 		file.Close() //nolint:errcheck
@@ -372,6 +494,7 @@ func (f *Follower) openSegment(num uint64, replid string, start int64) error {
 	}
 	f.cur = &segmentFile{name: name, num: num, path: path, f: file, w: w, size: int64(len(h)), opened: f.now(),
 		lastEnd: start}
+	f.opened = append(f.opened, openedSegment{name: name, start: start})
 	return nil
 }
 
@@ -394,9 +517,13 @@ func (f *Follower) loadSpool(ctx context.Context) (bool, error) {
 	path := filepath.Join(f.segDir(), name)
 	num, _ := segmentNumber(name)
 	seg := &segmentFile{name: name, num: num, path: path, opened: f.now()}
-	h, valid, err := readSegment(path, func(r record) error {
+	db := ""
+	h, valid, err := readSegment(path, func(_ segmentHeader, r record) error {
 		seg.commits = append(seg.commits, r.at)
 		seg.lastEnd = r.end
+		if sel := selected(r.raw); sel != "" {
+			db = sel
+		}
 		return nil
 	})
 	if err != nil {
@@ -412,7 +539,11 @@ func (f *Follower) loadSpool(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("open segment %s: %w", name, err)
 	}
 	seg.w, seg.size = bufio.NewWriterSize(seg.f, 64<<10), valid
-	f.cur, f.replid, f.offset = seg, h.replid, seg.lastEnd
+	if db == "" {
+		db = h.db
+	}
+	f.cur, f.replid, f.offset, f.db = seg, h.replid, seg.lastEnd, db
+	f.opened = append(f.opened, openedSegment{name: name, start: h.start})
 	if pos, err := os.ReadFile(filepath.Join(f.Spool, "position")); err == nil {
 		// the offset past the stream's pings, when the position was written after this segment's last record
 		if fields := strings.Fields(string(pos)); len(fields) == 2 && fields[0] == h.replid {
@@ -539,7 +670,7 @@ func (f *Follower) ship(ctx context.Context) error {
 func (f *Follower) shipFile(ctx context.Context, path, name string, partial bool) error {
 	var commits []time.Time
 	var lastEnd int64
-	if _, _, err := readSegment(path, func(r record) error {
+	if _, _, err := readSegment(path, func(_ segmentHeader, r record) error {
 		commits, lastEnd = append(commits, r.at), r.end
 		return nil
 	}); err != nil {
@@ -691,4 +822,19 @@ func serverMeta(ctx context.Context, c *conn) (baseMeta, error) {
 		}
 	}
 	return m, nil
+}
+
+// selected is the database the last SELECT among a record's commands selects ("" when none does).
+func selected(raw []byte) string {
+	r := bufio.NewReader(bytes.NewReader(raw))
+	db := ""
+	for {
+		c, err := readCommand(r)
+		if err != nil {
+			return db
+		}
+		if c.name() == "SELECT" && len(c.args) == 2 {
+			db = c.args[1]
+		}
+	}
 }

@@ -41,7 +41,7 @@ func (Kind) Check(ctx context.Context, _ string, svc backup.ServiceSpec) []pitr.
 // Follow runs a Follower of the service until ctx ends or the stream fails.
 func (k Kind) Follow(ctx context.Context, spec pitr.FollowSpec) error {
 	f := &Follower{Environment: spec.Environment, Service: spec.Service.Name, URL: spec.Service.URL, Repo: spec.Repo,
-		Spool: spec.Spool, Record: spec.Record, ShipEvery: spec.ShipEvery, SegmentBytes: k.SegmentBytes, SegmentAge: k.SegmentAge, Now: spec.Now}
+		Spool: spec.Spool, Record: spec.Record, ShipEvery: spec.ShipEvery, BaseEvery: spec.BaseEvery, SegmentBytes: k.SegmentBytes, SegmentAge: k.SegmentAge, Now: spec.Now}
 	return f.Run(ctx)
 }
 

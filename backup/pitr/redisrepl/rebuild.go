@@ -106,10 +106,27 @@ func (s *Scratch) replay(ctx context.Context, spec pitr.RebuildSpec, baseOffset 
 			if err != nil {
 				return err
 			}
-			past := false
-			if _, _, err := readSegment(path, func(r record) error {
+			past, db := false, ""
+			if _, _, err := readSegment(path, func(h segmentHeader, r record) error {
+				if db == "" {
+					db = h.db
+				}
 				if r.end <= baseOffset {
-					return nil // in the base already
+					// in the base already (a base taken while the stream ran): only its database selection counts
+					if sel := selected(r.raw); sel != "" {
+						db = sel
+					}
+					if !r.at.After(spec.Target) || spec.Choice.ToEnd {
+						at := r.at
+						s.reached = &at // its change is in the state (the plan counts it too)
+					}
+					return nil
+				}
+				if db != "-" {
+					if _, err := w.Write(command("SELECT", db)); err != nil {
+						return fmt.Errorf("replay into the scratch redis-server: %w", err)
+					}
+					db = "-" // selected: the records select on their own from here
 				}
 				if !spec.Choice.ToEnd && r.at.After(spec.Target) {
 					past = true

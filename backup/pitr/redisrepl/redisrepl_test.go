@@ -326,3 +326,59 @@ func TestFullResyncIsAGap(t *testing.T) {
 		t.Errorf("before the gap: key before = %q, %v; want 1", v, err)
 	}
 }
+
+// TestNewBaseWhileFollowing: every BaseEvery a second connection takes a new base (a diskless full
+// resynchronization) while the stream goes on: no gap, and moments after each base rebuild exactly from it (its
+// replay starts inside the stream, after the base's offset, in the stream's selected database).
+func TestNewBaseWhileFollowing(t *testing.T) {
+	srv, c := startServer(t)
+	configSet(t, c, "repl-diskless-sync", "yes", "repl-diskless-sync-delay", "0")
+	url := srv.URL(5)
+	rep := openRepo(t)
+	rec := &pitrtest.Record{}
+	f := &redisrepl.Follower{Environment: "main", Service: "cache", URL: url, Repo: rep, Spool: t.TempDir(),
+		Record: rec, ShipEvery: 200 * time.Millisecond, BaseEvery: time.Second, SegmentBytes: 2 << 10}
+	stopWrites := make(chan struct{})
+	markers := pitrtest.RedisWriter(t, url, stopWrites)
+	stop := follow(t, f)
+	waitFor(t, "three bases", func() bool { b, _, _ := rec.State(); return len(b) >= 3 })
+	close(stopWrites)
+	ms := markers()
+	last := ms[len(ms)-1].After
+	waitFor(t, "the last marker shipped", func() bool { _, _, cv := rec.State(); return cv.After(last.Add(300 * time.Millisecond)) })
+	stop()
+
+	bases, _, _ := rec.State()
+	if gaps := rec.Gaps(); len(gaps) != 0 {
+		t.Fatalf("gaps %q, want none", gaps)
+	}
+	st := rec.Stream(redisrepl.Kind{}.NextSegment)
+	if rs := st.Ranges(time.Time{}); len(rs) != 1 {
+		t.Fatalf("ranges = %+v, want one", rs)
+	}
+	from := bases[0].FinishedAt.Add(300 * time.Millisecond)
+	later := 0
+	for i := 0; i < 12; i++ {
+		at := from.Add(time.Duration(rand.Int64N(int64(last.Sub(from)))))
+		if i == 0 {
+			at = bases[len(bases)-1].FinishedAt.Add(50 * time.Millisecond)
+		}
+		if pitrtest.AmbiguousBy(ms, at, lateBy) {
+			continue
+		}
+		choice, err := st.Choose(time.Time{}, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if choice.Base.Snapshot != bases[0].Snapshot {
+			later++
+		}
+		if got, want := rebuildAndCount(t, rep, st, at, "5"), pitrtest.UpTo(ms, at); got != want {
+			t.Errorf("rebuilt at %s (base of %s): markers 1..%d, want exactly 1..%d", at.Format(time.RFC3339Nano),
+				choice.Base.FinishedAt.Format(time.RFC3339Nano), got, want)
+		}
+	}
+	if later == 0 {
+		t.Errorf("no moment was rebuilt from a later base")
+	}
+}

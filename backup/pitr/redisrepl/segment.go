@@ -12,8 +12,8 @@ import (
 )
 
 // A segment is one file of the timestamped command stream, named by a zero-padded sequence number (segmentName).
-// It starts with a header line, "rewind-redis-segment 1 <replid> <offset>", the replication id and the offset
-// before its first command; each record follows as a line "<receive time, Unix ns> <offset after it> <bytes>"
+// It starts with a header line, "rewind-redis-segment 1 <replid> <offset> <db>", the replication id, the offset
+// before its first command and the database the stream had selected there; each record follows as a line "<receive time, Unix ns> <offset after it> <bytes>"
 // and then those bytes: the commands as the master sent them (a MULTI … EXEC block is one record, stamped with
 // the time its EXEC arrived), and a newline.
 
@@ -45,10 +45,11 @@ func firstSegment(t time.Time, after uint64) uint64 {
 type segmentHeader struct {
 	replid string
 	start  int64
+	db     string // the database selected at start
 }
 
 func (h segmentHeader) line() string {
-	return fmt.Sprintf("%s %s %d\n", segmentMagic, h.replid, h.start)
+	return fmt.Sprintf("%s %s %d %s\n", segmentMagic, h.replid, h.start, h.db)
 }
 
 type record struct {
@@ -68,7 +69,7 @@ func (r record) encode() []byte {
 // readSegment reads the segment at path, calling fn for each complete record in order (fn may stop the reading
 // with errStop). It returns the header and the length of the file up to its last complete record: a file cut
 // inside a record (a crash while it was written) ends there.
-func readSegment(path string, fn func(record) error) (segmentHeader, int64, error) {
+func readSegment(path string, fn func(segmentHeader, record) error) (segmentHeader, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return segmentHeader{}, 0, fmt.Errorf("open segment: %w", err)
@@ -81,10 +82,10 @@ func readSegment(path string, fn func(record) error) (segmentHeader, int64, erro
 	}
 	var h segmentHeader
 	fields := strings.Fields(strings.TrimPrefix(first, segmentMagic))
-	if !strings.HasPrefix(first, segmentMagic) || len(fields) != 2 {
+	if !strings.HasPrefix(first, segmentMagic) || len(fields) != 3 {
 		return h, 0, fmt.Errorf("segment %s: bad header %q", path, truncate(first, 60))
 	}
-	h.replid = fields[0]
+	h.replid, h.db = fields[0], fields[2]
 	if h.start, err = strconv.ParseInt(fields[1], 10, 64); err != nil {
 		return h, 0, fmt.Errorf("segment %s: bad header %q", path, truncate(first, 60))
 	}
@@ -110,7 +111,7 @@ func readSegment(path string, fn func(record) error) (segmentHeader, int64, erro
 			return h, valid, fmt.Errorf("segment %s: bad record at byte %d", path, valid)
 		}
 		valid += int64(len(head)) + int64(size) + 1
-		if err := fn(record{at: time.Unix(0, ns).UTC(), end: end, raw: raw[:size]}); err != nil {
+		if err := fn(h, record{at: time.Unix(0, ns).UTC(), end: end, raw: raw[:size]}); err != nil {
 			if errors.Is(err, errStop) {
 				return h, valid, nil
 			}
