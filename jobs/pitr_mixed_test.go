@@ -2,7 +2,9 @@ package jobs_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,6 +149,50 @@ func TestRestoreAtMixedThroughTheRunner(t *testing.T) {
 	}
 	if got, want := pitrtest.RedisCount(t, rdURL), pitrtest.UpTo(rms, at); got != want {
 		t.Errorf("parent Redis after the branch restore: %d markers, want %d", got, want)
+	}
+
+	// Switched off: both followers stop; only the PostgreSQL one had a slot to drop.
+	env, _ = w.catalog.FindEnvironmentByName(ctx, envName)
+	env.PITR = &db.PITR{Enabled: false}
+	if err := w.catalog.UpdateEnvironment(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	for _, svc := range []string{"db", "cache"} {
+		waitServiceStream(t, w.catalog, envName, svc, func(s *db.PITRStream) bool { return s.State == db.PITRStopped })
+	}
+	acts, _, err := w.catalog.FindActivities(ctx, db.ActivityFilter{Environment: &envName, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := map[string]string{}
+	for _, a := range acts {
+		if a.Type == "pitr.follow" && strings.HasPrefix(a.Summary, "Stopped") {
+			stopped[strings.Fields(a.Summary)[4]] = a.Summary
+		}
+	}
+	if !strings.Contains(stopped["db"], "replication slot") || stopped["cache"] == "" ||
+		strings.Contains(stopped["cache"], "slot") {
+		t.Errorf("stop activities = %q, want the slot named for db only", stopped)
+	}
+}
+
+// TestRestoreAtRefusesUncoveredTypes: an environment with a service whose type has no kind is refused, naming the
+// service and the types that can be restored to a moment.
+func TestRestoreAtRefusesUncoveredTypes(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	w.ops.PITR = &jobs.PITR{Catalog: w.catalog, Repo: w.ops.Engine.Repo,
+		Kinds: map[string]pitr.Kind{backup.TypePostgreSQL: pgwal.Kind{}, backup.TypeRedis: redisrepl.Kind{}}}
+	env := &db.Environment{Name: "main", Type: db.EnvProduction, PITR: &db.PITR{Enabled: true}, Services: []db.Service{
+		{Name: "db", Type: db.ServicePostgreSQL, URL: "postgres://app@127.0.0.1:1/app"},
+		{Name: "files", Type: db.ServiceSQLite, Path: "/srv/app.db"}}}
+	if err := w.catalog.CreateEnvironment(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	_, err := w.ops.PlanRestoreAt(ctx, jobs.RestoreAtRequest{Environment: "main", At: time.Now().Add(-time.Minute)})
+	if !errors.Is(err, jobs.ErrRefused) || !strings.Contains(err.Error(), "files (sqlite)") ||
+		!strings.Contains(err.Error(), "postgresql, redis") {
+		t.Fatalf("PlanRestoreAt = %v, want refused naming files (sqlite) and the types postgresql, redis", err)
 	}
 }
 
