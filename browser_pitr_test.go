@@ -8,7 +8,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/rewind/rewind/backup/pitr"
+	"github.com/rewind/rewind/backup/pitr/pgwal"
 	"github.com/rewind/rewind/backup/pitr/pitrtest"
 	"github.com/rewind/rewind/backup/testserver"
 	"github.com/rewind/rewind/db"
@@ -26,7 +26,7 @@ func TestBrowserRestoreAt(t *testing.T) {
 	dbName := srv.CreateDatabase(t, "")
 	pgURL := srv.URL(dbName)
 	env := testserver.UniqueName("web")
-	t.Cleanup(func() { pitr.DropSlot(context.Background(), pgURL, env, "db") }) //nolint:errcheck
+	t.Cleanup(func() { pgwal.DropSlot(context.Background(), pgURL, env, "db") }) //nolint:errcheck
 	stop := make(chan struct{})
 	markers := pitrtest.Writer(t, pgURL, stop)
 	if err := m.Catalog.CreateEnvironment(ctx, &db.Environment{Name: env, Type: db.EnvProduction,

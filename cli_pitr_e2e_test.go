@@ -11,7 +11,7 @@ import (
 
 	"github.com/PuerkitoBio/goquery"
 
-	"github.com/rewind/rewind/backup/pitr"
+	"github.com/rewind/rewind/backup/pitr/pgwal"
 	"github.com/rewind/rewind/backup/pitr/pitrtest"
 	"github.com/rewind/rewind/backup/testserver"
 	"github.com/rewind/rewind/db"
@@ -29,7 +29,7 @@ func TestRestoreAtEndToEnd(t *testing.T) {
 	dbName := srv.CreateDatabase(t, "")
 	pgURL := srv.URL(dbName)
 	env := testserver.UniqueName("pitr")
-	t.Cleanup(func() { pitr.DropSlot(context.Background(), pgURL, env, "db") }) //nolint:errcheck
+	t.Cleanup(func() { pgwal.DropSlot(context.Background(), pgURL, env, "db") }) //nolint:errcheck
 
 	stop := make(chan struct{})
 	markers := pitrtest.Writer(t, pgURL, stop)

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rewind/rewind/backup/pitr"
+	"github.com/rewind/rewind/backup/pitr/pgwal"
 	"github.com/rewind/rewind/backup/pitr/pitrtest"
 	"github.com/rewind/rewind/backup/testserver"
 	"github.com/rewind/rewind/db"
@@ -40,7 +40,7 @@ func TestPITRCrash(t *testing.T) {
 	srv := testserver.StartPostgres(t)
 	dbName := srv.CreateDatabase(t, "")
 	pgURL := srv.URL(dbName)
-	t.Cleanup(func() { pitr.DropSlot(context.Background(), pgURL, "app", "db") }) //nolint:errcheck
+	t.Cleanup(func() { pgwal.DropSlot(context.Background(), pgURL, "app", "db") }) //nolint:errcheck
 
 	stop := make(chan struct{})
 	markers := pitrtest.Writer(t, pgURL, stop)

@@ -26,6 +26,11 @@ import (
 	"github.com/rewind/rewind/backup/files"
 	"github.com/rewind/rewind/backup/gate"
 	"github.com/rewind/rewind/backup/mysql"
+	"github.com/rewind/rewind/backup/pitr"
+	"github.com/rewind/rewind/backup/pitr/pgwal"
+	"github.com/rewind/rewind/backup/pitr/filesnap"
+	"github.com/rewind/rewind/backup/pitr/redisrepl"
+	pitrsqlite "github.com/rewind/rewind/backup/pitr/sqlite"
 	"github.com/rewind/rewind/backup/postgres"
 	"github.com/rewind/rewind/backup/redis"
 	"github.com/rewind/rewind/backup/sqlite"
@@ -114,6 +119,20 @@ func drivers() map[string]backup.Driver {
 	}
 }
 
+// pitrKinds are the service types point-in-time protection covers, by type: one line per kind.
+func pitrKinds(catalogPath string) map[string]pitr.Kind {
+	out := map[string]pitr.Kind{}
+	for _, k := range []pitr.Kind{
+		pgwal.Kind{},
+		redisrepl.Kind{},
+		pitrsqlite.New(catalogPath), // never follows Rewind's own catalog
+		filesnap.Kind{},
+	} {
+		out[k.Type()] = k
+	}
+	return out
+}
+
 // setupLinkTTL is how long the one-time first-admin link printed at start works.
 const setupLinkTTL = 24 * time.Hour
 
@@ -150,7 +169,7 @@ type Main struct {
 	Server   *web.Server
 	// Scheduler takes the plan's automated backups and applies retention.
 	Scheduler *jobs.Scheduler
-	// PITR follows the PostgreSQL services of environments with point-in-time protection on.
+	// PITR follows the services (of the types pitrKinds covers) of environments with point-in-time protection on.
 	PITR *jobs.PITR
 	// CatalogSaver saves the catalog and secret.key into the repository.
 	CatalogSaver *jobs.CatalogSaver
@@ -247,7 +266,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.Ops.Recover(ctx); err != nil {
 		return err
 	}
-	m.PITR = &jobs.PITR{Catalog: catalog, Repo: m.Repo, SpoolDir: filepath.Join(m.DataDir, "pitr"), Log: m.Logger}
+	m.PITR = &jobs.PITR{Catalog: catalog, Repo: m.Repo, SpoolDir: filepath.Join(m.DataDir, "pitr"), Log: m.Logger,
+		Kinds: pitrKinds(catalog.Path())}
 	m.Ops.PITR = m.PITR
 	m.PITR.Start(ctx)
 	m.Scheduler = &jobs.Scheduler{Catalog: catalog, Ops: m.Ops, Now: m.Now, Log: m.Logger}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,8 +42,10 @@ type PITROperations interface {
 	StartRestoreAt(ctx context.Context, req jobs.RestoreAtRequest) (*db.Activity, *jobs.RestoreAtPlan, error)
 }
 
-// PITRChecker runs the prerequisites check of an environment's PostgreSQL services (jobs.PITR).
+// PITRChecker runs the prerequisites check of an environment's followed services (jobs.PITR).
 type PITRChecker interface {
+	// KindTypes are the service types point-in-time protection covers, sorted.
+	KindTypes() []string
 	Check(ctx context.Context, env string) (map[string][]jobs.PITRCheckResult, error)
 	// Ranges are the moments each followed service of env can be restored to, oldest first.
 	Ranges(ctx context.Context, env string) (map[string][]jobs.PITRRange, error)
@@ -118,11 +121,15 @@ func (h *PITR) status(c echo.Context, u *db.User, e *db.Environment) (*views.PIT
 		return nil, err
 	}
 	enabled := e.PITR != nil && e.PITR.Enabled
-	hasPG := false
-	for _, svc := range e.Services {
-		hasPG = hasPG || svc.Type == db.ServicePostgreSQL
+	var types []string
+	if h.checker != nil {
+		types = h.checker.KindTypes()
 	}
-	if !enabled && len(streams) == 0 && !hasPG {
+	covered := false
+	for _, svc := range e.Services {
+		covered = covered || slices.Contains(types, svc.Type)
+	}
+	if !enabled && len(streams) == 0 && !covered {
 		return nil, nil // nothing to follow: no card
 	}
 	plan, err := h.store.FindPlan(ctx)
@@ -130,7 +137,7 @@ func (h *PITR) status(c echo.Context, u *db.User, e *db.Environment) (*views.PIT
 		return nil, err
 	}
 	d := &views.PITRStatus{Enabled: enabled, Now: h.now(), Test: envAdmin(u, e.Type), Restore: backupAdmin(u, e.Type),
-		CSRF: CSRFToken(c), Env: e.Name, Timezone: plan.Location().String()}
+		CSRF: CSRFToken(c), Env: e.Name, Timezone: plan.Location().String(), Types: types}
 	if e.PITR != nil {
 		d.Window = e.PITR.Window(plan.Schedule)
 	}
@@ -142,6 +149,9 @@ func (h *PITR) status(c echo.Context, u *db.User, e *db.Environment) (*views.PIT
 	}
 	for _, st := range streams {
 		row := views.PITRStreamRow{Stream: st}
+		if svc := e.Service(st.Service); svc != nil {
+			row.Type = svc.Type
+		}
 		if row.Usage, err = h.store.FindPITRUsage(ctx, st.ID); err != nil {
 			return nil, err
 		}
@@ -153,7 +163,7 @@ func (h *PITR) status(c echo.Context, u *db.User, e *db.Environment) (*views.PIT
 	return d, nil
 }
 
-// Test is POST /environments/:env/pitr/test: the prerequisites of following each PostgreSQL service.
+// Test is POST /environments/:env/pitr/test: the prerequisites of following each service whose type is covered.
 func (h *PITR) Test(c echo.Context) error {
 	u, err := user(c)
 	if err != nil {
@@ -180,7 +190,7 @@ func (h *PITR) Test(c echo.Context) error {
 			checks = append(checks, views.PITRCheck{Service: svc.Name, Name: r.Name, Status: r.Status, Message: r.Message})
 		}
 	}
-	return render(c, http.StatusOK, views.PITRCheckResults(checks))
+	return render(c, http.StatusOK, views.PITRCheckResults(checks, h.checker.KindTypes()))
 }
 
 // PlanPage is GET /environments/:env/restore-at/plan?at=… (the form's preview): the exact moment each service

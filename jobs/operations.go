@@ -592,9 +592,14 @@ func (o *Operations) Build(a *db.Activity) (Job, error) {
 func specs(env *db.Environment) []backup.ServiceSpec {
 	out := make([]backup.ServiceSpec, 0, len(env.Services))
 	for _, s := range env.Services {
-		out = append(out, backup.ServiceSpec{Name: s.Name, Type: s.Type, URL: s.URL, Path: s.Path, Exclude: s.Exclude})
+		out = append(out, serviceSpec(s))
 	}
 	return out
+}
+
+// serviceSpec is one service as the engine's spec.
+func serviceSpec(s db.Service) backup.ServiceSpec {
+	return backup.ServiceSpec{Name: s.Name, Type: s.Type, URL: s.URL, Path: s.Path, Exclude: s.Exclude}
 }
 
 // hold returns the engine's HoldFunc for env: the pre_pause hook, then the gate's hold; release lets the

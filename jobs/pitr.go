@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sort"
 	"sync"
 	"time"
 
@@ -37,21 +38,23 @@ type PITRCatalog interface {
 	DeletePITRHistory(ctx context.Context, streamID, keep int64, from string) ([]string, error)
 }
 
-// PITR keeps one follower running per PostgreSQL service of every active environment with point-in-time
-// protection on, as the catalog says (read every Poll), restarting a failed follower with backoff, and drops a
-// service's replication slot once its protection is switched off. It also plans and runs restores to a moment
-// (RestoreAt).
+// PITR keeps one follower running per service, whose type has a Kind, of every active environment with
+// point-in-time protection on, as the catalog says (read every Poll), restarting a failed follower with backoff,
+// and releases what a service's server keeps for the stream (a replication slot) once its protection is switched
+// off. It also plans and runs restores to a moment (RestoreAt).
 type PITR struct {
 	Catalog  PITRCatalog
 	Repo     *backup.Repository
-	SpoolDir string // the followers' WAL spools and base backups: <data>/pitr
+	SpoolDir string // the followers' spools and base backups: <data>/pitr
 	Log      *slog.Logger
 	Now      func() time.Time
-	// Poll is how often the settings are read (2 s when 0); ShipEvery how often a follower ships the growing WAL
-	// segment (1 s when 0); BinDir overrides where the PostgreSQL tools are.
+	// Kinds are the point-in-time protections by service type (backup.TypePostgreSQL, ...): services of other
+	// types are not followed, and an environment holding one cannot be restored to a moment.
+	Kinds map[string]pitr.Kind
+	// Poll is how often the settings are read (2 s when 0); ShipEvery how often a follower ships its newest
+	// changes (1 s when 0).
 	Poll      time.Duration
 	ShipEvery time.Duration
-	BinDir    string
 	// PruneEvery is how often bases and WAL older than the window are deleted (1 h when 0).
 	PruneEvery time.Duration
 
@@ -64,7 +67,8 @@ type PITR struct {
 type streamKey struct{ env, service string }
 
 type followerRun struct {
-	url    string
+	svc    backup.ServiceSpec
+	kind   pitr.Kind
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -117,6 +121,19 @@ func (s *PITR) Start(ctx context.Context) {
 	}()
 }
 
+// kind is the point-in-time protection of services of type typ (nil: none).
+func (s *PITR) kind(typ string) pitr.Kind { return s.Kinds[typ] }
+
+// KindTypes are the service types that can be followed and restored to a moment, sorted.
+func (s *PITR) KindTypes() []string {
+	out := make([]string, 0, len(s.Kinds))
+	for t := range s.Kinds {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Close stops the followers (their slots stay: following resumes from them at the next start).
 func (s *PITR) Close() {
 	if s.cancel != nil {
@@ -133,23 +150,24 @@ func (s *PITR) Close() {
 	}
 }
 
-// Sync starts the followers the catalog asks for and stops (dropping their slots) those it no longer does.
+// Sync starts the followers the catalog asks for and stops (releasing what their servers keep for them) those it
+// no longer does.
 func (s *PITR) Sync(ctx context.Context) error {
 	envs, err := s.Catalog.FindEnvironments(ctx, db.EnvironmentFilter{})
 	if err != nil {
 		return err
 	}
-	want := map[streamKey]string{}
-	urls := map[streamKey]string{} // every PostgreSQL service, followed or not: to drop a slot
+	want := map[streamKey]backup.ServiceSpec{}
+	known := map[streamKey]backup.ServiceSpec{} // every service with a kind, followed or not: to release it
 	for _, e := range envs {
 		for _, svc := range e.Services {
-			if svc.Type != db.ServicePostgreSQL {
+			if s.kind(svc.Type) == nil {
 				continue
 			}
 			k := streamKey{e.Name, svc.Name}
-			urls[k] = svc.URL
+			known[k] = serviceSpec(svc)
 			if e.PITR != nil && e.PITR.Enabled && e.Status == db.StatusActive {
-				want[k] = svc.URL
+				want[k] = serviceSpec(svc)
 			}
 		}
 	}
@@ -159,11 +177,11 @@ func (s *PITR) Sync(ctx context.Context) error {
 	}
 	var stop []*followerRun
 	for k, r := range s.running {
-		if u, ok := want[k]; !ok || u != r.url {
+		if sp, ok := want[k]; !ok || sp.URL != r.svc.URL || sp.Path != r.svc.Path || sp.Type != r.svc.Type {
 			stop = append(stop, r)
 			delete(s.running, k)
-			if _, ok := urls[k]; !ok {
-				urls[k] = r.url // the service is gone from the catalog: its follower still knows the server
+			if _, ok := known[k]; !ok {
+				known[k] = r.svc // the service is gone from the catalog: its follower still knows the server
 			}
 		}
 	}
@@ -183,14 +201,18 @@ func (s *PITR) Sync(ctx context.Context) error {
 		if _, ok := want[k]; ok || st.State == db.PITRStopped {
 			continue
 		}
-		// Switched off (or the environment deactivated): the server must stop keeping WAL for Rewind.
+		// Switched off (or the environment deactivated): the server must stop keeping anything for Rewind.
 		state, msg := db.PITRStopped, ""
-		if u, ok := urls[k]; ok {
-			if err := pitr.DropSlot(ctx, u, st.Environment, st.Service); err != nil {
+		summary := fmt.Sprintf("Stopped point-in-time protection of %s", st.Service)
+		if sp, ok := known[k]; ok {
+			if err := s.kind(sp.Type).Release(ctx, st.Environment, sp); err != nil {
 				errs = append(errs, err)
 				continue // tried again at the next sync
 			}
-		} else {
+			if st.Slot != "" {
+				summary += fmt.Sprintf(" and dropped its replication slot %s", st.Slot)
+			}
+		} else if st.Slot != "" {
 			msg = fmt.Sprintf("the service is gone, so Rewind could not drop its replication slot: run "+
 				"SELECT pg_drop_replication_slot('%s') on its server", st.Slot)
 		}
@@ -198,28 +220,31 @@ func (s *PITR) Sync(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		s.activity(ctx, st.Environment, fmt.Sprintf("Stopped point-in-time protection of %s and dropped its "+
-			"replication slot %s", st.Service, st.Slot))
+		s.activity(ctx, st.Environment, summary)
 	}
 
-	for k, u := range want {
+	for k, sp := range want {
 		s.mu.Lock()
 		_, ok := s.running[k]
 		s.mu.Unlock()
 		if ok {
 			continue
 		}
-		st, err := s.Catalog.EnsurePITRStream(ctx, k.env, k.service, pitr.SlotName(k.env, k.service))
+		kind := s.kind(sp.Type)
+		st, err := s.Catalog.EnsurePITRStream(ctx, k.env, k.service, kind.Slot(k.env, k.service))
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		if st.State == db.PITRStopped || st.StartedAt == nil {
-			s.activity(ctx, k.env, fmt.Sprintf("Started point-in-time protection of %s (replication slot %s)",
-				k.service, st.Slot))
+			summary := fmt.Sprintf("Started point-in-time protection of %s", k.service)
+			if st.Slot != "" {
+				summary += fmt.Sprintf(" (replication slot %s)", st.Slot)
+			}
+			s.activity(ctx, k.env, summary)
 		}
 		rctx, cancel := context.WithCancel(ctx)
-		r := &followerRun{url: u, cancel: cancel, done: make(chan struct{})}
+		r := &followerRun{svc: sp, kind: kind, cancel: cancel, done: make(chan struct{})}
 		s.mu.Lock()
 		if s.running == nil { // closed meanwhile
 			s.mu.Unlock()
@@ -228,7 +253,7 @@ func (s *PITR) Sync(ctx context.Context) error {
 		}
 		s.running[k] = r
 		s.mu.Unlock()
-		go s.follow(rctx, r, st, u)
+		go s.follow(rctx, r, st)
 	}
 	return errors.Join(errs...)
 }
@@ -242,18 +267,17 @@ func (s *PITR) activity(ctx context.Context, env, summary string) {
 
 // follow runs a follower until ctx ends, restarting it after a failure: 1 s, doubling up to a minute, and
 // back to 1 s after a run that lasted a minute.
-func (s *PITR) follow(ctx context.Context, r *followerRun, st *db.PITRStream, url string) {
+func (s *PITR) follow(ctx context.Context, r *followerRun, st *db.PITRStream) {
 	defer close(r.done)
-	f := &pitr.Follower{Environment: st.Environment, Service: st.Service, URL: url, Repo: s.Repo,
-		Spool: filepath.Join(s.SpoolDir, st.Environment, st.Service), BinDir: s.BinDir, ShipEvery: s.ShipEvery,
-		Now: s.Now, Record: &streamRecorder{cat: s.Catalog, id: st.ID, env: st.Environment,
-			service: st.Service}}
+	spec := pitr.FollowSpec{Environment: st.Environment, Service: r.svc, Repo: s.Repo,
+		Spool: filepath.Join(s.SpoolDir, st.Environment, st.Service), ShipEvery: s.ShipEvery, Now: s.Now,
+		Record: &streamRecorder{cat: s.Catalog, id: st.ID, env: st.Environment, service: st.Service}}
 	backoff := time.Second
 	for {
 		started := s.now()
 		state, none := db.PITRRunning, ""
 		_ = s.Catalog.UpdatePITRStream(ctx, st.ID, db.PITRStreamUpdate{State: &state, Error: &none, StartedAt: &started})
-		err := f.Run(ctx)
+		err := r.kind.Follow(ctx, spec)
 		if ctx.Err() != nil {
 			return
 		}
@@ -324,7 +348,7 @@ func (r *streamRecorder) Gap(ctx context.Context, reason string) error {
 		State: db.ActivityFailed, Summary: fmt.Sprintf("Point-in-time protection of %s has a gap: %s", r.service, reason)})
 }
 
-// Check runs the prerequisites check of every PostgreSQL service of env.
+// Check runs the prerequisites check of every service of env whose type has a kind.
 func (s *PITR) Check(ctx context.Context, env string) (map[string][]pitr.CheckResult, error) {
 	e, err := s.Catalog.FindEnvironmentByName(ctx, env)
 	if err != nil {
@@ -332,9 +356,9 @@ func (s *PITR) Check(ctx context.Context, env string) (map[string][]pitr.CheckRe
 	}
 	out := map[string][]pitr.CheckResult{}
 	for _, svc := range e.Services {
-		if svc.Type == db.ServicePostgreSQL {
+		if k := s.kind(svc.Type); k != nil {
 			ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			out[svc.Name] = pitr.Check(ctx, svc.URL, e.Name, svc.Name, s.BinDir)
+			out[svc.Name] = k.Check(ctx, e.Name, serviceSpec(svc))
 			cancel()
 		}
 	}
@@ -357,7 +381,11 @@ func (s *PITR) Ranges(ctx context.Context, env string) (map[string][]pitr.Range,
 	}
 	out := map[string][]pitr.Range{}
 	for _, st := range streams {
-		stream, err := s.stream(ctx, st)
+		svc := e.Service(st.Service)
+		if svc == nil || s.kind(svc.Type) == nil {
+			continue // the service is gone, or its type is no longer followed: nothing to restore it into
+		}
+		stream, err := s.stream(ctx, st, s.kind(svc.Type))
 		if err != nil {
 			return nil, err
 		}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -47,8 +46,8 @@ type RestoreAtService struct {
 	BaseAt       time.Time
 	Ranges       []pitr.Range // every moment the service can be restored to, in the window
 	choice       *pitr.Choice
-	database     string
-	user         string
+	kind         pitr.Kind
+	source       backup.ServiceSpec // the followed service
 	sourceStream *db.PITRStream
 }
 
@@ -96,14 +95,14 @@ func (o *Operations) planRestoreAt(ctx context.Context, req RestoreAtRequest) (*
 	}
 	var others []string
 	for _, svc := range env.Services {
-		if svc.Type != db.ServicePostgreSQL {
+		if s.kind(svc.Type) == nil {
 			others = append(others, fmt.Sprintf("%s (%s)", svc.Name, svc.Type))
 		}
 	}
 	if len(others) > 0 {
 		return nil, fmt.Errorf("environment %s has services point-in-time restore does not cover yet: %s; only "+
-			"environments whose services are all PostgreSQL can be restored to a moment: restore a backup instead: %w",
-			env.Name, strings.Join(others, ", "), ErrRefused)
+			"environments whose services are all of the types %s can be restored to a moment: restore a backup "+
+			"instead: %w", env.Name, strings.Join(others, ", "), strings.Join(s.KindTypes(), ", "), ErrRefused)
 	}
 	if len(env.Services) == 0 {
 		return nil, fmt.Errorf("environment %s has no services: %w", env.Name, ErrRefused)
@@ -122,16 +121,13 @@ func (o *Operations) planRestoreAt(ctx context.Context, req RestoreAtRequest) (*
 		if err != nil {
 			return nil, err
 		}
-		stream, err := s.stream(ctx, st)
+		kind := s.kind(svc.Type)
+		stream, err := s.stream(ctx, st, kind)
 		if err != nil {
 			return nil, err
 		}
-		rs := RestoreAtService{Name: svc.Name, Type: svc.Type, Ranges: stream.Ranges(notBefore),
-			sourceStream: st}
-		if u, err := url.Parse(svc.URL); err == nil {
-			rs.database = strings.TrimPrefix(u.Path, "/")
-			rs.user = u.User.Username()
-		}
+		rs := RestoreAtService{Name: svc.Name, Type: svc.Type, Ranges: stream.Ranges(notBefore), kind: kind,
+			source: serviceSpec(svc), sourceStream: st}
 		if plan.At.After(now) {
 			newest := "nothing is restorable yet"
 			if n := len(rs.Ranges); n > 0 {
@@ -180,11 +176,11 @@ func (o *Operations) planRestoreAt(ctx context.Context, req RestoreAtRequest) (*
 		switch {
 		case ts == nil:
 			ve.Errors = append(ve.Errors, db.FieldError{Field: "services", Message: fmt.Sprintf(
-				"environment %q has no service %q (postgresql) to restore into: add it first", target.Name, rs.Name)})
+				"environment %q has no service %q (%s) to restore into: add it first", target.Name, rs.Name, rs.Type)})
 		case ts.Type != rs.Type:
 			ve.Errors = append(ve.Errors, db.FieldError{Field: "services", Message: fmt.Sprintf(
-				"service %q is postgresql in %s but %s in %q: a restore cannot change a service's type",
-				rs.Name, env.Name, ts.Type, target.Name)})
+				"service %q is %s in %s but %s in %q: a restore cannot change a service's type",
+				rs.Name, rs.Type, env.Name, ts.Type, target.Name)})
 		default:
 			rs.Target = ts.MaskedURL()
 		}
@@ -195,8 +191,8 @@ func (o *Operations) planRestoreAt(ctx context.Context, req RestoreAtRequest) (*
 	return plan, nil
 }
 
-// stream reads what the catalog knows of a stream, to plan with.
-func (s *PITR) stream(ctx context.Context, st *db.PITRStream) (pitr.Stream, error) {
+// stream reads what the catalog knows of a stream of kind, to plan with.
+func (s *PITR) stream(ctx context.Context, st *db.PITRStream, kind pitr.Kind) (pitr.Stream, error) {
 	dbBases, err := s.Catalog.FindPITRBases(ctx, st.ID)
 	if err != nil {
 		return pitr.Stream{}, err
@@ -216,7 +212,7 @@ func (s *PITR) stream(ctx context.Context, st *db.PITRStream) (pitr.Stream, erro
 		shipped = append(shipped, pitr.Shipped{Name: sg.Name, Snapshot: sg.Snapshot, Partial: sg.Partial,
 			FirstCommit: sg.FirstCommitAt, LastCommit: sg.LastCommitAt})
 	}
-	out := pitr.Stream{Bases: bases, Segments: shipped, Next: pitr.NextWAL}
+	out := pitr.Stream{Bases: bases, Segments: shipped, Next: kind.NextSegment}
 	if st.CoveredUntil != nil {
 		out.CoveredUntil = *st.CoveredUntil
 	}
@@ -260,8 +256,8 @@ func (o *Operations) StartRestoreAt(ctx context.Context, req RestoreAtRequest) (
 	return a, plan, nil
 }
 
-// restoreAtJob restores an environment's state at a moment: each PostgreSQL service is rebuilt at that moment in a
-// private scratch server, the scratch databases are taken as a transient backup, and that backup is restored
+// restoreAtJob restores an environment's state at a moment: each service is rebuilt at that moment by its kind in
+// a private scratch instance, the scratch databases are taken as a transient backup, and that backup is restored
 // like any other (prepare, pause, switch, pre-restore backup), so undo works as for a backup's restore.
 type restoreAtJob struct {
 	restoreJob
@@ -279,7 +275,7 @@ func (j *restoreAtJob) Run(ctx context.Context, p *Progress) error {
 	}
 	// Rebuild every service at the moment (planning again when the growing segment was replaced meanwhile),
 	// then take the scratch databases as one transient backup.
-	var scratch []*pitr.Scratch
+	var scratch []pitr.Rebuilt
 	defer func() {
 		for _, sc := range scratch {
 			sc.Close() //nolint:errcheck
@@ -323,10 +319,10 @@ func (j *restoreAtJob) Run(ctx context.Context, p *Progress) error {
 		fmt.Sprintf("the state of %s at %s", plan.Environment, j.params.At))
 }
 
-// rebuild starts a scratch server per service of plan, rebuilt at its moment, and returns the specs of the
-// scratch databases and of the target services they are restored into.
+// rebuild starts a scratch instance per service of plan, rebuilt at its moment by the service's kind, and returns
+// the specs of the scratch instances and of the target services they are restored into.
 func (j *restoreAtJob) rebuild(ctx context.Context, p *Progress, plan *RestoreAtPlan, env *db.Environment,
-	scratch *[]*pitr.Scratch,
+	scratch *[]pitr.Rebuilt,
 ) (specs, targets []backup.ServiceSpec, err error) {
 	o := j.o
 	for _, sc := range *scratch {
@@ -339,15 +335,15 @@ func (j *restoreAtJob) rebuild(ctx context.Context, p *Progress, plan *RestoreAt
 			return nil, nil, fmt.Errorf("create scratch directory: %w", err)
 		}
 		t0 := o.now()
-		sc, err := pitr.Rebuild(ctx, pitr.RebuildRequest{Repo: o.PITR.Repo, Choice: rs.choice, Target: plan.At,
-			Dir: dir, BinDir: o.PITR.BinDir, User: rs.user})
+		sc, err := rs.kind.Rebuild(ctx, pitr.RebuildSpec{Repo: o.PITR.Repo, Service: rs.source, Choice: rs.choice,
+			Target: plan.At, Dir: dir})
 		if err != nil {
 			return nil, nil, fmt.Errorf("rebuild service %s at %s: %w (nothing was changed)", rs.Name, j.params.At, err)
 		}
 		*scratch = append(*scratch, sc)
 		p.Logf("rebuilt %s at %s in a scratch server in %s: %s", rs.Name, j.params.At,
-			o.now().Sub(t0).Round(time.Millisecond), reachedText(sc.Reached, rs.BaseAt))
-		specs = append(specs, backup.ServiceSpec{Name: rs.Name, Type: rs.Type, URL: sc.URL(rs.database)})
+			o.now().Sub(t0).Round(time.Millisecond), reachedText(sc.Reached(), rs.BaseAt))
+		specs = append(specs, sc.Spec(rs.source))
 		ts := env.Service(rs.Name)
 		targets = append(targets, backup.ServiceSpec{Name: ts.Name, Type: ts.Type, URL: ts.URL, Path: ts.Path})
 	}
@@ -356,7 +352,7 @@ func (j *restoreAtJob) rebuild(ctx context.Context, p *Progress, plan *RestoreAt
 
 func reachedText(reached *time.Time, base time.Time) string {
 	if reached == nil {
-		return "no commit between its base backup of " + base.UTC().Format(time.RFC3339) + " and then"
+		return "no change between its base backup of " + base.UTC().Format(time.RFC3339) + " and then"
 	}
 	return "its last commit at or before then was at " + reached.UTC().Format(time.RFC3339Nano)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rewind/rewind/backup"
 	"github.com/rewind/rewind/backup/pitr"
+	"github.com/rewind/rewind/backup/pitr/pgwal"
 	"github.com/rewind/rewind/backup/pitr/pitrtest"
 	"github.com/rewind/rewind/backup/postgres"
 	"github.com/rewind/rewind/backup/testserver"
@@ -36,12 +37,13 @@ func TestRestoreAtThroughTheRunner(t *testing.T) {
 		t.Fatal(err)
 	}
 	sup := &jobs.PITR{Catalog: w.catalog, Repo: w.ops.Engine.Repo, SpoolDir: filepath.Join(w.dir, "pitr"),
-		Poll: 200 * time.Millisecond, ShipEvery: 200 * time.Millisecond}
+		Kinds: map[string]pitr.Kind{backup.TypePostgreSQL: pgwal.Kind{}},
+		Poll:  200 * time.Millisecond, ShipEvery: 200 * time.Millisecond}
 	w.ops.PITR = sup
 	sup.Start(ctx)
 	t.Cleanup(func() {
 		sup.Close()
-		pitr.DropSlot(context.Background(), url, envName, "db") //nolint:errcheck
+		pgwal.DropSlot(context.Background(), url, envName, "db") //nolint:errcheck
 	})
 
 	// The Test of the prerequisites passes on the private server.
@@ -65,7 +67,7 @@ func TestRestoreAtThroughTheRunner(t *testing.T) {
 	// The server cuts the WAL stream: the follower fails, is restarted after its backoff, and resumes from
 	// the slot, so the stream has no gap.
 	srv.Exec(t, "postgres", "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1",
-		pitr.SlotName(envName, "db"))
+		pgwal.SlotName(envName, "db"))
 	waitStream(t, w.catalog, envName, func(s *db.PITRStream) bool { return s.State == db.PITRFailed })
 	cut := time.Now()
 	waitStream(t, w.catalog, envName, func(s *db.PITRStream) bool {
@@ -188,7 +190,7 @@ func TestRestoreAtThroughTheRunner(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitStream(t, w.catalog, envName, func(s *db.PITRStream) bool { return s.State == db.PITRStopped })
-	if n := slots(t, url, pitr.SlotName(envName, "db")); n != 0 {
+	if n := slots(t, url, pgwal.SlotName(envName, "db")); n != 0 {
 		t.Fatalf("slot still on the server after switching off (%d)", n)
 	}
 }

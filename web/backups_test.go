@@ -15,6 +15,9 @@ import (
 	"github.com/rewind/rewind/backup"
 	"github.com/rewind/rewind/backup/files"
 	"github.com/rewind/rewind/backup/gate"
+	"github.com/rewind/rewind/backup/pitr"
+	"github.com/rewind/rewind/backup/pitr/pgwal"
+	"github.com/rewind/rewind/backup/pitr/redisrepl"
 	"github.com/rewind/rewind/backup/sqlite"
 	"github.com/rewind/rewind/db"
 	"github.com/rewind/rewind/jobs"
@@ -51,7 +54,7 @@ func newBackupApp(t *testing.T) *backupApp {
 			t.Fatal(err)
 		}
 		cfg.Ops, cfg.Runner, cfg.Gates = ops, ops, gate.NewSet(gate.Config{}, nil)
-		ops.PITR = &jobs.PITR{Catalog: cfg.Catalog, Repo: repo} // not started: plans and checks only
+		ops.PITR = &jobs.PITR{Catalog: cfg.Catalog, Repo: repo, Kinds: map[string]pitr.Kind{backup.TypePostgreSQL: pgwal.Kind{}, backup.TypeRedis: redisrepl.Kind{}}} // not started: plans and checks only
 		cfg.PITR, cfg.PITRChecker = ops, ops.PITR
 	})
 	t.Cleanup(func() { // before the catalog closes

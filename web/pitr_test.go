@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/PuerkitoBio/goquery"
 	"github.com/rewind/rewind/db"
 )
 
@@ -53,5 +54,53 @@ func TestPITRSettingAPIAndForm(t *testing.T) {
 	}
 	if e, _ := app.cat.FindEnvironmentByName(context.Background(), "main"); e.PITR.Enabled || e.PITR.WindowDays != 3 {
 		t.Fatalf("after saving the form unticked: %+v, want off with 3 days", e.PITR)
+	}
+}
+
+// TestPITRCardShowsEachKind: the card of an environment with a PostgreSQL and a Redis stream shows the replication
+// lag and slot warnings only for the stream with a slot, and names the covered types.
+func TestPITRCardShowsEachKind(t *testing.T) {
+	app := newBackupApp(t)
+	ctx := context.Background()
+	app.user("ada@example.com", db.RoleAdmin, nil)
+	env := &db.Environment{Name: "main", Type: db.EnvProduction, PITR: &db.PITR{Enabled: true}, Services: []db.Service{
+		{Name: "db", Type: db.ServicePostgreSQL, URL: "postgres://app@127.0.0.1:1/app"},
+		{Name: "cache", Type: db.ServiceRedis, URL: "redis://127.0.0.1:1/0"}}}
+	if err := app.cat.CreateEnvironment(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	lag, lost := int64(3<<20), "lost"
+	for _, s := range []struct{ service, slot string }{{"db", "rewind_main_db"}, {"cache", ""}} {
+		st, err := app.cat.EnsurePITRStream(ctx, "main", s.service, s.slot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := app.cat.UpdatePITRStream(ctx, st.ID, db.PITRStreamUpdate{LagBytes: &lag, WALStatus: &lost}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := app.client()
+	c.login("ada@example.com")
+	doc := c.get("/environments/main").doc(t)
+	row := func(service string) *goquery.Selection {
+		return doc.Find(testid("pitr-stream") + `[data-service="` + service + `"]`)
+	}
+	if got := row("db").Find(testid("pitr-lag")).Text(); !strings.Contains(got, "3.0 MiB") {
+		t.Errorf("PostgreSQL lag = %q, want the bytes behind", got)
+	}
+	if row("db").Find(testid("pitr-wal-warning")).Length() != 1 {
+		t.Errorf("PostgreSQL row has no warning about its lost slot")
+	}
+	if got := strings.TrimSpace(row("cache").Find(testid("pitr-lag")).Text()); got != "—" {
+		t.Errorf("Redis lag = %q, want — (no slot)", got)
+	}
+	if row("cache").Find(testid("pitr-wal-warning")).Length() != 0 {
+		t.Errorf("Redis row shows a slot warning")
+	}
+	if got := row("cache").Find(testid("pitr-usage")).Text(); strings.Contains(got, "WAL") {
+		t.Errorf("Redis usage = %q, want segments, not WAL segments", got)
+	}
+	if got := doc.Find(testid("pitr-card")).Text(); !strings.Contains(got, "postgresql and redis services only") {
+		t.Errorf("card text does not name the covered types:\n%s", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -16,6 +17,8 @@ import (
 type RedisOptions struct {
 	// Databases is the number of logical databases; 0 means Redis's default, 16.
 	Databases int
+	// RDB is an RDB file the server loads at start (moved into its directory); it answers PING once loaded.
+	RDB string
 }
 
 // Redis is a private Redis server without persistence.
@@ -36,9 +39,16 @@ func StartRedis(dir string, opt RedisOptions) (*Redis, error) {
 		return nil, err
 	}
 	srv := &Redis{Dir: dir}
-	p, port, err := startReady(dir, nil, 30*time.Second, func(port int) *exec.Cmd {
+	timeout := 30 * time.Second
+	if opt.RDB != "" {
+		if err := os.Rename(opt.RDB, filepath.Join(dir, "dump.rdb")); err != nil {
+			return nil, fmt.Errorf("move the RDB into the server directory: %w", err)
+		}
+		timeout = 30 * time.Minute // loading a large RDB takes a while; a bad one makes the server exit at once
+	}
+	p, port, err := startReady(dir, nil, timeout, func(port int) *exec.Cmd {
 		args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
-			"--save", "", "--appendonly", "no"}
+			"--save", "", "--appendonly", "no", "--dbfilename", "dump.rdb"}
 		if opt.Databases > 0 {
 			args = append(args, "--databases", strconv.Itoa(opt.Databases))
 		}

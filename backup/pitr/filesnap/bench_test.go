@@ -43,7 +43,7 @@ func BenchmarkUnchangedTick(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rec := &pitrtest.Recorder{}
+	rec := &pitrtest.Record{}
 	f := &follower{spec: pitr.FollowSpec{Environment: "main", Service: backup.ServiceSpec{Name: "m", Type: "files", Path: root},
 		Repo: rep, Record: rec}, src: src, run: 1, now: time.Now}
 	ctx := backup.WithScratch(context.Background(), "pitr")

@@ -35,7 +35,7 @@ import (
 
 // Kind follows files mounts.
 type Kind struct {
-	// Every is how often the mount is snapshotted; a minute when 0.
+	// Every is how often the mount is snapshotted; when 0, FollowSpec.ShipEvery if set (tests), else a minute.
 	Every time.Duration
 }
 
@@ -118,6 +118,9 @@ func (Kind) NextSegment(name string) (string, error) {
 // Follow snapshots the mount every k.Every until ctx ends.
 func (k Kind) Follow(ctx context.Context, spec pitr.FollowSpec) error {
 	every := k.Every
+	if every <= 0 {
+		every = spec.ShipEvery
+	}
 	if every <= 0 {
 		every = time.Minute
 	}

@@ -154,7 +154,7 @@ func TestFollowAndRebuild(t *testing.T) {
 	if rs := k.Check(context.Background(), "main", svc); len(rs) != 1 || rs[0].Status != pitr.CheckOK {
 		t.Fatalf("Check = %+v, want the mount ok", rs)
 	}
-	rec := &pitrtest.Recorder{}
+	rec := &pitrtest.Record{}
 	spec := pitr.FollowSpec{Environment: "main", Service: svc, Repo: rep, Spool: t.TempDir(), Record: rec}
 	stopWrites := make(chan struct{})
 	markers := writeMarkers(t, root, stopWrites)

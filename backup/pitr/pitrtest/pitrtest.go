@@ -1,5 +1,5 @@
 // Package pitrtest is the workload of the point-in-time tests: a numbered marker committed every 50 ms into a
-// real PostgreSQL database, with the client's bounds on each commit's time, so a test can say exactly which
+// real database, with the client's bounds on each commit's time, so a test can say exactly which
 // markers a restore to T must bring back.
 package pitrtest
 
@@ -31,12 +31,22 @@ func Writer(t testing.TB, url string, stop <-chan struct{}) func() []Marker {
 	if _, err := c.Exec(ctx, "CREATE TABLE marker (n int PRIMARY KEY)"); err != nil {
 		t.Fatal(err)
 	}
+	return Markers(t, stop, func(n int) error {
+		_, err := c.Exec(ctx, "INSERT INTO marker VALUES ($1)", n)
+		return err
+	}, func() { c.Close(ctx) })
+}
+
+// Markers writes marker 1, 2, … with write every 50 ms until stop is closed, then calls done; the returned
+// function waits for the writer and returns the markers written, each between the moment write was called and
+// the moment it returned (the server acknowledged it).
+func Markers(t testing.TB, stop <-chan struct{}, write func(n int) error, done func()) func() []Marker {
 	var mu sync.Mutex
 	var ms []Marker
-	done := make(chan struct{})
+	finished := make(chan struct{})
 	go func() {
-		defer close(done)
-		defer c.Close(ctx)
+		defer close(finished)
+		defer done()
 		for n := 1; ; n++ {
 			select {
 			case <-stop:
@@ -44,8 +54,8 @@ func Writer(t testing.TB, url string, stop <-chan struct{}) func() []Marker {
 			case <-time.After(50 * time.Millisecond):
 			}
 			before := time.Now()
-			if _, err := c.Exec(ctx, "INSERT INTO marker VALUES ($1)", n); err != nil {
-				t.Errorf("insert marker %d: %v", n, err)
+			if err := write(n); err != nil {
+				t.Errorf("write marker %d: %v", n, err)
 				return
 			}
 			mu.Lock()
@@ -54,7 +64,7 @@ func Writer(t testing.TB, url string, stop <-chan struct{}) func() []Marker {
 		}
 	}()
 	return func() []Marker {
-		<-done
+		<-finished
 		mu.Lock()
 		defer mu.Unlock()
 		return append([]Marker(nil), ms...)
@@ -63,9 +73,13 @@ func Writer(t testing.TB, url string, stop <-chan struct{}) func() []Marker {
 
 // Ambiguous reports whether at falls while a marker was being committed (5 ms either side): which side of at
 // its commit is, the client cannot know.
-func Ambiguous(ms []Marker, at time.Time) bool {
+func Ambiguous(ms []Marker, at time.Time) bool { return AmbiguousBy(ms, at, 5*time.Millisecond) }
+
+// AmbiguousBy is Ambiguous with after instead of 5 ms after each acknowledgement: for a kind whose change times
+// are when Rewind received them (Redis), which can follow the client's acknowledgement by a scheduling delay.
+func AmbiguousBy(ms []Marker, at time.Time, after time.Duration) bool {
 	for _, m := range ms {
-		if !at.Before(m.Before.Add(-5*time.Millisecond)) && !at.After(m.After.Add(5*time.Millisecond)) {
+		if !at.Before(m.Before.Add(-5*time.Millisecond)) && !at.After(m.After.Add(after)) {
 			return true
 		}
 	}

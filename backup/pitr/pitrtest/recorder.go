@@ -8,8 +8,8 @@ import (
 	"github.com/rewind/rewind/backup/pitr"
 )
 
-// Recorder is the catalog of one stream, kept in memory: what a follower under test shipped.
-type Recorder struct {
+// Record is a pitr.Recorder keeping the catalog of one stream in memory, for a kind's tests.
+type Record struct {
 	mu      sync.Mutex
 	bases   []pitr.Base
 	segs    map[string]pitr.Segment
@@ -18,8 +18,10 @@ type Recorder struct {
 	gaps    []string
 }
 
+var _ pitr.Recorder = (*Record)(nil)
+
 // LatestBase is the newest base's system and finish time.
-func (r *Recorder) LatestBase(context.Context) (string, time.Time, bool, error) {
+func (r *Record) LatestBase(context.Context) (string, time.Time, bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.bases) == 0 {
@@ -30,7 +32,7 @@ func (r *Recorder) LatestBase(context.Context) (string, time.Time, bool, error) 
 }
 
 // BaseShipped records b.
-func (r *Recorder) BaseShipped(_ context.Context, b pitr.Base) error {
+func (r *Record) BaseShipped(_ context.Context, b pitr.Base) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.bases = append(r.bases, b)
@@ -38,7 +40,7 @@ func (r *Recorder) BaseShipped(_ context.Context, b pitr.Base) error {
 }
 
 // SegmentShipped records s, replacing the segment of the same name.
-func (r *Recorder) SegmentShipped(_ context.Context, s pitr.Segment) (string, error) {
+func (r *Record) SegmentShipped(_ context.Context, s pitr.Segment) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.segs == nil {
@@ -50,7 +52,7 @@ func (r *Recorder) SegmentShipped(_ context.Context, s pitr.Segment) (string, er
 }
 
 // Report records rep.
-func (r *Recorder) Report(_ context.Context, rep pitr.Report) error {
+func (r *Record) Report(_ context.Context, rep pitr.Report) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !rep.CoveredUntil.IsZero() {
@@ -61,30 +63,37 @@ func (r *Recorder) Report(_ context.Context, rep pitr.Report) error {
 }
 
 // Gap records reason.
-func (r *Recorder) Gap(_ context.Context, reason string) error {
+func (r *Record) Gap(_ context.Context, reason string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.gaps = append(r.gaps, reason)
 	return nil
 }
 
-// Stream is what was shipped, to plan with (next: the kind's NextSegment).
-func (r *Recorder) Stream(next func(string) (string, error)) pitr.Stream {
+// State is what was recorded: the bases, the segments as the catalog lists them, and how far the stream is
+// covered.
+func (r *Record) State() ([]pitr.Base, []pitr.Shipped, time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := pitr.Stream{Bases: append([]pitr.Base(nil), r.bases...), CoveredUntil: r.covered, Next: next}
+	var segs []pitr.Shipped
 	for _, s := range r.segs {
 		sh := pitr.Shipped{Name: s.Name, Snapshot: s.Snapshot, Partial: s.Partial}
 		if n := len(s.Commits); n > 0 {
 			sh.FirstCommit, sh.LastCommit = &s.Commits[0], &s.Commits[n-1]
 		}
-		st.Segments = append(st.Segments, sh)
+		segs = append(segs, sh)
 	}
-	return st
+	return append([]pitr.Base(nil), r.bases...), segs, r.covered
+}
+
+// Stream is what was recorded as the planner reads it, with the kind's segment order.
+func (r *Record) Stream(next func(string) (string, error)) pitr.Stream {
+	bases, segs, covered := r.State()
+	return pitr.Stream{Bases: bases, Segments: segs, CoveredUntil: covered, Next: next}
 }
 
 // Segments returns the shipped segments by name.
-func (r *Recorder) Segments() map[string]pitr.Segment {
+func (r *Record) Segments() map[string]pitr.Segment {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := make(map[string]pitr.Segment, len(r.segs))
@@ -95,21 +104,21 @@ func (r *Recorder) Segments() map[string]pitr.Segment {
 }
 
 // Reports returns every report, oldest first.
-func (r *Recorder) Reports() []pitr.Report {
+func (r *Record) Reports() []pitr.Report {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]pitr.Report(nil), r.reports...)
 }
 
 // Gaps returns the reasons of every gap recorded.
-func (r *Recorder) Gaps() []string {
+func (r *Record) Gaps() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.gaps...)
 }
 
 // Covered is the stream's coverage: every change before it is shipped.
-func (r *Recorder) Covered() time.Time {
+func (r *Record) Covered() time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.covered

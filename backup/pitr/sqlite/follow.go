@@ -314,13 +314,13 @@ func (f *follower) shipSegment(ctx context.Context, dir, name string, seg []ltxF
 		return nil, fmt.Errorf("write commits of %s: %w", name, err)
 	}
 	env, svc := f.spec.Environment, f.spec.Service.Name
-	snap, _, err := pitr.ShipDir(ctx, f.spec.Repo, env, svc, "wal", name, stage,
+	snap, size, err := pitr.ShipDir(ctx, f.spec.Repo, env, svc, "wal", name, stage,
 		"LTX segment "+name+" of "+env+"/"+svc)
 	if err != nil {
 		return nil, err
 	}
 	s := pitr.Segment{Name: name, Snapshot: snap, Partial: partial, Commits: commits,
-		LastLSN: seg[len(seg)-1].txid.String(), ReadAt: readAt}
+		LastLSN: seg[len(seg)-1].txid.String(), ReadAt: readAt, Bytes: size}
 	var replaced string
 	err = f.record(func() (err error) { replaced, err = f.spec.Record.SegmentShipped(ctx, s); return err })
 	if err != nil {

@@ -1,4 +1,4 @@
-package pitr
+package pgwal
 
 import (
 	"context"
@@ -17,12 +17,13 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rewind/rewind/backup"
+	"github.com/rewind/rewind/backup/pitr"
 )
 
 // RebuildRequest says what to rebuild where.
 type RebuildRequest struct {
 	Repo   *backup.Repository
-	Choice *Choice
+	Choice *pitr.Choice
 	Target time.Time
 	Dir    string // work directory, created; Scratch.Close removes it
 	BinDir string // server binaries; default: the base's major version under /usr/lib/postgresql
@@ -39,9 +40,11 @@ type Scratch struct {
 	cmd       *exec.Cmd
 	done      chan struct{}
 	log       *tail
-	// Reached is the newest commit the recovery replayed (nil when it replayed none after the base).
-	Reached *time.Time
+	reached   *time.Time
 }
+
+// Reached is the newest commit the recovery replayed (nil when it replayed none after the base).
+func (s *Scratch) Reached() *time.Time { return s.reached }
 
 // ErrTargetNotReached is returned when the WAL in the repository ends before T (a base without the WAL after
 // it): PostgreSQL refuses to promote such a recovery.
@@ -67,9 +70,8 @@ func Rebuild(ctx context.Context, req RebuildRequest) (s *Scratch, err error) {
 			os.RemoveAll(req.Dir) //nolint:errcheck
 		}
 	}()
-	k := req.Repo.Kopia()
 	base := filepath.Join(req.Dir, "base")
-	if err := getDir(ctx, k, req.Choice.Base.Snapshot, base); err != nil {
+	if err := pitr.FetchDir(ctx, req.Repo, req.Choice.Base.Snapshot, base); err != nil {
 		return nil, fmt.Errorf("read the base backup: %w", err)
 	}
 	if err := untar(ctx, filepath.Join(base, "base.tar"), data); err != nil {
@@ -82,7 +84,7 @@ func Rebuild(ctx context.Context, req RebuildRequest) (s *Scratch, err error) {
 		return nil, fmt.Errorf("remove the base's tar files: %w", err)
 	}
 	for _, id := range req.Choice.Segments {
-		if err := getDir(ctx, k, id, walDir); err != nil {
+		if err := pitr.FetchDir(ctx, req.Repo, id, walDir); err != nil {
 			return nil, fmt.Errorf("read WAL from the repository: %w", err)
 		}
 	}
@@ -185,7 +187,7 @@ func (s *Scratch) waitPromoted(ctx context.Context, timeout time.Duration) error
 		if err == nil && !inRecovery {
 			if last != nil {
 				t := last.UTC()
-				s.Reached = &t
+				s.reached = &t
 			}
 			return nil
 		}

@@ -1,4 +1,4 @@
-// Package pitr is Rewind's point-in-time protection of PostgreSQL services: a Follower streams a server's WAL
+// Package pgwal is Rewind's point-in-time protection of PostgreSQL services: a Follower streams a server's WAL
 // (pg_receivewal --slot --synchronous into a local spool) and takes base backups (pg_basebackup, tar), and
 // ships each base and each WAL segment into the kopia repository as a snapshot, with the commit times pg_waldump
 // finds in it. The segment being written (.partial) is shipped again each time it grows, so the newest commits
@@ -10,7 +10,7 @@
 // logical, max_wal_senders of at least 3 (pg_receivewal, and pg_basebackup's two), a free replication slot, the
 // service role with REPLICATION (no superuser needed), and a pg_hba.conf `replication` line for it. The scratch
 // server runs the binaries of the server's major version (/usr/lib/postgresql/<major>/bin).
-package pitr
+package pgwal
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package pitr_test
+package pgwal_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/rewind/rewind/backup/pitr"
+	"github.com/rewind/rewind/backup/pitr/pgwal"
 	"github.com/rewind/rewind/backup/testserver"
 )
 
@@ -16,7 +17,7 @@ func TestCheck(t *testing.T) {
 	dbName := srv.CreateDatabase(t, "")
 	results := func(url string) map[string]pitr.CheckResult {
 		out := map[string]pitr.CheckResult{}
-		for _, r := range pitr.Check(context.Background(), url, "main", "db", "") {
+		for _, r := range pgwal.Check(context.Background(), url, "main", "db", "") {
 			out[r.Name] = r
 		}
 		return out

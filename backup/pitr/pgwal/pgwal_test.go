@@ -1,4 +1,4 @@
-package pitr_test
+package pgwal_test
 
 import (
 	"context"
@@ -6,85 +6,17 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rewind/rewind/backup"
 	"github.com/rewind/rewind/backup/pitr"
+	"github.com/rewind/rewind/backup/pitr/pgwal"
 	"github.com/rewind/rewind/backup/pitr/pitrtest"
 	"github.com/rewind/rewind/backup/testserver"
 )
 
 func TestMain(m *testing.M) { testserver.Main(m) }
-
-// memRecord is the catalog of one stream, kept in memory.
-type memRecord struct {
-	mu      sync.Mutex
-	bases   []pitr.Base
-	segs    map[string]pitr.Segment
-	covered time.Time
-	reports int
-	status  string
-	gaps    []string
-}
-
-func (r *memRecord) LatestBase(context.Context) (string, time.Time, bool, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.bases) == 0 {
-		return "", time.Time{}, false, nil
-	}
-	b := r.bases[len(r.bases)-1]
-	return b.SystemID, b.FinishedAt, true, nil
-}
-
-func (r *memRecord) BaseShipped(_ context.Context, b pitr.Base) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.bases = append(r.bases, b)
-	return nil
-}
-
-func (r *memRecord) SegmentShipped(_ context.Context, s pitr.Segment) (string, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	old := r.segs[s.Name].Snapshot
-	r.segs[s.Name] = s
-	return old, nil
-}
-
-func (r *memRecord) Report(_ context.Context, rep pitr.Report) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !rep.CoveredUntil.IsZero() {
-		r.covered = rep.CoveredUntil
-	}
-	r.status = rep.WALStatus
-	r.reports++
-	return nil
-}
-
-func (r *memRecord) Gap(_ context.Context, reason string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.gaps = append(r.gaps, reason)
-	return nil
-}
-
-func (r *memRecord) state() ([]pitr.Base, []pitr.Shipped, time.Time) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var segs []pitr.Shipped
-	for _, s := range r.segs {
-		sh := pitr.Shipped{Name: s.Name, Snapshot: s.Snapshot, Partial: s.Partial}
-		if n := len(s.Commits); n > 0 {
-			sh.FirstCommit, sh.LastCommit = &s.Commits[0], &s.Commits[n-1]
-		}
-		segs = append(segs, sh)
-	}
-	return append([]pitr.Base(nil), r.bases...), segs, r.covered
-}
 
 func openRepo(t testing.TB) *backup.Repository {
 	t.Helper()
@@ -99,7 +31,7 @@ func openRepo(t testing.TB) *backup.Repository {
 	return rep
 }
 
-func follow(t *testing.T, f *pitr.Follower) (stop func()) {
+func follow(t *testing.T, f *pgwal.Follower) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -137,20 +69,20 @@ func TestFollowAndRebuild(t *testing.T) {
 	dbName := srv.CreateDatabase(t, "")
 	url := srv.URL(dbName)
 	rep := openRepo(t)
-	rec := &memRecord{segs: map[string]pitr.Segment{}}
+	rec := &pitrtest.Record{}
 	env, svc := "main", testserver.UniqueName("db")
 	spool := t.TempDir()
-	newFollower := func() *pitr.Follower {
-		return &pitr.Follower{Environment: env, Service: svc, URL: url, Repo: rep, Spool: spool, Record: rec,
+	newFollower := func() *pgwal.Follower {
+		return &pgwal.Follower{Environment: env, Service: svc, URL: url, Repo: rep, Spool: spool, Record: rec,
 			ShipEvery: 200 * time.Millisecond}
 	}
 	t.Cleanup(func() {
-		if err := pitr.DropSlot(context.Background(), url, env, svc); err != nil {
+		if err := pgwal.DropSlot(context.Background(), url, env, svc); err != nil {
 			t.Errorf("DropSlot: %v", err)
 		}
 	})
 
-	for _, r := range pitr.Check(context.Background(), url, env, svc, "") {
+	for _, r := range pgwal.Check(context.Background(), url, env, svc, "") {
 		if r.Status == pitr.CheckFailed {
 			t.Fatalf("Check: %s: %s", r.Name, r.Message)
 		}
@@ -159,7 +91,7 @@ func TestFollowAndRebuild(t *testing.T) {
 	stopWrites := make(chan struct{})
 	markers := pitrtest.Writer(t, url, stopWrites)
 	stop := follow(t, newFollower())
-	waitFor(t, "a base", func() bool { b, _, _ := rec.state(); return len(b) == 1 })
+	waitFor(t, "a base", func() bool { b, _, _ := rec.State(); return len(b) == 1 })
 	time.Sleep(1500 * time.Millisecond)
 	stop() // the follower is down while markers keep coming
 	downFrom := time.Now()
@@ -170,14 +102,14 @@ func TestFollowAndRebuild(t *testing.T) {
 	close(stopWrites)
 	ms := markers()
 	last := ms[len(ms)-1].After
-	waitFor(t, "the last marker shipped", func() bool { _, _, c := rec.state(); return c.After(last.Add(300 * time.Millisecond)) })
+	waitFor(t, "the last marker shipped", func() bool { _, _, c := rec.State(); return c.After(last.Add(300 * time.Millisecond)) })
 	stop()
 
-	bases, segs, covered := rec.state()
+	bases, segs, covered := rec.State()
 	if len(bases) != 1 {
 		t.Fatalf("bases = %d, want 1 (a restart resumes from the slot, without a new base)", len(bases))
 	}
-	st := pitr.Stream{Bases: bases, Segments: segs, CoveredUntil: covered, Next: pitr.NextWAL}
+	st := pitr.Stream{Bases: bases, Segments: segs, CoveredUntil: covered, Next: pgwal.NextWAL}
 	rs := st.Ranges(time.Time{})
 	if len(rs) != 1 || rs[0].From.After(downFrom) || rs[0].To.Before(last) {
 		t.Fatalf("ranges = %+v, want one range from the base over the downtime %s–%s to past the last marker %s",
@@ -208,21 +140,21 @@ func TestFollowAndRebuild(t *testing.T) {
 			t.Fatal(err)
 		}
 		t0 := time.Now()
-		s, err := pitr.Rebuild(context.Background(), pitr.RebuildRequest{Repo: rep, Choice: choice, Target: at,
+		s, err := pgwal.Rebuild(context.Background(), pgwal.RebuildRequest{Repo: rep, Choice: choice, Target: at,
 			Dir: scratchDir(t), User: "postgres"})
 		if err != nil {
 			t.Fatalf("Rebuild(%s) = %v", at, err)
 		}
 		took := time.Since(t0)
 		got := pitrtest.Count(t, s.URL(dbName))
-		t.Logf("at %s: rebuilt in %s, %d markers (reached %v)", at.Format(time.RFC3339Nano), took.Round(time.Millisecond), got, s.Reached)
+		t.Logf("at %s: rebuilt in %s, %d markers (reached %v)", at.Format(time.RFC3339Nano), took.Round(time.Millisecond), got, s.Reached())
 		s.Close()
 		if got != want {
 			t.Errorf("rebuilt at %s: markers 1..%d, want exactly 1..%d", at.Format(time.RFC3339Nano), got, want)
 		}
-		if choice.Reached == nil || choice.Reached.After(at) || (s.Reached != nil && !s.Reached.Equal(*choice.Reached)) {
+		if choice.Reached == nil || choice.Reached.After(at) || (s.Reached() != nil && !s.Reached().Equal(*choice.Reached)) {
 			t.Errorf("at %s: planned moment %v, recovery reached %v; want the same newest commit at or before T",
-				at, choice.Reached, s.Reached)
+				at, choice.Reached, s.Reached())
 		}
 	}
 

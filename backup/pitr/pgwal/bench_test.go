@@ -1,4 +1,4 @@
-package pitr_test
+package pgwal_test
 
 import (
 	"context"
@@ -9,19 +9,21 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rewind/rewind/backup/pitr"
+	"github.com/rewind/rewind/backup/pitr/pgwal"
+	"github.com/rewind/rewind/backup/pitr/pitrtest"
 	"github.com/rewind/rewind/backup/testserver"
 )
 
-// shipWatch is a memRecord that tells when a shipped segment holds a commit at or after a moment.
+// shipWatch is a pitrtest.Record that tells when a shipped segment holds a commit at or after a moment.
 type shipWatch struct {
-	memRecord
+	pitrtest.Record
 	mu     sync.Mutex
 	newest time.Time
 	wake   chan struct{}
 }
 
 func (w *shipWatch) SegmentShipped(ctx context.Context, s pitr.Segment) (string, error) {
-	old, err := w.memRecord.SegmentShipped(ctx, s)
+	old, err := w.Record.SegmentShipped(ctx, s)
 	if n := len(s.Commits); n > 0 {
 		w.mu.Lock()
 		if s.Commits[n-1].After(w.newest) {
@@ -44,7 +46,7 @@ func (w *shipWatch) shipped(t time.Time) bool {
 
 // BenchmarkRPO measures the achieved recovery point: from a commit returning to the client until the repository
 // holds the WAL with that commit (a shipped segment snapshot recorded in the catalog), for two shipping
-// intervals. Run: go test ./backup/pitr/ -run '^$' -bench RPO -benchtime 20x
+// intervals. Run: go test ./backup/pitr/pgwal/ -run '^$' -bench RPO -benchtime 20x
 func BenchmarkRPO(b *testing.B) {
 	for _, every := range []time.Duration{200 * time.Millisecond, time.Second} {
 		b.Run(every.String(), func(b *testing.B) {
@@ -52,8 +54,8 @@ func BenchmarkRPO(b *testing.B) {
 			dbName := srv.CreateDatabase(b, "")
 			url := srv.URL(dbName)
 			env, svc := "bench", testserver.UniqueName("db")
-			rec := &shipWatch{memRecord: memRecord{segs: map[string]pitr.Segment{}}, wake: make(chan struct{}, 1)}
-			f := &pitr.Follower{Environment: env, Service: svc, URL: url, Repo: openRepo(b), Spool: b.TempDir(),
+			rec := &shipWatch{wake: make(chan struct{}, 1)}
+			f := &pgwal.Follower{Environment: env, Service: svc, URL: url, Repo: openRepo(b), Spool: b.TempDir(),
 				Record: rec, ShipEvery: every}
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
@@ -61,7 +63,7 @@ func BenchmarkRPO(b *testing.B) {
 			defer func() {
 				cancel()
 				<-done
-				pitr.DropSlot(context.Background(), url, env, svc) //nolint:errcheck
+				pgwal.DropSlot(context.Background(), url, env, svc) //nolint:errcheck
 			}()
 			c, err := pgx.Connect(context.Background(), url)
 			if err != nil {

@@ -1,4 +1,4 @@
-package pitr
+package pgwal
 
 import (
 	"bytes"
@@ -19,54 +19,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rewind/rewind/backup"
+	"github.com/rewind/rewind/backup/pitr"
 )
-
-// Base is a base backup shipped into the repository.
-type Base struct {
-	Snapshot         string
-	SystemID         string
-	Timeline         int
-	StartLSN, EndLSN string
-	StartWAL         string // the segment holding StartLSN: a restore needs every segment from here
-	StartedAt        time.Time
-	FinishedAt       time.Time // restorable from here on
-	Bytes            int64
-}
-
-// Segment is a WAL segment shipped into the repository.
-type Segment struct {
-	Name     string
-	Snapshot string
-	Partial  bool        // still being written: shipped again as it grows
-	Commits  []time.Time // its commit records, in WAL order
-	LastLSN  string      // position of its last commit record
-	ReadAt   time.Time   // when it was read for shipping
-	Bytes    int64       // what the snapshot holds
-}
-
-// Report is the state of a running follower after a round of shipping.
-type Report struct {
-	CoveredUntil time.Time // every commit before this is in the repository (zero: unchanged)
-	LastCommit   time.Time // newest commit shipped (zero: unchanged)
-	LagBytes     int64     // WAL the server wrote that the follower has not flushed yet
-	WALStatus    string    // the slot's pg_replication_slots.wal_status
-}
-
-// Recorder is where a Follower records what it shipped (the catalog). Its methods are called from the
-// follower's goroutines, one call at a time.
-type Recorder interface {
-	// LatestBase returns the system identifier and finish time of the stream's newest base; ok is false when
-	// there is none.
-	LatestBase(ctx context.Context) (systemID string, finished time.Time, ok bool, err error)
-	BaseShipped(ctx context.Context, b Base) error
-	// SegmentShipped records s, replacing a record of the same name, and returns the snapshot of the replaced
-	// record ("" for none), which the follower deletes.
-	SegmentShipped(ctx context.Context, s Segment) (replaced string, err error)
-	Report(ctx context.Context, r Report) error
-	// Gap records that the stream lost its position (why, in a sentence a user can act on): the moments
-	// between the last shipped change and the next base cannot be restored.
-	Gap(ctx context.Context, reason string) error
-}
 
 // Follower follows one PostgreSQL service. Run it with the job runner's backoff: it returns when ctx ends or
 // something fails (the stream broke, the server is unreachable), and a new Run resumes where the slot is.
@@ -75,7 +29,7 @@ type Follower struct {
 	URL                  string // the service URL; its role needs REPLICATION
 	Repo                 *backup.Repository
 	Spool                string // directory of this follower's WAL spool and base backups (created)
-	Record               Recorder
+	Record               pitr.Recorder
 	BinDir               string        // PostgreSQL tools; default: the server's major under /usr/lib/postgresql
 	ShipEvery            time.Duration // how often the growing segment is shipped; default 1s
 	BaseEvery            time.Duration // a new base after this long, so replay stays short; default 24h
@@ -249,8 +203,8 @@ func (f *Follower) tool(ctx context.Context, c conn, bin, name string, args ...s
 
 // ship ships every completed segment of the spool and the growing one, and says up to when the repository
 // now holds every commit.
-func (f *Follower) ship(ctx context.Context, bin, walDir string) (Report, error) {
-	var rep Report
+func (f *Follower) ship(ctx context.Context, bin, walDir string) (pitr.Report, error) {
+	var rep pitr.Report
 	readAt := f.now()
 	ents, err := os.ReadDir(walDir)
 	if err != nil {
@@ -270,7 +224,7 @@ func (f *Follower) ship(ctx context.Context, bin, walDir string) (Report, error)
 		}
 	}
 	sort.Strings(done)
-	note := func(s Segment) {
+	note := func(s pitr.Segment) {
 		if n := len(s.Commits); n > 0 && s.Commits[n-1].After(rep.LastCommit) {
 			rep.LastCommit = s.Commits[n-1]
 		}
@@ -319,47 +273,46 @@ func (f *Follower) ship(ctx context.Context, bin, walDir string) (Report, error)
 }
 
 // shipSegment uploads one WAL file (as name, with its commits file) and records it.
-func (f *Follower) shipSegment(ctx context.Context, bin, path, name string, partial bool, readAt time.Time) (Segment, error) {
+func (f *Follower) shipSegment(ctx context.Context, bin, path, name string, partial bool, readAt time.Time) (pitr.Segment, error) {
 	stage := filepath.Join(f.Spool, "ship", name)
 	if err := os.RemoveAll(stage); err != nil {
-		return Segment{}, fmt.Errorf("clear stage: %w", err)
+		return pitr.Segment{}, fmt.Errorf("clear stage: %w", err)
 	}
 	if err := os.MkdirAll(stage, 0o700); err != nil {
-		return Segment{}, fmt.Errorf("create stage: %w", err)
+		return pitr.Segment{}, fmt.Errorf("create stage: %w", err)
 	}
 	defer os.RemoveAll(stage) //nolint:errcheck
 	dst := filepath.Join(stage, name)
 	if partial {
 		// pg_receivewal keeps writing the .partial file: ship a copy, every byte of it read at once
 		if err := copyFile(path, dst); err != nil {
-			return Segment{}, err
+			return pitr.Segment{}, err
 		}
 	} else if err := os.Link(path, dst); err != nil {
-		return Segment{}, fmt.Errorf("stage segment %s: %w", name, err)
+		return pitr.Segment{}, fmt.Errorf("stage segment %s: %w", name, err)
 	}
 	commits, err := readCommits(ctx, filepath.Join(bin, "pg_waldump"), dst)
 	if err != nil {
-		return Segment{}, err
+		return pitr.Segment{}, err
 	}
-	if err := os.WriteFile(filepath.Join(stage, "commits"), MarshalCommits(commits.Times), 0o600); err != nil {
-		return Segment{}, fmt.Errorf("write commits of %s: %w", name, err)
+	if err := os.WriteFile(filepath.Join(stage, "commits"), pitr.MarshalCommits(commits.Times), 0o600); err != nil {
+		return pitr.Segment{}, fmt.Errorf("write commits of %s: %w", name, err)
 	}
-	snap, size, err := putDir(ctx, f.Repo.Kopia(), source(f.Environment, f.Service), stage, map[string]string{
-		tagEnv: f.Environment, tagService: f.Service, tagKind: "wal", tagName: name,
-	}, "WAL "+name+" of "+f.Environment+"/"+f.Service)
+	snap, size, err := pitr.ShipDir(ctx, f.Repo, f.Environment, f.Service, "wal", name, stage,
+		"WAL "+name+" of "+f.Environment+"/"+f.Service)
 	if err != nil {
-		return Segment{}, err
+		return pitr.Segment{}, err
 	}
-	s := Segment{Name: name, Snapshot: snap, Partial: partial, Commits: commits.Times, LastLSN: commits.LastLSN,
+	s := pitr.Segment{Name: name, Snapshot: snap, Partial: partial, Commits: commits.Times, LastLSN: commits.LastLSN,
 		ReadAt: readAt, Bytes: size}
 	replaced, err := f.Record.SegmentShipped(ctx, s)
 	if err != nil {
-		deleteSnapshots(context.WithoutCancel(ctx), f.Repo.Kopia(), snap) //nolint:errcheck
-		return Segment{}, err
+		pitr.DeleteSnapshots(context.WithoutCancel(ctx), f.Repo, snap) //nolint:errcheck
+		return pitr.Segment{}, err
 	}
 	if replaced != "" && replaced != snap {
-		if err := deleteSnapshots(ctx, f.Repo.Kopia(), replaced); err != nil {
-			return Segment{}, err
+		if err := pitr.DeleteSnapshots(ctx, f.Repo, replaced); err != nil {
+			return pitr.Segment{}, err
 		}
 	}
 	return s, nil
@@ -411,16 +364,15 @@ func (f *Follower) base(ctx context.Context, c conn, bin string, sys system) err
 	if err != nil {
 		return err
 	}
-	snap, size, err := putDir(ctx, f.Repo.Kopia(), source(f.Environment, f.Service), dir, map[string]string{
-		tagEnv: f.Environment, tagService: f.Service, tagKind: "base", tagName: startWAL,
-	}, "base of "+f.Environment+"/"+f.Service)
+	snap, size, err := pitr.ShipDir(ctx, f.Repo, f.Environment, f.Service, "base", startWAL, dir,
+		"base of "+f.Environment+"/"+f.Service)
 	if err != nil {
 		return err
 	}
-	b := Base{Snapshot: snap, SystemID: sys.ID, Timeline: r.Timeline, StartLSN: r.Start, EndLSN: r.End,
+	b := pitr.Base{Snapshot: snap, SystemID: sys.ID, Timeline: r.Timeline, StartLSN: r.Start, EndLSN: r.End,
 		StartWAL: startWAL, StartedAt: started, FinishedAt: finished, Bytes: size}
 	if err := f.Record.BaseShipped(ctx, b); err != nil {
-		deleteSnapshots(context.WithoutCancel(ctx), f.Repo.Kopia(), snap) //nolint:errcheck
+		pitr.DeleteSnapshots(context.WithoutCancel(ctx), f.Repo, snap) //nolint:errcheck
 		return err
 	}
 	return nil
