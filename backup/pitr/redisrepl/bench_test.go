@@ -85,7 +85,7 @@ func BenchmarkRPO(b *testing.B) {
 						b.Fatalf("write %d not shipped after 30 s", i)
 					case err := <-done:
 						done <- err // for the deferred wait
-					b.Fatalf("follower stopped: %v", err)
+						b.Fatalf("follower stopped: %v", err)
 					}
 				}
 				lag := time.Since(acked)
