@@ -55,7 +55,7 @@ type PITR struct {
 	// changes (1 s when 0).
 	Poll      time.Duration
 	ShipEvery time.Duration
-	// PruneEvery is how often bases and WAL older than the window are deleted (1 h when 0).
+	// PruneEvery is how often bases and segments older than the window are deleted (1 h when 0).
 	PruneEvery time.Duration
 
 	mu      sync.Mutex
@@ -395,7 +395,7 @@ func (s *PITR) Ranges(ctx context.Context, env string) (map[string][]pitr.Range,
 }
 
 // Prune deletes, for every stream, what no moment of its window needs: the bases before the newest one finished
-// before the window starts, and the WAL before that base. The catalog forgets them first, so a restore never
+// before the window starts, and the segments before that base. The catalog forgets them first, so a restore never
 // plans with a deleted snapshot. A stream whose environment is gone keeps the longest window (30 days).
 func (s *PITR) Prune(ctx context.Context) error {
 	streams, err := s.Catalog.FindPITRStreams(ctx, "")

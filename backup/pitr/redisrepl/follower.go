@@ -126,7 +126,7 @@ func (f *Follower) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("send PSYNC: %w", err)
 	}
 	started := f.now()
-	answer, err := line(c.r)
+	answer, err := psyncAnswer(c.r)
 	if err != nil {
 		return f.stopped(ctx, fmt.Errorf("read the answer to PSYNC: %w", err))
 	}
@@ -395,7 +395,7 @@ func (f *Follower) rebase(ctx context.Context, srv server, meta baseMeta) error 
 	if _, err := c.c.Write(command("PSYNC", "?", "-1")); err != nil {
 		return fmt.Errorf("new base of %s: send PSYNC: %w", f.Service, err)
 	}
-	answer, err := line(c.r)
+	answer, err := psyncAnswer(c.r)
 	if err != nil {
 		return fmt.Errorf("new base of %s: read the answer to PSYNC: %w", f.Service, err)
 	}
@@ -835,6 +835,17 @@ func selected(raw []byte) string {
 		}
 		if c.name() == "SELECT" && len(c.args) == 2 {
 			db = c.args[1]
+		}
+	}
+}
+
+// psyncAnswer reads the answer to PSYNC, skipping the newlines a master sends while it waits to start the
+// transfer (repl-diskless-sync-delay).
+func psyncAnswer(r *bufio.Reader) (string, error) {
+	for {
+		l, err := line(r)
+		if err != nil || l != "" {
+			return l, err
 		}
 	}
 }

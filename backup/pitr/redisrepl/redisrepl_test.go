@@ -40,7 +40,7 @@ func openRepo(t testing.TB) *backup.Repository {
 }
 
 // startServer starts a private Redis for one test (its replication settings are changed by the tests).
-func startServer(t *testing.T) (*scratch.Redis, *redis.Client) {
+func startServer(t testing.TB) (*scratch.Redis, *redis.Client) {
 	t.Helper()
 	srv, err := scratch.StartRedis(filepath.Join(t.TempDir(), "redis"), scratch.RedisOptions{})
 	if errors.Is(err, scratch.ErrNotInstalled) {
@@ -55,7 +55,7 @@ func startServer(t *testing.T) (*scratch.Redis, *redis.Client) {
 	return srv, c
 }
 
-func configSet(t *testing.T, c *redis.Client, kv ...string) {
+func configSet(t testing.TB, c *redis.Client, kv ...string) {
 	t.Helper()
 	for i := 0; i < len(kv); i += 2 {
 		if err := c.ConfigSet(context.Background(), kv[i], kv[i+1]).Err(); err != nil {
@@ -241,7 +241,8 @@ func TestFollowAndRebuild(t *testing.T) {
 // new base, moments in the gap are refused naming the moments around it, and moments after it rebuild exactly.
 func TestFullResyncIsAGap(t *testing.T) {
 	srv, c := startServer(t)
-	configSet(t, c, "repl-diskless-sync", "yes", "repl-diskless-sync-delay", "0")
+	// A delay: the master sends newlines before +FULLRESYNC while it waits to start the transfer.
+	configSet(t, c, "repl-diskless-sync", "yes", "repl-diskless-sync-delay", "1")
 	url := srv.URL(0)
 	rep := openRepo(t)
 	rec := &pitrtest.Record{}
