@@ -72,6 +72,7 @@ func TestBrowserRestoreAt(t *testing.T) {
 	base0 := m.URL()
 	b.signIn(base0+"/environments/"+env, `[data-testid="pitr-card"] [data-testid="pitr-state"]`)
 	b.run("test the prerequisites",
+		chromedp.WaitVisible(css(`[data-testid="pitr-timeline"][data-service="db"] [data-testid="pitr-span"]`)),
 		chromedp.Click(css(`[data-testid="pitr-test"]`)),
 		chromedp.WaitVisible(css(`[data-testid="pitr-check"]`)),
 		b.shot("01-pitr-card"),

@@ -155,8 +155,16 @@ func (h *PITR) status(c echo.Context, u *db.User, e *db.Environment) (*views.PIT
 		if row.Usage, err = h.store.FindPITRUsage(ctx, st.ID); err != nil {
 			return nil, err
 		}
-		if rs := ranges[st.Service]; len(rs) > 0 {
+		rs := ranges[st.Service]
+		if len(rs) > 0 {
 			row.From = &rs[0].From
+		}
+		if enabled {
+			spans := make([]views.TimeSpan, len(rs))
+			for i, r := range rs {
+				spans[i] = views.TimeSpan{From: r.From, To: r.To}
+			}
+			row.Timeline = views.NewPITRTimeline(st.Service, spans, d.Now.Add(-d.Window), d.Now, plan.Location())
 		}
 		d.Streams = append(d.Streams, row)
 	}

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/PuerkitoBio/goquery"
 	"github.com/rewind/rewind/db"
@@ -79,9 +80,35 @@ func TestPITRCardShowsEachKind(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The PostgreSQL stream is restorable for the last hour: its timeline shows that span and the gap before it.
+	st, err := app.cat.FindPITRStream(ctx, "main", "db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	base, commit, covered := now.Add(-time.Hour), now.Add(-time.Minute), now.Add(-time.Second)
+	if err := app.cat.CreatePITRBase(ctx, &db.PITRBase{StreamID: st.ID, Snapshot: "b", SystemID: "1", Timeline: 1,
+		StartLSN: "0/0", EndLSN: "0/0", StartWAL: "000000010000000000000001", StartedAt: base, FinishedAt: base}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.cat.PutPITRSegment(ctx, &db.PITRSegment{StreamID: st.ID, Name: "000000010000000000000001",
+		Snapshot: "s", FirstCommitAt: &commit, LastCommitAt: &commit, ReadAt: covered}); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.cat.UpdatePITRStream(ctx, st.ID, db.PITRStreamUpdate{CoveredUntil: &covered}); err != nil {
+		t.Fatal(err)
+	}
 	c := app.client()
 	c.login("ada@example.com")
 	doc := c.get("/environments/main").doc(t)
+	tl := doc.Find(testid("pitr-timeline") + `[data-service="db"]`)
+	if tl.Find(testid("pitr-span")).Length() != 1 || tl.Find(testid("pitr-gap")).Length() != 1 {
+		t.Errorf("db timeline: %d spans and %d gaps, want 1 and 1 (before the base)",
+			tl.Find(testid("pitr-span")).Length(), tl.Find(testid("pitr-gap")).Length())
+	}
+	if got := doc.Find(testid("pitr-timeline") + `[data-service="cache"]`).AttrOr("data-gaps", ""); got != "1" {
+		t.Errorf("cache timeline gaps = %q, want 1 (nothing restorable yet)", got)
+	}
 	row := func(service string) *goquery.Selection {
 		return doc.Find(testid("pitr-stream") + `[data-service="` + service + `"]`)
 	}
