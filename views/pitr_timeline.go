@@ -82,7 +82,9 @@ func NewPITRTimeline(service string, spans []TimeSpan, from, to time.Time, loc *
 	return t
 }
 
-func fmtMoment(m time.Time, loc *time.Location) string { return m.In(loc).Format("2006-01-02 15:04:05") }
+func fmtMoment(m time.Time, loc *time.Location) string {
+	return m.In(loc).Format("2006-01-02 15:04:05")
+}
 
 func pluralWord(n int, one, many string) string {
 	if n == 1 {

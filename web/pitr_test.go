@@ -106,7 +106,7 @@ func TestPITRCardShowsEachKind(t *testing.T) {
 		t.Errorf("db timeline: %d spans and %d gaps, want 1 and 1 (before the base)",
 			tl.Find(testid("pitr-span")).Length(), tl.Find(testid("pitr-gap")).Length())
 	}
-	if got := doc.Find(testid("pitr-timeline") + `[data-service="cache"]`).AttrOr("data-gaps", ""); got != "1" {
+	if got := doc.Find(testid("pitr-timeline")+`[data-service="cache"]`).AttrOr("data-gaps", ""); got != "1" {
 		t.Errorf("cache timeline gaps = %q, want 1 (nothing restorable yet)", got)
 	}
 	row := func(service string) *goquery.Selection {
