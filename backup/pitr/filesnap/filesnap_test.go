@@ -19,19 +19,6 @@ import (
 	"github.com/rewind/rewind/backup/pitr/pitrtest"
 )
 
-func openRepo(t testing.TB) *backup.Repository {
-	t.Helper()
-	dir := t.TempDir()
-	rep, err := backup.OpenRepository(context.Background(), backup.RepositoryOptions{
-		Storage: backup.FileStorage(filepath.Join(dir, "repo")), Password: "pw", ConfigDir: filepath.Join(dir, "kopia"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rep.Close(context.Background()) })
-	return rep
-}
-
 // marker is one file the writer made appear (atomically, by a rename) between Before and After.
 type marker struct {
 	n             int
@@ -110,41 +97,13 @@ func restoredMarkers(t *testing.T, tree string) int {
 	return len(ns)
 }
 
-func follow(t *testing.T, k filesnap.Kind, spec pitr.FollowSpec) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		err := k.Follow(ctx, spec)
-		if err != nil {
-			t.Errorf("follower: %v", err)
-		}
-		done <- err
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(60 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-		if t.Failed() {
-			t.FailNow()
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 // TestFollowAndRebuild follows a mount written every 50 ms, snapshotting it every 200 ms, stops the follower
 // for a second and starts it again, then rebuilds it at random moments: each rebuilt tree is the newest one
 // saved at or before T, holding every marker made before that tree's walk began and none made after it ended;
 // a moment in the downtime, before the first tree and after the last coverage are refused. Once nothing
 // changes, no more trees are saved while the coverage moves on.
 func TestFollowAndRebuild(t *testing.T) {
-	rep := openRepo(t)
+	rep := pitrtest.OpenRepo(t)
 	root := filepath.Join(t.TempDir(), "uploads")
 	if err := os.Mkdir(root, 0o755); err != nil {
 		t.Fatal(err)
@@ -159,20 +118,20 @@ func TestFollowAndRebuild(t *testing.T) {
 	stopWrites := make(chan struct{})
 	markers := writeMarkers(t, root, stopWrites)
 
-	stop := follow(t, k, spec)
+	stop := pitrtest.Follow(t, func(ctx context.Context) error { return k.Follow(ctx, spec) })
 	time.Sleep(2 * time.Second)
 	stop()
 	downFrom := time.Now()
 	time.Sleep(time.Second)
 	downTo := time.Now()
-	stop = follow(t, k, spec)
+	stop = pitrtest.Follow(t, func(ctx context.Context) error { return k.Follow(ctx, spec) })
 	time.Sleep(2 * time.Second)
 	close(stopWrites)
 	ms := markers()
 	last := ms[len(ms)-1].after
-	waitFor(t, "the last marker covered", func() bool { return rec.Covered().After(last) })
+	pitrtest.WaitFor(t, "the last marker covered", func() bool { return rec.Covered().After(last) })
 	n := len(rec.Segments())
-	waitFor(t, "more coverage with nothing changing", func() bool { return rec.Covered().After(time.Now().Add(-50 * time.Millisecond)) })
+	pitrtest.WaitFor(t, "more coverage with nothing changing", func() bool { return rec.Covered().After(time.Now().Add(-50 * time.Millisecond)) })
 	time.Sleep(600 * time.Millisecond)
 	stop()
 	if got := len(rec.Segments()); got != n {

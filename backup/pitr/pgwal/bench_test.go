@@ -2,47 +2,15 @@ package pgwal_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/rewind/rewind/backup/pitr"
 	"github.com/rewind/rewind/backup/pitr/pgwal"
 	"github.com/rewind/rewind/backup/pitr/pitrtest"
 	"github.com/rewind/rewind/backup/testserver"
 )
-
-// shipWatch is a pitrtest.Record that tells when a shipped segment holds a commit at or after a moment.
-type shipWatch struct {
-	pitrtest.Record
-	mu     sync.Mutex
-	newest time.Time
-	wake   chan struct{}
-}
-
-func (w *shipWatch) SegmentShipped(ctx context.Context, s pitr.Segment) (string, error) {
-	old, err := w.Record.SegmentShipped(ctx, s)
-	if n := len(s.Commits); n > 0 {
-		w.mu.Lock()
-		if s.Commits[n-1].After(w.newest) {
-			w.newest = s.Commits[n-1]
-		}
-		w.mu.Unlock()
-		select {
-		case w.wake <- struct{}{}:
-		default:
-		}
-	}
-	return old, err
-}
-
-func (w *shipWatch) shipped(t time.Time) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return !w.newest.Before(t)
-}
 
 // BenchmarkRPO measures the achieved recovery point: from a commit returning to the client until the repository
 // holds the WAL with that commit (a shipped segment snapshot recorded in the catalog), for two shipping
@@ -54,8 +22,8 @@ func BenchmarkRPO(b *testing.B) {
 			dbName := srv.CreateDatabase(b, "")
 			url := srv.URL(dbName)
 			env, svc := "bench", testserver.UniqueName("db")
-			rec := &shipWatch{wake: make(chan struct{}, 1)}
-			f := &pgwal.Follower{Environment: env, Service: svc, URL: url, Repo: openRepo(b), Spool: b.TempDir(),
+			rec := pitrtest.NewShipWatch()
+			f := &pgwal.Follower{Environment: env, Service: svc, URL: url, Repo: pitrtest.OpenRepo(b), Spool: b.TempDir(),
 				Record: rec, ShipEvery: every}
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
@@ -82,9 +50,9 @@ func BenchmarkRPO(b *testing.B) {
 				}
 				committed := time.Now()
 				deadline := time.After(30 * time.Second)
-				for !rec.shipped(before) {
+				for !rec.Shipped(before) {
 					select {
-					case <-rec.wake:
+					case <-rec.Wake:
 					case <-deadline:
 						b.Fatalf("commit %d not shipped after 30 s", i)
 					case err := <-done:

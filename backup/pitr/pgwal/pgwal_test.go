@@ -5,11 +5,9 @@ import (
 	"errors"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/rewind/rewind/backup"
 	"github.com/rewind/rewind/backup/pitr"
 	"github.com/rewind/rewind/backup/pitr/pgwal"
 	"github.com/rewind/rewind/backup/pitr/pitrtest"
@@ -18,49 +16,6 @@ import (
 
 func TestMain(m *testing.M) { testserver.Main(m) }
 
-func openRepo(t testing.TB) *backup.Repository {
-	t.Helper()
-	dir := t.TempDir()
-	rep, err := backup.OpenRepository(context.Background(), backup.RepositoryOptions{
-		Storage: backup.FileStorage(filepath.Join(dir, "repo")), Password: "pw", ConfigDir: filepath.Join(dir, "kopia"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rep.Close(context.Background()) })
-	return rep
-}
-
-func follow(t *testing.T, f *pgwal.Follower) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		err := f.Run(ctx)
-		if err != nil {
-			t.Errorf("follower: %v", err) // at once: a test waiting for it fails with the reason
-		}
-		done <- err
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if t.Failed() {
-			t.FailNow()
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestFollowAndRebuild follows a real PostgreSQL server while a marker is committed every 50 ms, stops the
 // follower for a while in the middle, and rebuilds the cluster at random moments: each rebuild holds exactly the
 // markers committed at or before its moment.
@@ -68,7 +23,7 @@ func TestFollowAndRebuild(t *testing.T) {
 	srv := testserver.StartPostgres(t)
 	dbName := srv.CreateDatabase(t, "")
 	url := srv.URL(dbName)
-	rep := openRepo(t)
+	rep := pitrtest.OpenRepo(t)
 	rec := &pitrtest.Record{}
 	env, svc := "main", testserver.UniqueName("db")
 	spool := t.TempDir()
@@ -90,19 +45,19 @@ func TestFollowAndRebuild(t *testing.T) {
 
 	stopWrites := make(chan struct{})
 	markers := pitrtest.Writer(t, url, stopWrites)
-	stop := follow(t, newFollower())
-	waitFor(t, "a base", func() bool { b, _, _ := rec.State(); return len(b) == 1 })
+	stop := pitrtest.Follow(t, newFollower().Run)
+	pitrtest.WaitFor(t, "a base", func() bool { b, _, _ := rec.State(); return len(b) == 1 })
 	time.Sleep(1500 * time.Millisecond)
 	stop() // the follower is down while markers keep coming
 	downFrom := time.Now()
 	time.Sleep(time.Second)
 	downTo := time.Now()
-	stop = follow(t, newFollower())
+	stop = pitrtest.Follow(t, newFollower().Run)
 	time.Sleep(1500 * time.Millisecond)
 	close(stopWrites)
 	ms := markers()
 	last := ms[len(ms)-1].After
-	waitFor(t, "the last marker shipped", func() bool { _, _, c := rec.State(); return c.After(last.Add(300 * time.Millisecond)) })
+	pitrtest.WaitFor(t, "the last marker shipped", func() bool { _, _, c := rec.State(); return c.After(last.Add(300 * time.Millisecond)) })
 	stop()
 
 	bases, segs, covered := rec.State()

@@ -26,19 +26,6 @@ func TestMain(m *testing.M) { testserver.Main(m) }
 // the command arrived): moments that close after a marker are not asserted.
 const lateBy = 25 * time.Millisecond
 
-func openRepo(t testing.TB) *backup.Repository {
-	t.Helper()
-	dir := t.TempDir()
-	rep, err := backup.OpenRepository(context.Background(), backup.RepositoryOptions{
-		Storage: backup.FileStorage(filepath.Join(dir, "repo")), Password: "pw", ConfigDir: filepath.Join(dir, "kopia"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rep.Close(context.Background()) })
-	return rep
-}
-
 // startServer starts a private Redis for one test (its replication settings are changed by the tests).
 func startServer(t testing.TB) (*scratch.Redis, *redis.Client) {
 	t.Helper()
@@ -61,36 +48,6 @@ func configSet(t testing.TB, c *redis.Client, kv ...string) {
 		if err := c.ConfigSet(context.Background(), kv[i], kv[i+1]).Err(); err != nil {
 			t.Fatalf("CONFIG SET %s %s: %v", kv[i], kv[i+1], err)
 		}
-	}
-}
-
-func follow(t *testing.T, f *redisrepl.Follower) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		err := f.Run(ctx)
-		if err != nil {
-			t.Errorf("follower: %v", err)
-		}
-		done <- err
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if t.Failed() {
-			t.FailNow()
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -141,7 +98,7 @@ func TestFollowAndRebuild(t *testing.T) {
 	srv, c := startServer(t)
 	configSet(t, c, "repl-diskless-sync", "no")
 	url := srv.URL(3)
-	rep := openRepo(t)
+	rep := pitrtest.OpenRepo(t)
 	rec := &pitrtest.Record{}
 	spool := t.TempDir()
 	newFollower := func() *redisrepl.Follower {
@@ -157,20 +114,20 @@ func TestFollowAndRebuild(t *testing.T) {
 	stopWrites := make(chan struct{})
 	markers := pitrtest.RedisWriter(t, url, stopWrites)
 	time.Sleep(300 * time.Millisecond) // some markers are in the base
-	stop := follow(t, newFollower())
-	waitFor(t, "a base", func() bool { b, _, _ := rec.State(); return len(b) == 1 })
+	stop := pitrtest.Follow(t, newFollower().Run)
+	pitrtest.WaitFor(t, "a base", func() bool { b, _, _ := rec.State(); return len(b) == 1 })
 	time.Sleep(1500 * time.Millisecond)
 	stopAt := time.Now()
 	stop()
 	downFrom := time.Now()
 	time.Sleep(time.Second)
 	downTo := time.Now()
-	stop = follow(t, newFollower())
+	stop = pitrtest.Follow(t, newFollower().Run)
 	time.Sleep(1500 * time.Millisecond)
 	close(stopWrites)
 	ms := markers()
 	last := ms[len(ms)-1].After
-	waitFor(t, "the last marker shipped", func() bool { _, _, cv := rec.State(); return cv.After(last.Add(300 * time.Millisecond)) })
+	pitrtest.WaitFor(t, "the last marker shipped", func() bool { _, _, cv := rec.State(); return cv.After(last.Add(300 * time.Millisecond)) })
 	stop()
 
 	bases, segs, _ := rec.State()
@@ -244,7 +201,7 @@ func TestFullResyncIsAGap(t *testing.T) {
 	// A delay: the master sends newlines before +FULLRESYNC while it waits to start the transfer.
 	configSet(t, c, "repl-diskless-sync", "yes", "repl-diskless-sync-delay", "1")
 	url := srv.URL(0)
-	rep := openRepo(t)
+	rep := pitrtest.OpenRepo(t)
 	rec := &pitrtest.Record{}
 	spool := t.TempDir()
 	newFollower := func() *redisrepl.Follower {
@@ -252,8 +209,8 @@ func TestFullResyncIsAGap(t *testing.T) {
 			ShipEvery: 200 * time.Millisecond}
 	}
 	ctx := context.Background()
-	stop := follow(t, newFollower())
-	waitFor(t, "a base", func() bool { b, _, _ := rec.State(); return len(b) == 1 })
+	stop := pitrtest.Follow(t, newFollower().Run)
+	pitrtest.WaitFor(t, "a base", func() bool { b, _, _ := rec.State(); return len(b) == 1 })
 	if err := c.Set(ctx, "before", "1", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -271,15 +228,15 @@ func TestFullResyncIsAGap(t *testing.T) {
 		t.Fatal(err)
 	}
 	gapTo := time.Now()
-	stop = follow(t, newFollower())
-	waitFor(t, "a second base", func() bool { b, _, _ := rec.State(); return len(b) == 2 })
+	stop = pitrtest.Follow(t, newFollower().Run)
+	pitrtest.WaitFor(t, "a second base", func() bool { b, _, _ := rec.State(); return len(b) == 2 })
 	stopWrites := make(chan struct{})
 	markers := pitrtest.RedisWriter(t, url, stopWrites)
 	time.Sleep(1200 * time.Millisecond)
 	close(stopWrites)
 	ms := markers()
 	last := ms[len(ms)-1].After
-	waitFor(t, "the last marker shipped", func() bool { _, _, cv := rec.State(); return cv.After(last.Add(300 * time.Millisecond)) })
+	pitrtest.WaitFor(t, "the last marker shipped", func() bool { _, _, cv := rec.State(); return cv.After(last.Add(300 * time.Millisecond)) })
 	stop()
 
 	if gaps := rec.Gaps(); len(gaps) != 1 || !strings.Contains(gaps[0], "repl-backlog-size") {
@@ -335,18 +292,18 @@ func TestNewBaseWhileFollowing(t *testing.T) {
 	srv, c := startServer(t)
 	configSet(t, c, "repl-diskless-sync", "yes", "repl-diskless-sync-delay", "0")
 	url := srv.URL(5)
-	rep := openRepo(t)
+	rep := pitrtest.OpenRepo(t)
 	rec := &pitrtest.Record{}
 	f := &redisrepl.Follower{Environment: "main", Service: "cache", URL: url, Repo: rep, Spool: t.TempDir(),
 		Record: rec, ShipEvery: 200 * time.Millisecond, BaseEvery: time.Second, SegmentBytes: 2 << 10}
 	stopWrites := make(chan struct{})
 	markers := pitrtest.RedisWriter(t, url, stopWrites)
-	stop := follow(t, f)
-	waitFor(t, "three bases", func() bool { b, _, _ := rec.State(); return len(b) >= 3 })
+	stop := pitrtest.Follow(t, f.Run)
+	pitrtest.WaitFor(t, "three bases", func() bool { b, _, _ := rec.State(); return len(b) >= 3 })
 	close(stopWrites)
 	ms := markers()
 	last := ms[len(ms)-1].After
-	waitFor(t, "the last marker shipped", func() bool { _, _, cv := rec.State(); return cv.After(last.Add(300 * time.Millisecond)) })
+	pitrtest.WaitFor(t, "the last marker shipped", func() bool { _, _, cv := rec.State(); return cv.After(last.Add(300 * time.Millisecond)) })
 	stop()
 
 	bases, _, _ := rec.State()

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -27,85 +26,9 @@ import (
 	bsqlite "github.com/rewind/rewind/backup/sqlite"
 )
 
-// memRecord is the catalog of one stream, kept in memory.
-type memRecord struct {
-	mu      sync.Mutex
-	bases   []pitr.Base
-	segs    map[string]pitr.Segment
-	covered time.Time
-	gaps    []string
-}
-
-func (r *memRecord) LatestBase(context.Context) (string, time.Time, bool, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.bases) == 0 {
-		return "", time.Time{}, false, nil
-	}
-	b := r.bases[len(r.bases)-1]
-	return b.SystemID, b.FinishedAt, true, nil
-}
-
-func (r *memRecord) BaseShipped(_ context.Context, b pitr.Base) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.bases = append(r.bases, b)
-	return nil
-}
-
-func (r *memRecord) SegmentShipped(_ context.Context, s pitr.Segment) (string, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	old := r.segs[s.Name].Snapshot
-	r.segs[s.Name] = s
-	return old, nil
-}
-
-func (r *memRecord) Report(_ context.Context, rep pitr.Report) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !rep.CoveredUntil.IsZero() {
-		r.covered = rep.CoveredUntil
-	}
-	return nil
-}
-
-func (r *memRecord) Gap(_ context.Context, reason string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.gaps = append(r.gaps, reason)
-	return nil
-}
-
-// state is the stream as planning sees it, and the time of every sync shipped, oldest first.
-func (r *memRecord) state(k pitr.Kind) (pitr.Stream, []time.Time) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	st := pitr.Stream{Bases: append([]pitr.Base(nil), r.bases...), CoveredUntil: r.covered, Next: k.NextSegment}
-	var syncs []time.Time
-	for _, s := range r.segs {
-		sh := pitr.Shipped{Name: s.Name, Snapshot: s.Snapshot, Partial: s.Partial}
-		if n := len(s.Commits); n > 0 {
-			sh.FirstCommit, sh.LastCommit = &s.Commits[0], &s.Commits[n-1]
-		}
-		st.Segments = append(st.Segments, sh)
-		syncs = append(syncs, s.Commits...)
-	}
-	sort.Slice(syncs, func(i, j int) bool { return syncs[i].Before(syncs[j]) })
-	return st, syncs
-}
-
-func openRepo(t testing.TB) *backup.Repository {
-	t.Helper()
-	dir := t.TempDir()
-	rep, err := backup.OpenRepository(context.Background(), backup.RepositoryOptions{
-		Storage: backup.FileStorage(filepath.Join(dir, "repo")), Password: "pw", ConfigDir: filepath.Join(dir, "kopia"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rep.Close(context.Background()) })
-	return rep
+// state is what rec holds, as the planner reads it, and the time of every sync shipped, oldest first.
+func state(rec *pitrtest.Record, k pitr.Kind) (pitr.Stream, []time.Time) {
+	return rec.Stream(k.NextSegment), rec.Changes()
 }
 
 // openApp opens the database as an application would (WAL or another journal mode, a busy timeout) and
@@ -235,36 +158,6 @@ func count(t *testing.T, path string) int {
 	return n
 }
 
-func follow(t *testing.T, k *sqlite.Kind, spec pitr.FollowSpec) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		err := k.Follow(ctx, spec)
-		if err != nil {
-			t.Errorf("follower: %v", err) // at once: a test waiting for it fails with the reason
-		}
-		done <- err
-	}()
-	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); <-done }) }
-	t.Cleanup(stop) // before the repository closes, when the test ends early
-	return stop
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if t.Failed() {
-			t.FailNow()
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // lastSync is the newest sync at or before at (nil when none).
 func lastSync(syncs []time.Time, at time.Time) *time.Time {
 	var last *time.Time
@@ -345,29 +238,29 @@ func TestFollowAndRebuild(t *testing.T) {
 			t.Fatalf("Check: %s: %s: %s", r.Name, r.Status, r.Message)
 		}
 	}
-	rep := openRepo(t)
-	rec := &memRecord{segs: map[string]pitr.Segment{}}
+	rep := pitrtest.OpenRepo(t)
+	rec := &pitrtest.Record{}
 	spec := pitr.FollowSpec{Environment: "main", Service: svc, Repo: rep, Spool: filepath.Join(dir, "spool"),
 		Record: rec}
 
 	stopWrites := make(chan struct{})
 	markers := writer(t, path, 50*time.Millisecond, stopWrites)
-	stop := follow(t, k, spec)
-	waitFor(t, "a base", func() bool { st, _ := rec.state(k); return len(st.Bases) == 1 })
+	stop := pitrtest.Follow(t, func(ctx context.Context) error { return k.Follow(ctx, spec) })
+	pitrtest.WaitFor(t, "a base", func() bool { st, _ := state(rec, k); return len(st.Bases) == 1 })
 	time.Sleep(3 * time.Second)
 	stop() // the follower is down while markers keep coming
 	downFrom := time.Now()
 	time.Sleep(1500 * time.Millisecond)
 	downTo := time.Now()
-	stop = follow(t, k, spec)
+	stop = pitrtest.Follow(t, func(ctx context.Context) error { return k.Follow(ctx, spec) })
 	time.Sleep(3 * time.Second)
 	close(stopWrites)
 	ms := markers()
 	last := ms[len(ms)-1].After
-	waitFor(t, "the last marker shipped", func() bool { st, _ := rec.state(k); return st.CoveredUntil.After(last) })
+	pitrtest.WaitFor(t, "the last marker shipped", func() bool { st, _ := state(rec, k); return st.CoveredUntil.After(last) })
 	t.Logf("the last marker was restorable %s after its commit (polled every 50 ms)", time.Since(last).Round(time.Millisecond))
-	waitFor(t, "a moment after the last marker shipped", func() bool {
-		st, _ := rec.state(k)
+	pitrtest.WaitFor(t, "a moment after the last marker shipped", func() bool {
+		st, _ := state(rec, k)
 		return st.CoveredUntil.After(last.Add(300 * time.Millisecond))
 	})
 	stop()
@@ -375,9 +268,9 @@ func TestFollowAndRebuild(t *testing.T) {
 		t.Errorf("Litestream's metadata is beside the database, want it in the follower's spool")
 	}
 
-	st, syncs := rec.state(k)
-	if len(st.Bases) != 1 || len(rec.gaps) != 0 {
-		t.Fatalf("bases = %d, gaps = %q; want 1 base and no gap (a restart resumes the stream)", len(st.Bases), rec.gaps)
+	st, syncs := state(rec, k)
+	if len(st.Bases) != 1 || len(rec.Gaps()) != 0 {
+		t.Fatalf("bases = %d, gaps = %q; want 1 base and no gap (a restart resumes the stream)", len(st.Bases), rec.Gaps())
 	}
 	rs := st.Ranges(time.Time{})
 	if len(rs) != 1 || rs[0].From.After(downFrom) || rs[0].To.Before(last) {
@@ -445,8 +338,8 @@ func TestCheck(t *testing.T) {
 	if msg := failed(k, svc, "journal mode"); !strings.Contains(msg, "PRAGMA journal_mode=WAL") {
 		t.Errorf("journal mode: %q, want it to say to run PRAGMA journal_mode=WAL", msg)
 	}
-	err := k.Follow(context.Background(), pitr.FollowSpec{Environment: "main", Service: svc, Repo: openRepo(t),
-		Spool: filepath.Join(dir, "spool"), Record: &memRecord{segs: map[string]pitr.Segment{}}})
+	err := k.Follow(context.Background(), pitr.FollowSpec{Environment: "main", Service: svc, Repo: pitrtest.OpenRepo(t),
+		Spool: filepath.Join(dir, "spool"), Record: &pitrtest.Record{}})
 	if err == nil || !strings.Contains(err.Error(), "journal_mode=WAL") {
 		t.Errorf("Follow(rollback journal) = %v, want it refused with what to do", err)
 	}
@@ -497,38 +390,34 @@ func TestSegmentsAndLostSpool(t *testing.T) {
 	openApp(t, path, "wal").Close()
 	k := sqlite.New(filepath.Join(dir, "rewind.db"))
 	svc := backup.ServiceSpec{Name: "app", Type: backup.TypeSQLite, Path: path}
-	rep := openRepo(t)
-	rec := &memRecord{segs: map[string]pitr.Segment{}}
+	rep := pitrtest.OpenRepo(t)
+	rec := &pitrtest.Record{}
 	spool := filepath.Join(dir, "spool")
 	spec := pitr.FollowSpec{Environment: "main", Service: svc, Repo: rep, Spool: spool, Record: rec,
 		ShipEvery: 20 * time.Millisecond}
 
 	stopWrites := make(chan struct{})
 	markers := writer(t, path, 10*time.Millisecond, stopWrites)
-	stop := follow(t, k, spec)
+	stop := pitrtest.Follow(t, func(ctx context.Context) error { return k.Follow(ctx, spec) })
 	complete := func() int {
-		rec.mu.Lock()
-		defer rec.mu.Unlock()
 		n := 0
-		for _, s := range rec.segs {
+		for _, s := range rec.Segments() {
 			if !s.Partial {
 				n++
 			}
 		}
 		return n
 	}
-	waitFor(t, "two complete segments", func() bool { return complete() >= 2 })
+	pitrtest.WaitFor(t, "two complete segments", func() bool { return complete() >= 2 })
 	stop()
 	// Complete segments, once shipped as such, left the spool's replica.
-	rec.mu.Lock()
 	for _, e := range mustReadDir(t, filepath.Join(spool, "replica", "ltx", "0")) {
-		for name, s := range rec.segs {
+		for name, s := range rec.Segments() {
 			if !s.Partial && e[:16] >= name[17:] && e[:16] < nextFirst(t, k, name) {
 				t.Errorf("the spool still holds %s of the complete segment %s", e, name)
 			}
 		}
 	}
-	rec.mu.Unlock()
 	// Litestream's own copies go once its replica holds them (Close's last sync may add one or two).
 	if n := len(mustReadDir(t, filepath.Join(spool, "litestream", "ltx", "0"))); n > 4 {
 		t.Errorf("Litestream's metadata keeps %d LTX files its replica already holds", n)
@@ -540,18 +429,18 @@ func TestSegmentsAndLostSpool(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	secondFrom := time.Now()
-	stop = follow(t, k, spec)
-	waitFor(t, "a second base", func() bool { st, _ := rec.state(k); return len(st.Bases) == 2 })
+	stop = pitrtest.Follow(t, func(ctx context.Context) error { return k.Follow(ctx, spec) })
+	pitrtest.WaitFor(t, "a second base", func() bool { st, _ := state(rec, k); return len(st.Bases) == 2 })
 	time.Sleep(time.Second)
 	close(stopWrites)
 	ms := markers()
 	last := ms[len(ms)-1].After
-	waitFor(t, "the last marker shipped", func() bool { st, _ := rec.state(k); return st.CoveredUntil.After(last.Add(100 * time.Millisecond)) })
+	pitrtest.WaitFor(t, "the last marker shipped", func() bool { st, _ := state(rec, k); return st.CoveredUntil.After(last.Add(100 * time.Millisecond)) })
 	stop()
 
-	st, syncs := rec.state(k)
-	if len(rec.gaps) != 1 || st.Bases[0].SystemID == st.Bases[1].SystemID {
-		t.Fatalf("gaps = %q, bases %+v; want one gap and a base of a new stream", rec.gaps, st.Bases)
+	st, syncs := state(rec, k)
+	if len(rec.Gaps()) != 1 || st.Bases[0].SystemID == st.Bases[1].SystemID {
+		t.Fatalf("gaps = %q, bases %+v; want one gap and a base of a new stream", rec.Gaps(), st.Bases)
 	}
 	rs := st.Ranges(time.Time{})
 	if len(rs) != 2 || rs[0].To.After(firstEnd) || rs[1].From.Before(secondFrom) || rs[1].To.Before(last) {
@@ -612,22 +501,22 @@ func TestRestoreIntoFollowed(t *testing.T) {
 	openApp(t, path, "wal").Close()
 	k := sqlite.New(filepath.Join(dir, "rewind.db"))
 	svc := backup.ServiceSpec{Name: "app", Type: backup.TypeSQLite, Path: path}
-	rep := openRepo(t)
-	rec := &memRecord{segs: map[string]pitr.Segment{}}
+	rep := pitrtest.OpenRepo(t)
+	rec := &pitrtest.Record{}
 	spec := pitr.FollowSpec{Environment: "main", Service: svc, Repo: rep, Spool: filepath.Join(dir, "spool"),
 		Record: rec, ShipEvery: 100 * time.Millisecond}
 	stopWrites := make(chan struct{})
 	markers := writer(t, path, 20*time.Millisecond, stopWrites)
-	stop := follow(t, k, spec)
-	waitFor(t, "a base", func() bool { st, _ := rec.state(k); return len(st.Bases) == 1 })
+	stop := pitrtest.Follow(t, func(ctx context.Context) error { return k.Follow(ctx, spec) })
+	pitrtest.WaitFor(t, "a base", func() bool { st, _ := state(rec, k); return len(st.Bases) == 1 })
 	time.Sleep(1500 * time.Millisecond)
 	close(stopWrites)
 	ms := markers()
 	last := ms[len(ms)-1].After
-	waitFor(t, "the last marker shipped", func() bool { st, _ := rec.state(k); return st.CoveredUntil.After(last) })
+	pitrtest.WaitFor(t, "the last marker shipped", func() bool { st, _ := state(rec, k); return st.CoveredUntil.After(last) })
 
 	// Rebuild at a moment in the middle whose last sync is certain.
-	st, syncs := rec.state(k)
+	st, syncs := state(rec, k)
 	var at time.Time
 	var reached *time.Time
 	for tries := 0; ; tries++ {
@@ -682,15 +571,15 @@ func TestRestoreIntoFollowed(t *testing.T) {
 		t.Fatalf("live database after the restore: markers 1..%d, want 1..%d", got, want)
 	}
 	// Covered until a round's start: the sync of that round is only restorable once a later round covers it.
-	waitFor(t, "the restore shipped", func() bool {
-		st, _ := rec.state(k)
+	pitrtest.WaitFor(t, "the restore shipped", func() bool {
+		st, _ := state(rec, k)
 		return st.CoveredUntil.After(restoredAt.Add(300 * time.Millisecond))
 	})
 	stop()
 
-	st, syncs = rec.state(k)
-	if len(st.Bases) != 1 || len(rec.gaps) != 0 {
-		t.Fatalf("bases = %d, gaps = %q; want the stream to carry on over the restore", len(st.Bases), rec.gaps)
+	st, syncs = state(rec, k)
+	if len(st.Bases) != 1 || len(rec.Gaps()) != 0 {
+		t.Fatalf("bases = %d, gaps = %q; want the stream to carry on over the restore", len(st.Bases), rec.Gaps())
 	}
 	// The newest state shipped is the restored one: fewer markers than were ever committed.
 	if want >= len(ms) {
