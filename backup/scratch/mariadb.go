@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,11 +19,13 @@ import (
 type MariaDBOptions struct {
 	// Args are more server arguments, e.g. "--event-scheduler=ON".
 	Args []string
+	// Socket makes the server listen only on the Unix socket Socket() (--skip-networking): no TCP port.
+	Socket bool
 }
 
 // MariaDB is a private MariaDB server whose root user has no password.
 type MariaDB struct {
-	Port int
+	Port int // 0 for a server listening only on its socket
 	Dir  string
 
 	proc *process
@@ -51,13 +54,19 @@ func StartMariaDB(dir string, opt MariaDBOptions) (*MariaDB, error) {
 	}
 	srv := &MariaDB{Dir: dir}
 	p, port, err := startReady(dir, nil, 60*time.Second, func(port int) *exec.Cmd {
-		args := append([]string{"--no-defaults", "--datadir=" + data, "--user=root",
-			"--port=" + strconv.Itoa(port), "--bind-address=127.0.0.1", "--socket=" + filepath.Join(dir, "sock"),
-			"--pid-file=" + filepath.Join(dir, "pid"), "--skip-log-bin", "--innodb-buffer-pool-size=32M",
-			"--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0", "--skip-name-resolve"}, opt.Args...)
-		return exec.Command(server, args...)
+		listen := []string{"--port=" + strconv.Itoa(port), "--bind-address=127.0.0.1"}
+		if opt.Socket {
+			listen = []string{"--skip-networking"}
+		}
+		args := append(append([]string{"--no-defaults", "--datadir=" + data, "--user=root"}, listen...),
+			"--socket="+srv.Socket(), "--pid-file="+filepath.Join(dir, "pid"), "--skip-log-bin",
+			"--innodb-buffer-pool-size=32M", "--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0",
+			"--skip-name-resolve")
+		return exec.Command(server, append(args, opt.Args...)...)
 	}, func(port int) error {
-		srv.Port = port
+		if !opt.Socket {
+			srv.Port = port
+		}
 		db, err := sql.Open("mysql", srv.DSN(""))
 		if err != nil {
 			return err
@@ -70,12 +79,22 @@ func StartMariaDB(dir string, opt MariaDBOptions) (*MariaDB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start mariadb: %w", err)
 	}
-	srv.Port, srv.proc = port, p
+	srv.proc = p
+	if !opt.Socket {
+		srv.Port = port
+	}
 	return srv, nil
 }
 
-// URL returns root's Rewind-style URL (mysql://root:@127.0.0.1:PORT/db) for database db.
+// Socket is the path of the server's Unix socket.
+func (s *MariaDB) Socket() string { return filepath.Join(s.Dir, "sock") }
+
+// URL returns root's Rewind-style URL for database db: mysql://root:@127.0.0.1:PORT/db, or
+// mysql://root:@localhost/db?socket=PATH for a server listening only on its socket.
 func (s *MariaDB) URL(db string) string {
+	if s.Port == 0 {
+		return "mysql://root:@localhost/" + db + "?" + url.Values{"socket": {s.Socket()}}.Encode()
+	}
 	return fmt.Sprintf("mysql://root:@127.0.0.1:%d/%s", s.Port, db)
 }
 
@@ -85,6 +104,9 @@ func (s *MariaDB) DSN(db string) string {
 	c.User = "root"
 	c.Net = "tcp"
 	c.Addr = "127.0.0.1:" + strconv.Itoa(s.Port)
+	if s.Port == 0 {
+		c.Net, c.Addr = "unix", s.Socket()
+	}
 	c.DBName = db
 	c.MultiStatements = true
 	c.ParseTime = false
