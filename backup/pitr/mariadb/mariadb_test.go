@@ -185,7 +185,7 @@ func count(t *testing.T, url, name string) int {
 	}
 	defer db.Close()
 	var n, maxN int
-	if err := db.QueryRow("SELECT count(*), COALESCE(max(n), 0) FROM `" + cli.database + "`.marker").Scan(&n, &maxN); err != nil {
+	if err := db.QueryRow("SELECT count(*), COALESCE(max(n), 0) FROM `"+cli.database+"`.marker").Scan(&n, &maxN); err != nil {
 		t.Fatal(err)
 	}
 	if n != maxN {
