@@ -32,7 +32,33 @@ type state struct {
 	Epoch    string `json:"epoch"`     // when this unbroken stream started: the prefix of its segment names
 	SystemID string `json:"system_id"` // the server followed
 	File     string `json:"file"`      // the binlog file being followed (the first not shipped complete)
-	Txns     []txn  `json:"txns"`      // File's transactions shipped so far
+}
+
+// The receive times of the transactions read are journaled in the spool as they are read, one file per binlog
+// file (received/<file>: "<end offset> <unix nanoseconds>" lines), so a restart, which reads the files again,
+// dates them as first received; a file's journal goes once the file is shipped complete.
+const journalDir = "received"
+
+// readJournal reads the receive times journaled for binlog file, by transaction end.
+func readJournal(spool, file string) (map[int64]time.Time, error) {
+	raw, err := os.ReadFile(filepath.Join(spool, journalDir, file))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the receive times of %s: %w", file, err)
+	}
+	out := map[int64]time.Time{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		e, ns, ok := strings.Cut(line, " ")
+		end, err1 := strconv.ParseInt(e, 10, 64)
+		n, err2 := strconv.ParseInt(ns, 10, 64)
+		if !ok || err1 != nil || err2 != nil {
+			continue // a line cut short by a crash
+		}
+		out[end] = time.Unix(0, n).UTC()
+	}
+	return out, nil
 }
 
 // binlogFile is a binlog file as the tailer has read it.
@@ -50,9 +76,8 @@ type follower struct {
 	db      *sql.DB
 	blDir   string
 	st      state
-	resumed string              // the file the stream (re)started at
-	known   map[int64]time.Time // receive times recorded for it before this run, by transaction end
-	catchUp position            // the server's position when the stream connected: what it had written before
+	known   map[string]map[int64]time.Time // receive times journaled before this run: file → end → time
+	catchUp position                       // the server's position when the stream connected: what it had written before
 
 	mu    sync.Mutex
 	files []*binlogFile // read, oldest first; all but the last are complete
@@ -118,7 +143,9 @@ func (k *Kind) Follow(ctx context.Context, spec pitr.FollowSpec) error {
 		return err
 	}
 	defer os.Remove(opt) //nolint:errcheck
-	f.resumed = f.st.File
+	if err := os.MkdirAll(filepath.Join(spec.Spool, journalDir), 0o700); err != nil {
+		return fmt.Errorf("create the receive times' journal: %w", err)
+	}
 	f.files = []*binlogFile{{name: f.st.File}}
 	f.read = position{File: f.st.File}
 	if f.catchUp, err = masterStatus(ctx, db); err != nil {
@@ -216,9 +243,13 @@ func (f *follower) resume(ctx context.Context, srv server) (bool, error) {
 			return false, fmt.Errorf("read the follower's state %s: %w (remove it to start again from a new base)",
 				path, err)
 		}
+		known, err := f.journaled()
+		if err != nil {
+			return false, err
+		}
 		var end int64
-		if n := len(f.st.Txns); n > 0 {
-			end = f.st.Txns[n-1].End
+		for e := range known[f.st.File] {
+			end = max(end, e)
 		}
 		size, listed := srv.Logs[f.st.File]
 		switch {
@@ -233,10 +264,7 @@ func (f *follower) resume(ctx context.Context, srv server) (bool, error) {
 			gap = fmt.Sprintf("binlog %s is shorter than what Rewind shipped of it (RESET MASTER?): starting "+
 				"again from a new base backup", f.st.File)
 		default:
-			f.known = map[int64]time.Time{}
-			for _, t := range f.st.Txns {
-				f.known[t.End] = t.At
-			}
+			f.known = known
 			return false, nil
 		}
 	} else if _, _, ok, err := f.spec.Record.LatestBase(ctx); err != nil {
@@ -250,10 +278,31 @@ func (f *follower) resume(ctx context.Context, srv server) (bool, error) {
 		}
 	}
 	f.st = state{Epoch: epochOf(f.now()), SystemID: srv.ID, File: srv.Master.File}
+	if err := os.RemoveAll(filepath.Join(f.spec.Spool, journalDir)); err != nil {
+		return false, fmt.Errorf("clear the receive times: %w", err)
+	}
 	if err := f.save(); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// journaled reads the receive times journaled for the files from st.File on.
+func (f *follower) journaled() (map[string]map[int64]time.Time, error) {
+	ents, err := os.ReadDir(filepath.Join(f.spec.Spool, journalDir))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read the receive times: %w", err)
+	}
+	out := map[string]map[int64]time.Time{}
+	for _, e := range ents {
+		if e.Name() < f.st.File {
+			continue
+		}
+		if out[e.Name()], err = readJournal(f.spec.Spool, e.Name()); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // save writes the state atomically.
@@ -303,15 +352,17 @@ func watch(dir string) (<-chan struct{}, func(), error) {
 // tail reads the spool's binlog files as they grow, until ctx ends.
 func (f *follower) tail(ctx context.Context, wake <-chan struct{}) {
 	var s scanner
-	var file *os.File
+	var file, journal *os.File
 	defer func() {
-		if file != nil {
-			file.Close() //nolint:errcheck
+		for _, fh := range []*os.File{file, journal} {
+			if fh != nil {
+				fh.Close() //nolint:errcheck
+			}
 		}
 	}()
 	buf := make([]byte, 0, 1<<20)
 	for {
-		if err := f.readMore(&s, &file, &buf); err != nil {
+		if err := f.readMore(&s, &file, &journal, &buf); err != nil {
 			f.mu.Lock()
 			f.terr = err
 			f.mu.Unlock()
@@ -327,7 +378,7 @@ func (f *follower) tail(ctx context.Context, wake <-chan struct{}) {
 }
 
 // readMore reads what was appended to the file being followed, moving to the next one at its rotate event.
-func (f *follower) readMore(s *scanner, file **os.File, buf *[]byte) error {
+func (f *follower) readMore(s *scanner, file, journal **os.File, buf *[]byte) error {
 	for {
 		f.mu.Lock()
 		cur := f.files[len(f.files)-1]
@@ -341,6 +392,12 @@ func (f *follower) readMore(s *scanner, file **os.File, buf *[]byte) error {
 				return fmt.Errorf("read the binlog spool: %w", err)
 			}
 			*file = fh
+			j, err := os.OpenFile(filepath.Join(f.spec.Spool, journalDir, cur.name),
+				os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+			if err != nil {
+				return fmt.Errorf("journal the receive times: %w", err)
+			}
+			*journal = j
 		}
 		chunk := (*buf)[:cap(*buf)]
 		n, err := (*file).ReadAt(chunk, s.off)
@@ -352,10 +409,11 @@ func (f *follower) readMore(s *scanner, file **os.File, buf *[]byte) error {
 		if ferr != nil {
 			return fmt.Errorf("read binlog %s: %w", cur.name, ferr)
 		}
+		var lines []byte
 		f.mu.Lock()
 		for _, e := range ends {
 			t := at
-			if known, ok := f.known[e.End]; ok && cur.name == f.resumed {
+			if known, ok := f.known[cur.name][e.End]; ok {
 				t = known
 			} else if f.before(cur.name, e.End) && e.Event.Add(time.Second).Before(t) {
 				t = e.Event.Add(time.Second) // written before the stream connected: the server's clock, to the second
@@ -364,6 +422,7 @@ func (f *follower) readMore(s *scanner, file **os.File, buf *[]byte) error {
 				t = cur.txns[k-1].At
 			}
 			cur.txns = append(cur.txns, txn{At: t, End: e.End})
+			lines = fmt.Appendf(lines, "%d %d\n", e.End, t.UnixNano())
 		}
 		f.read = position{File: cur.name, Pos: s.off}
 		next := s.rotate
@@ -372,6 +431,11 @@ func (f *follower) readMore(s *scanner, file **os.File, buf *[]byte) error {
 			f.files = append(f.files, &binlogFile{name: next})
 		}
 		f.mu.Unlock()
+		if len(lines) > 0 {
+			if _, err := (*journal).Write(lines); err != nil {
+				return fmt.Errorf("journal the receive times: %w", err)
+			}
+		}
 		if next == "" {
 			if used == 0 && n == cap(*buf) {
 				*buf = make([]byte, 0, 2*cap(*buf)) // one event larger than the buffer
@@ -382,8 +446,9 @@ func (f *follower) readMore(s *scanner, file **os.File, buf *[]byte) error {
 			}
 			continue // more to read
 		}
-		(*file).Close() //nolint:errcheck
-		*file = nil
+		(*file).Close()    //nolint:errcheck
+		(*journal).Close() //nolint:errcheck
+		*file, *journal = nil, nil
 		*s = scanner{}
 	}
 }
@@ -444,9 +509,12 @@ func (f *follower) round(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			f.st.File, f.st.Txns, f.shipped = next, nil, -1
+			f.st.File, f.shipped = next, -1
 			if err := f.save(); err != nil {
 				return err
+			}
+			if err := os.Remove(filepath.Join(f.spec.Spool, journalDir, b.name)); err != nil {
+				return fmt.Errorf("remove the receive times of a shipped binlog: %w", err)
 			}
 			continue
 		}
@@ -459,10 +527,6 @@ func (f *follower) round(ctx context.Context) error {
 				return err
 			}
 			f.shipped = len(b.txns)
-			f.st.Txns = b.txns
-			if err := f.save(); err != nil {
-				return err
-			}
 		}
 	}
 	rep := pitr.Report{LastCommit: f.lastCommit, WALStatus: "streaming"}
