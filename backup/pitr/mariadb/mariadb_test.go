@@ -116,10 +116,15 @@ func follow(t *testing.T, k *Kind, spec pitr.FollowSpec) (stop func()) {
 		}
 		done <- err
 	}()
-	return func() {
-		cancel()
-		<-done
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
 	}
+	t.Cleanup(stop) // a test that failed early stops it before it ends
+	return stop
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -344,5 +349,102 @@ func TestCheck_NoBinlog(t *testing.T) {
 	}
 	if got == nil || got.Status != pitr.CheckFailed || !strings.Contains(got.Message, "log_bin = binlog") {
 		t.Fatalf("Check's log_bin = %+v, want failed, saying to set log_bin = binlog", got)
+	}
+}
+
+// TestFollow_PurgedBinlog: when the server purged the binlog the follower stopped in, the next Follow records
+// a gap and starts a new stream (epoch) from a new base; the moments between are refused, and those after the
+// new base are restorable.
+func TestFollow_PurgedBinlog(t *testing.T) {
+	srv := testserver.StartMariaDBBinlog(t)
+	dbName := srv.CreateDatabase(t)
+	svc := backup.ServiceSpec{Name: testserver.UniqueName("db"), Type: backup.TypeMySQL, URL: srv.URL(dbName)}
+	k := &Kind{}
+	rep := openRepo(t)
+	rec := &memRecord{segs: map[string]pitr.Segment{}}
+	spec := pitr.FollowSpec{Environment: "main", Service: svc, Repo: rep, Spool: t.TempDir(), Record: rec,
+		ShipEvery: 100 * time.Millisecond}
+	db := srv.Open(t, dbName)
+	if _, err := db.Exec("CREATE TABLE marker (n int PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	insert := func(n int) time.Time {
+		t.Helper()
+		if _, err := db.Exec("INSERT INTO marker VALUES (?)", n); err != nil {
+			t.Fatal(err)
+		}
+		return time.Now()
+	}
+
+	stop := follow(t, k, spec)
+	waitFor(t, "a base", func() bool { n, _ := rec.counts(); return n == 1 })
+	first := insert(1)
+	waitFor(t, "marker 1 shipped", func() bool { _, c := rec.counts(); return c.After(first) })
+	stop()
+	var file string
+	for range 2 {
+		if _, err := db.Exec("FLUSH BINARY LOGS"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.QueryRow("SHOW MASTER STATUS").Scan(&file, new(any), new(any), new(any)); err != nil {
+		t.Fatal(err)
+	}
+	// The server purges no file a binlog client still reads: wait for the stopped stream's dump thread to go.
+	waitFor(t, "the dump thread to end", func() bool {
+		var n int
+		err := db.QueryRow("SELECT count(*) FROM information_schema.processlist WHERE command LIKE 'Binlog Dump%'").Scan(&n)
+		return err == nil && n == 0
+	})
+	// ... nor one holding transactions InnoDB has not flushed yet (the binlog checkpoint): try until it does.
+	waitFor(t, "the purge", func() bool {
+		if _, err := db.Exec("PURGE BINARY LOGS TO '" + file + "'"); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		rows, err := db.Query("SHOW BINARY LOGS")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			n++
+		}
+		return n == 1
+	})
+	lost := insert(2) // written while its binlog is purged unread: a gap
+	time.Sleep(20 * time.Millisecond)
+
+	stop = follow(t, k, spec)
+	waitFor(t, "a new base", func() bool { n, _ := rec.counts(); return n == 2 })
+	third := insert(3)
+	waitFor(t, "marker 3 shipped", func() bool { _, c := rec.counts(); return c.After(third) })
+	stop()
+
+	st := rec.stream(k)
+	if len(rec.gaps) != 1 || !strings.Contains(rec.gaps[0], "purged") {
+		t.Fatalf("gaps = %q, want one saying the binlog was purged", rec.gaps)
+	}
+	e1, _, _ := splitSegment(st.Bases[0].StartWAL)
+	e2, _, _ := splitSegment(st.Bases[1].StartWAL)
+	if e1 >= e2 {
+		t.Errorf("the new base starts stream %q, want one after %q", e2, e1)
+	}
+	var ge *pitr.GapError
+	if _, err := st.Choose(time.Time{}, lost); !errors.As(err, &ge) {
+		t.Errorf("Choose(in the gap) = %v, want a GapError", err)
+	}
+	choice, err := st.Choose(time.Time{}, third.Add(10*time.Millisecond))
+	if err != nil {
+		t.Fatalf("Choose(after the new base) = %v", err)
+	}
+	r, err := k.Rebuild(context.Background(), pitr.RebuildSpec{Repo: rep, Service: svc, Choice: choice,
+		Target: third.Add(10 * time.Millisecond), Dir: scratchDir(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got := count(t, r.Spec(svc).URL, svc.Name); got != 3 {
+		t.Errorf("rebuilt after the new base: %d markers, want 3", got)
 	}
 }
