@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -447,4 +449,65 @@ func TestFollow_PurgedBinlog(t *testing.T) {
 	if got := count(t, r.Spec(svc).URL, svc.Name); got != 3 {
 		t.Errorf("rebuilt after the new base: %d markers, want 3", got)
 	}
+}
+
+// TestCheck_Grants: a user that may read its database but not the binlog fails the privileges check with the
+// GRANT statement to run; once granted, the check passes.
+func TestCheck_Grants(t *testing.T) {
+	srv := testserver.StartMariaDBBinlog(t)
+	name := srv.CreateDatabase(t)
+	root := srv.Open(t, "")
+	user := testserver.UniqueName("u")
+	for _, q := range []string{
+		"CREATE USER '" + user + "'@'%' IDENTIFIED BY 'pw\"x'",
+		"GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES ON `" + name + "`.* TO '" + user + "'@'%'",
+	} {
+		if _, err := root.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() { root.Exec("DROP USER '" + user + "'@'%'") })
+	svc := backup.ServiceSpec{Name: "db", Type: backup.TypeMySQL,
+		URL: fmt.Sprintf("mysql://%s:%s@127.0.0.1:%d/%s", user, url.QueryEscape(`pw"x`), srv.Port, name)}
+	privileges := func() pitr.CheckResult {
+		t.Helper()
+		for _, r := range (&Kind{}).Check(context.Background(), "main", svc) {
+			if r.Name == "connection" && r.Status != pitr.CheckOK {
+				t.Fatalf("Check: %s", r.Message)
+			}
+			if r.Name == "privileges" {
+				return r
+			}
+		}
+		t.Fatal("Check reported no privileges")
+		return pitr.CheckResult{}
+	}
+	r := privileges()
+	if r.Status != pitr.CheckFailed || !strings.Contains(r.Message, "lacks REPLICATION SLAVE, BINLOG MONITOR") ||
+		!strings.Contains(r.Message, "GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES, REPLICATION SLAVE, "+
+			"BINLOG MONITOR ON *.* TO '"+user+"'@'%'") {
+		t.Fatalf("privileges = %+v, want failed with the GRANT to run", r)
+	}
+	if _, err := root.Exec("GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO '" + user + "'@'%'"); err != nil {
+		t.Fatal(err)
+	}
+	if r := privileges(); r.Status != pitr.CheckOK {
+		t.Fatalf("privileges after the GRANT = %+v, want ok", r)
+	}
+
+	// These privileges are enough to follow (the base's dump takes its position without RELOAD), and the
+	// password, with a quote in it, reaches the tools through their option file.
+	if _, err := root.Exec("CREATE TABLE `" + name + "`.marker (n int PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	rec := &memRecord{segs: map[string]pitr.Segment{}}
+	stop := follow(t, &Kind{}, pitr.FollowSpec{Environment: "main", Service: svc, Repo: openRepo(t),
+		Spool: t.TempDir(), Record: rec, ShipEvery: 100 * time.Millisecond})
+	waitFor(t, "a base", func() bool { n, _ := rec.counts(); return n == 1 })
+	if _, err := root.Exec("INSERT INTO `" + name + "`.marker VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	inserted := time.Now()
+	waitFor(t, "the insert shipped", func() bool { _, c := rec.counts(); return c.After(inserted) })
+	stop()
 }
