@@ -301,9 +301,17 @@ func TestFollowAndRebuild(t *testing.T) {
 		}
 		return got, choice, reached
 	}
-	for _, at := range ts {
+	var lagMin, lagMax time.Duration // receive time of the newest marker replayed - when its commit returned
+	for i, at := range ts {
 		want := pitrtest.UpTo(ms, at)
 		got, choice, reached := rebuild(at)
+		if want > 0 && reached != nil {
+			lag := reached.Sub(ms[want-1].After)
+			if i == 0 || lag < lagMin {
+				lagMin = lag
+			}
+			lagMax = max(lagMax, lag)
+		}
 		if got != want {
 			t.Errorf("rebuilt at %s: markers 1..%d, want exactly 1..%d", at.Format(time.RFC3339Nano), got, want)
 		}
@@ -321,6 +329,7 @@ func TestFollowAndRebuild(t *testing.T) {
 				reached)
 		}
 	}
+	t.Logf("receive time - commit returned to the client: %s to %s", lagMin, lagMax)
 	if got, lo, hi := func() (int, int, int) {
 		got, _, _ := rebuild(inDown)
 		return got, pitrtest.UpTo(ms, inDown.Add(-time.Second)), pitrtest.UpTo(ms, inDown)
