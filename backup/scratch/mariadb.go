@@ -46,7 +46,13 @@ func StartMariaDB(dir string, opt MariaDBOptions) (*MariaDB, error) {
 		return nil, err
 	}
 	data := filepath.Join(dir, "data")
-	cmd := exec.Command(install, "--no-defaults", "--datadir="+data, "--user=root",
+	// A private tmpdir: the bootstrap's temporary tables in the shared /tmp were seen to vanish under it
+	// ("Could not remove temporary table '/tmp/#sql-temptable-…', error: 2") with other servers starting at once.
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("create the server's tmpdir: %w", err)
+	}
+	cmd := exec.Command(install, "--no-defaults", "--datadir="+data, "--user=root", "--tmpdir="+tmp,
 		"--auth-root-authentication-method=normal", "--skip-test-db")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -58,7 +64,7 @@ func StartMariaDB(dir string, opt MariaDBOptions) (*MariaDB, error) {
 		if opt.Socket {
 			listen = []string{"--skip-networking"}
 		}
-		args := append(append([]string{"--no-defaults", "--datadir=" + data, "--user=root"}, listen...),
+		args := append(append([]string{"--no-defaults", "--datadir=" + data, "--user=root", "--tmpdir=" + tmp}, listen...),
 			"--socket="+srv.Socket(), "--pid-file="+filepath.Join(dir, "pid"), "--skip-log-bin",
 			"--innodb-buffer-pool-size=32M", "--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0",
 			"--skip-name-resolve")
