@@ -59,6 +59,21 @@ func (k *Kind) Check(ctx context.Context, env string, svc backup.ServiceSpec) []
 		return out
 	}
 	add("connection", pitr.CheckOK, "connected to MariaDB/MySQL %s as %s", version, user)
+	if !strings.Contains(version, "MariaDB") {
+		add("server version", pitr.CheckWarning, "%s is MySQL: Rewind follows and replays binlogs with MariaDB's "+
+			"tools, which do not promise to read MySQL 8's binlog (tested with MariaDB 10.11 only)", version)
+	} else if err := k.checkScratchVersion(ctx, version); err != nil {
+		add("server version", pitr.CheckFailed, "%v", err)
+	} else {
+		add("server version", pitr.CheckOK, "this host's mariadbd can restore MariaDB %s", version)
+	}
+	var binlogSize int64
+	if err := db.QueryRowContext(ctx, "SELECT @@max_binlog_size").Scan(&binlogSize); err == nil &&
+		binlogSize > maxBinlogSize {
+		add("max_binlog_size", pitr.CheckWarning, "max_binlog_size is %d MB: Rewind ships the growing binlog file "+
+			"again every second, so a large one costs reading it whole each time; set max_binlog_size = 64M "+
+			"under [mariadbd] (SET GLOBAL max_binlog_size = 67108864 for now)", binlogSize>>20)
+	}
 
 	var logBin, serverID int64
 	var format string
@@ -95,6 +110,10 @@ func (k *Kind) Check(ctx context.Context, env string, svc backup.ServiceSpec) []
 	}
 	return out
 }
+
+// maxBinlogSize is the largest binlog file Check is content with: the growing file is copied and shipped again
+// every ShipEvery.
+const maxBinlogSize = 128 << 20
 
 // retentionWanted is how long binlogs should be kept: longer than any outage of Rewind.
 const retentionWanted = 7 * 24 * time.Hour

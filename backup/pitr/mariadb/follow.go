@@ -649,6 +649,13 @@ func (f *follower) base(ctx context.Context, systemID, opt string) error {
 	if err != nil {
 		return err
 	}
+	var ver string
+	if err := f.db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&ver); err != nil {
+		return fmt.Errorf("read the server's version: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, versionFile), []byte(ver+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write the base's version: %w", err)
+	}
 	env, svc := f.spec.Environment, f.spec.Service.Name
 	startWAL := segmentName(f.st.Epoch, pos.File)
 	snap, size, err := pitr.ShipDir(ctx, f.spec.Repo, env, svc, "base", startWAL, dir, "base of "+env+"/"+svc)

@@ -85,6 +85,11 @@ func (k *Kind) Rebuild(ctx context.Context, spec pitr.RebuildSpec) (_ pitr.Rebui
 	if err := pitr.FetchDir(ctx, spec.Repo, spec.Choice.Base.Snapshot, baseDir); err != nil {
 		return nil, fmt.Errorf("read the base from the repository: %w", err)
 	}
+	if ver, err := os.ReadFile(filepath.Join(baseDir, versionFile)); err == nil {
+		if err := k.checkScratchVersion(ctx, string(ver)); err != nil {
+			return nil, err
+		}
+	}
 	var segs []segment
 	for i, id := range spec.Choice.Segments {
 		s, err := fetchSegment(ctx, spec.Repo, id, filepath.Join(spec.Dir, "binlog", strconv.Itoa(i)))
