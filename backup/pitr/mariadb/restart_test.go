@@ -1,0 +1,77 @@
+package mariadb
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rewind/rewind/backup"
+	"github.com/rewind/rewind/backup/pitr"
+	"github.com/rewind/rewind/backup/scratch"
+	"github.com/rewind/rewind/backup/testserver"
+)
+
+// TestFollow_SpoolLost: a follower whose spool is gone cannot know where the stream stopped: it records a gap
+// and starts a new stream from a new base. A rebuild whose replay fails leaves no server running and no
+// directory behind.
+func TestFollow_SpoolLost(t *testing.T) {
+	srv := testserver.StartMariaDBBinlog(t)
+	dbName := srv.CreateDatabase(t)
+	svc := backup.ServiceSpec{Name: testserver.UniqueName("db"), Type: backup.TypeMySQL, URL: srv.URL(dbName)}
+	k := &Kind{}
+	rep := openRepo(t)
+	rec := &memRecord{segs: map[string]pitr.Segment{}}
+	spec := pitr.FollowSpec{Environment: "main", Service: svc, Repo: rep, Spool: t.TempDir(), Record: rec,
+		ShipEvery: 100 * time.Millisecond}
+	db := srv.Open(t, dbName)
+	if _, err := db.Exec("CREATE TABLE marker (n int PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	for round := 1; round <= 2; round++ {
+		stop := follow(t, k, spec)
+		waitFor(t, "a base", func() bool { n, _ := rec.counts(); return n == round })
+		if _, err := db.Exec("INSERT INTO marker VALUES (?)", round); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now()
+		waitFor(t, "the marker shipped", func() bool { _, c := rec.counts(); return c.After(at) })
+		stop()
+		spec.Spool = t.TempDir() // the spool is lost
+	}
+	if len(rec.gaps) != 1 || !strings.Contains(rec.gaps[0], "spool") {
+		t.Fatalf("gaps = %q, want one saying the spool lost the stream's position", rec.gaps)
+	}
+
+	st := rec.stream(k)
+	choice, err := st.Choose(time.Time{}, time.Now().Add(-50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A position inside an event: mariadb-binlog fails the replay after the scratch server started.
+	pos, err := parsePosition(choice.Base.StartLSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	choice.Base.StartLSN = position{File: pos.File, Pos: pos.Pos + 1}.String()
+	dir := scratchDir(t)
+	_, err = k.Rebuild(context.Background(), pitr.RebuildSpec{Repo: rep, Service: svc, Choice: choice,
+		Target: time.Now(), Dir: dir})
+	if err == nil {
+		t.Fatal("Rebuild from inside an event succeeded, want the replay to fail")
+	}
+	t.Logf("Rebuild: %v", err)
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("after a failed Rebuild %s is still there (%v)", dir, err)
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		if pid, err := strconv.Atoi(filepath.Base(p)); err == nil && scratch.RunsFrom(pid, dir) {
+			t.Errorf("after a failed Rebuild process %d still runs from %s", pid, dir)
+		}
+	}
+}
