@@ -493,10 +493,11 @@ func (f *follower) round(ctx context.Context) error {
 	}
 	read := f.read
 	f.mu.Unlock()
+	readAt := time.Now()
 
 	for _, b := range files {
 		if b.complete {
-			if err := f.shipFile(ctx, b, -1); err != nil {
+			if err := f.shipFile(ctx, b, -1, readAt); err != nil {
 				return err
 			}
 			if err := os.Remove(filepath.Join(f.blDir, b.name)); err != nil {
@@ -523,7 +524,7 @@ func (f *follower) round(ctx context.Context) error {
 			if n := len(b.txns); n > 0 {
 				cut = b.txns[n-1].End
 			}
-			if err := f.shipFile(ctx, b, cut); err != nil {
+			if err := f.shipFile(ctx, b, cut, readAt); err != nil {
 				return err
 			}
 			f.shipped = len(b.txns)
@@ -542,7 +543,7 @@ func (f *follower) round(ctx context.Context) error {
 }
 
 // shipFile ships binlog file b as one segment: complete (cut < 0), or growing, its first cut bytes.
-func (f *follower) shipFile(ctx context.Context, b binlogFile, cut int64) error {
+func (f *follower) shipFile(ctx context.Context, b binlogFile, cut int64, readAt time.Time) error {
 	partial := cut >= 0
 	name := segmentName(f.st.Epoch, b.name)
 	stage := filepath.Join(f.spec.Spool, "ship")
@@ -578,7 +579,7 @@ func (f *follower) shipFile(ctx context.Context, b binlogFile, cut int64) error 
 	if err != nil {
 		return err
 	}
-	seg := pitr.Segment{Name: name, Snapshot: snap, Partial: partial, Commits: times, ReadAt: time.Now()}
+	seg := pitr.Segment{Name: name, Snapshot: snap, Partial: partial, Commits: times, ReadAt: readAt}
 	if n := len(b.txns); n > 0 {
 		seg.LastLSN = position{File: b.name, Pos: b.txns[n-1].End}.String()
 		if b.txns[n-1].At.After(f.lastCommit) {
