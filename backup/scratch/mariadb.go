@@ -28,7 +28,9 @@ type MariaDB struct {
 	Port int // 0 for a server listening only on its socket
 	Dir  string
 
-	proc *process
+	proc  *process
+	run   func(port int) *exec.Cmd
+	ready func(port int) error
 }
 
 // StartMariaDB installs a data directory in dir (created; it must be empty) and starts a server on it,
@@ -59,7 +61,7 @@ func StartMariaDB(dir string, opt MariaDBOptions) (*MariaDB, error) {
 		return nil, fmt.Errorf("mariadb-install-db: %v: %s", err, out)
 	}
 	srv := &MariaDB{Dir: dir}
-	p, port, err := startReady(dir, nil, 60*time.Second, func(port int) *exec.Cmd {
+	srv.run = func(port int) *exec.Cmd {
 		listen := []string{"--port=" + strconv.Itoa(port), "--bind-address=127.0.0.1"}
 		if opt.Socket {
 			listen = []string{"--skip-networking"}
@@ -69,7 +71,8 @@ func StartMariaDB(dir string, opt MariaDBOptions) (*MariaDB, error) {
 			"--innodb-buffer-pool-size=32M", "--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0",
 			"--skip-name-resolve")
 		return exec.Command(server, append(args, opt.Args...)...)
-	}, func(port int) error {
+	}
+	srv.ready = func(port int) error {
 		if !opt.Socket {
 			srv.Port = port
 		}
@@ -81,7 +84,8 @@ func StartMariaDB(dir string, opt MariaDBOptions) (*MariaDB, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		return db.PingContext(ctx)
-	})
+	}
+	p, port, err := startReady(dir, nil, 60*time.Second, srv.run, srv.ready)
 	if err != nil {
 		return nil, fmt.Errorf("start mariadb: %w", err)
 	}
@@ -90,6 +94,21 @@ func StartMariaDB(dir string, opt MariaDBOptions) (*MariaDB, error) {
 		srv.Port = port
 	}
 	return srv, nil
+}
+
+// Restart stops the server as a shutdown does (SIGTERM: it writes the end of its binary log) and starts it
+// again on the same data, port and socket, returning once it accepts connections.
+func (s *MariaDB) Restart() error {
+	s.proc.stop(syscall.SIGTERM)
+	p, err := start(s.run(s.Port), s.Dir, nil)
+	if err != nil {
+		return fmt.Errorf("restart mariadb: %w", err)
+	}
+	if err := p.waitReady(60*time.Second, func() error { return s.ready(s.Port) }); err != nil {
+		return fmt.Errorf("restart mariadb: %w", err)
+	}
+	s.proc = p
+	return nil
 }
 
 // Socket is the path of the server's Unix socket.

@@ -14,6 +14,7 @@ var binlogMagic = []byte{0xfe, 'b', 'i', 'n'}
 // Event types of the binary log (MariaDB's numbering) that mark where transactions end.
 const (
 	queryEvent             = 2
+	stopEvent              = 3 // the server stopped: its next start writes the next file
 	rotateEvent            = 4
 	formatDescriptionEvent = 15
 	xidEvent               = 16
@@ -38,6 +39,7 @@ type scanner struct {
 	checksum   int    // bytes of checksum after each event's body (from the format description event)
 	standalone bool   // the open group is a standalone statement: its query event ends it
 	rotate     string // the next file, once the rotate event ending this one is read
+	stopped    bool   // the file ends with a stop event (no rotate): the next file is the next number
 }
 
 // errNotBinlog is returned for bytes that do not start like a binary log file.
@@ -94,6 +96,8 @@ func (s *scanner) feed(data []byte) ([]txnEnd, int, error) {
 			case bytes.Equal(q, []byte("COMMIT")):
 				out = append(out, txnEnd{End: end, Event: ts})
 			}
+		case stopEvent:
+			s.stopped = true
 		case rotateEvent:
 			if flags&artificialF == 0 && len(body) >= 8+s.checksum {
 				s.rotate = string(body[8 : len(body)-s.checksum])

@@ -426,6 +426,14 @@ func (f *follower) readMore(s *scanner, file, journal **os.File, buf *[]byte) er
 		}
 		f.read = position{File: cur.name, Pos: s.off}
 		next := s.rotate
+		if next == "" && s.stopped {
+			// The server stopped and wrote no rotate: it starts the next file when it starts again, and the
+			// stream (its next connection) moves on to it with a rotate event made up for the client.
+			if next, err = nextFile(cur.name); err != nil {
+				f.mu.Unlock()
+				return err
+			}
+		}
 		if next != "" {
 			cur.complete = true
 			f.files = append(f.files, &binlogFile{name: next})
