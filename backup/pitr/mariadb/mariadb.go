@@ -10,10 +10,12 @@
 // growing file is shipped again every ShipEvery, cut at its last transaction end, with a "commits" file (the
 // receive times, pitr.MarshalCommits) and a "positions" file (the offset after each of those transactions).
 // Bases are `mariadb-dump --single-transaction --master-data=2 --gtid` of the service's database, which name the
-// binlog position they are consistent with. A restart streams the current file again from its start (keeping
-// the receive times already recorded for it, from the spool's state.json); transactions the server had written
-// before the stream (re)connected are dated by their event timestamp plus one second (when received later
-// than that): within a second, not exactly.
+// binlog position they are consistent with (and the server's VERSION(): Rebuild refuses a newer one than its
+// own mariadbd). A restart streams the first file not shipped complete again from its start, keeping the
+// receive times journaled in the spool as they were read (received/<file>); transactions the server wrote
+// while no stream was connected are dated by their event timestamp plus one second (when received later than
+// that): within a second, not exactly. A purged binlog, another server (server_id@hostname) or a lost spool is
+// a Recorder.Gap and a new epoch with a new base.
 //
 // Rebuild starts a private scratch mariadbd on a Unix socket (no TCP), loads the base, and replays the binlog
 // from the base's position to the end of the last transaction at or before T (mariadb-binlog --database
