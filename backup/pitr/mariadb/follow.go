@@ -108,6 +108,9 @@ func (k *Kind) Follow(ctx context.Context, spec pitr.FollowSpec) error {
 	if err != nil {
 		return err
 	}
+	if err := os.MkdirAll(spec.Spool, 0o700); err != nil {
+		return fmt.Errorf("create the follower's spool: %w", err)
+	}
 	binlog, err := k.tool("mariadb-binlog")
 	if err != nil {
 		return err
