@@ -69,8 +69,17 @@ func (k *Kind) Release(ctx context.Context, env string, svc backup.ServiceSpec) 
 // epochLayout names a stream's epoch (its start), the prefix of its segment names; it sorts in time order.
 const epochLayout = "20060102T150405.000000Z"
 
-// segmentName is the segment of binlog file in the stream started at epoch.
-func segmentName(epoch, file string) string { return epoch + "_" + file }
+// segmentName is the segment of binlog file in the stream started at epoch. The file's number is padded to 10
+// digits, so names keep sorting in stream order when the server's numbering outgrows its 6 digits
+// (binlog.999999 is followed by binlog.1000000); the file in the segment keeps its own name.
+func segmentName(epoch, file string) string {
+	if i := strings.LastIndexByte(file, '.'); i >= 0 {
+		if n, err := strconv.ParseUint(file[i+1:], 10, 32); err == nil {
+			file = fmt.Sprintf("%s.%010d", file[:i], n)
+		}
+	}
+	return epoch + "_" + file
+}
 
 // splitSegment splits a segment name into its epoch and binlog file name.
 func splitSegment(name string) (epoch, file string, err error) {
