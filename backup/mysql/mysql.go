@@ -60,16 +60,27 @@ var (
 )
 
 // New builds the Source of spec (a backup.Driver): spec.URL is mysql://user:password@host:port/dbname
-// (query parameters are passed to the driver, e.g. tls=true).
+// (query parameters are passed to the driver, e.g. tls=true), see Config.
 func New(spec backup.ServiceSpec) (backup.Source, error) {
+	cfg, db, err := Config(spec)
+	if err != nil {
+		return nil, err
+	}
+	return &Source{name: spec.Name, database: db, cfg: cfg}, nil
+}
+
+// Config parses spec.URL, mysql://user:password@host:port/dbname, into the driver's settings (with no database
+// selected) and the database name. Query parameters are passed to the driver (tls=true is its TLS setting),
+// except socket=PATH, which connects through that Unix socket instead of host:port (a scratch server's).
+func Config(spec backup.ServiceSpec) (*mysql.Config, string, error) {
 	u, err := url.Parse(spec.URL)
 	if err != nil || (u.Scheme != "mysql" && u.Scheme != "mariadb") || u.Host == "" {
 		// never echo the URL: it may hold a password
-		return nil, fmt.Errorf("mysql service %q: url must look like mysql://user:password@host:3306/dbname", spec.Name)
+		return nil, "", fmt.Errorf("mysql service %q: url must look like mysql://user:password@host:3306/dbname", spec.Name)
 	}
 	db := strings.TrimPrefix(u.Path, "/")
 	if db == "" || strings.Contains(db, "/") {
-		return nil, fmt.Errorf("mysql service %q: url names no database", spec.Name)
+		return nil, "", fmt.Errorf("mysql service %q: url names no database", spec.Name)
 	}
 	cfg := mysql.NewConfig()
 	if u.User != nil {
@@ -83,17 +94,20 @@ func New(spec backup.ServiceSpec) (backup.Source, error) {
 	}
 	cfg.Params = map[string]string{}
 	for k, v := range u.Query() {
-		if k == "tls" {
+		switch k {
+		case "tls":
 			cfg.TLSConfig = v[0]
-			continue
+		case "socket":
+			cfg.Net, cfg.Addr = "unix", v[0]
+		default:
+			cfg.Params[k] = v[0]
 		}
-		cfg.Params[k] = v[0]
 	}
 	cfg.Timeout = 10 * time.Second
 	cfg.AllowNativePasswords = true
 	cfg.MultiStatements = false
 	cfg.MaxAllowedPacket = 0 // ask the server
-	return &Source{name: spec.Name, database: db, cfg: cfg}, nil
+	return cfg, db, nil
 }
 
 // open returns a pool with no default database; callers take one connection from it.

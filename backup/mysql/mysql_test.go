@@ -198,6 +198,16 @@ func TestRoundTrip(t *testing.T) {
 	backuptest.RoundTrip(t, newCase(t, srv, srv.CreateDatabase(t)))
 }
 
+// TestRoundTripSocket: a URL with socket=PATH reaches the server through that Unix socket (a scratch server's,
+// which has no TCP port); the host, which resolves nowhere, is not used.
+func TestRoundTripSocket(t *testing.T) {
+	t.Parallel()
+	srv := testserver.StartMariaDB(t)
+	schema := srv.CreateDatabase(t)
+	url := "mysql://root:@nowhere.invalid/" + schema + "?socket=" + srv.Socket()
+	backuptest.RoundTrip(t, newCaseAs(t, srv.Open(t, schema), newSource(t, url), schema))
+}
+
 func TestPinErrors(t *testing.T) {
 	t.Parallel()
 	srv := testserver.StartMariaDB(t)

@@ -2,6 +2,7 @@ package scratch_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rewind/rewind/backup/scratch"
@@ -88,4 +90,38 @@ func serverPid(t *testing.T, dir string) int {
 		t.Fatal(err)
 	}
 	return pid
+}
+
+// TestMariaDBSocketOnly: a MariaDB started with Socket answers on its socket only (no TCP port: --skip-networking),
+// and Stop ends it and removes its directory.
+func TestMariaDBSocketOnly(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "mariadb")
+	srv, err := scratch.StartMariaDB(dir, scratch.MariaDBOptions{Socket: true})
+	if errors.Is(err, scratch.ErrNotInstalled) {
+		t.Skipf("skipping: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv.Port != 0 {
+		t.Errorf("Port = %d, want 0 for a server without TCP", srv.Port)
+	}
+	db, err := sql.Open("mysql", srv.DSN(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var networking int
+	if err := db.QueryRow("SELECT @@skip_networking").Scan(&networking); err != nil {
+		t.Fatalf("the server does not answer on its socket: %v", err)
+	}
+	if networking != 1 {
+		t.Errorf("skip_networking = %d, want 1", networking)
+	}
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("after Stop the directory is still there: %v", err)
+	}
 }

@@ -24,7 +24,9 @@ var (
 	StopAll       = testserver.StopAll
 	StartPostgres = testserver.StartPostgres
 	StartMariaDB  = testserver.StartMariaDB
-	StartRedis    = testserver.StartRedis
+	// StartMariaDBBinlog is a second MariaDB server that writes a binary log (log_bin, ROW, server_id 1).
+	StartMariaDBBinlog = testserver.StartMariaDBBinlog
+	StartRedis         = testserver.StartRedis
 	// UniqueName returns prefix followed by random hex, for database names.
 	UniqueName = testserver.UniqueName
 )

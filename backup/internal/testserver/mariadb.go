@@ -18,6 +18,10 @@ var (
 	myOnce sync.Once
 	mySrv  *MariaDB
 	myErr  error
+
+	binlogOnce sync.Once
+	binlogSrv  *MariaDB
+	binlogErr  error
 )
 
 // StartMariaDB returns the test binary's private MariaDB server, starting it on first use; it skips t when
@@ -29,12 +33,24 @@ func StartMariaDB(t testing.TB) *MariaDB {
 	return mySrv
 }
 
-func startMariaDB() (*MariaDB, error) {
+// StartMariaDBBinlog returns the test binary's private MariaDB server that writes a binary log as
+// point-in-time following needs it (log_bin, binlog_format=ROW, server_id 1), starting it on first use; it is
+// another server than StartMariaDB's, which has no binary log. It skips t when MariaDB is not installed.
+func StartMariaDBBinlog(t testing.TB) *MariaDB {
+	t.Helper()
+	binlogOnce.Do(func() {
+		binlogSrv, binlogErr = startMariaDB("--log-bin=binlog", "--binlog-format=ROW", "--server-id=1")
+	})
+	checkStart(t, "MariaDB (binary log)", binlogErr)
+	return binlogSrv
+}
+
+func startMariaDB(args ...string) (*MariaDB, error) {
 	dir, err := tempDir("rewind-my-")
 	if err != nil {
 		return nil, err
 	}
-	srv, err := scratch.StartMariaDB(dir, scratch.MariaDBOptions{Args: []string{"--event-scheduler=ON"}})
+	srv, err := scratch.StartMariaDB(dir, scratch.MariaDBOptions{Args: append([]string{"--event-scheduler=ON"}, args...)})
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
