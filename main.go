@@ -28,6 +28,7 @@ import (
 	"github.com/rewind/rewind/backup/mysql"
 	"github.com/rewind/rewind/backup/pitr"
 	"github.com/rewind/rewind/backup/pitr/filesnap"
+	"github.com/rewind/rewind/backup/pitr/mariadb"
 	"github.com/rewind/rewind/backup/pitr/pgwal"
 	"github.com/rewind/rewind/backup/pitr/redisrepl"
 	pitrsqlite "github.com/rewind/rewind/backup/pitr/sqlite"
@@ -124,6 +125,7 @@ func pitrKinds(catalogPath string) map[string]pitr.Kind {
 	out := map[string]pitr.Kind{}
 	for _, k := range []pitr.Kind{
 		pgwal.Kind{},
+		&mariadb.Kind{},
 		redisrepl.Kind{},
 		pitrsqlite.New(catalogPath), // never follows Rewind's own catalog
 		filesnap.Kind{},

@@ -12,18 +12,26 @@ import (
 	"github.com/rewind/rewind/backup"
 	"github.com/rewind/rewind/backup/pitr"
 	"github.com/rewind/rewind/backup/pitr/filesnap"
+	"github.com/rewind/rewind/backup/pitr/mariadb"
 	pitrsqlite "github.com/rewind/rewind/backup/pitr/sqlite"
+	"github.com/rewind/rewind/backup/testserver"
 	"github.com/rewind/rewind/db"
 	"github.com/rewind/rewind/jobs"
 )
 
-// TestRestoreAtLocalKindsThroughTheRunner follows a SQLite database (Litestream) and a files mount of one
-// environment from the supervisor, changes both in three phases, and restores the environment through the runner
-// to a moment between the first and second phases: the database holds the first phase's rows and the mount its
+// TestRestoreAtOtherKindsThroughTheRunner follows a MariaDB server (binlog), a SQLite database (Litestream)
+// and a files mount of one environment from the supervisor, changes all three in three phases, and restores the
+// environment through the runner to a moment after the second phase: each holds the first two phases' rows or
 // files, and the third phase, made after the moment, is gone; the plan names each service's own moment.
-func TestRestoreAtLocalKindsThroughTheRunner(t *testing.T) {
+func TestRestoreAtOtherKindsThroughTheRunner(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t)
+	my := testserver.StartMariaDBBinlog(t)
+	myDB := my.CreateDatabase(t)
+	shop := my.Open(t, myDB)
+	if _, err := shop.Exec(`CREATE TABLE orders (n int PRIMARY KEY) ENGINE=InnoDB`); err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	dbPath, mount := filepath.Join(dir, "app.db"), filepath.Join(dir, "uploads")
 	if err := os.Mkdir(mount, 0o755); err != nil {
@@ -50,17 +58,22 @@ func TestRestoreAtLocalKindsThroughTheRunner(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(mount, "note-"+strconv.Itoa(n)), []byte(strconv.Itoa(n)), 0o644); err != nil {
 				t.Fatal(err)
 			}
+			if _, err := shop.Exec(`INSERT INTO orders VALUES (?)`, n); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	phase(1, 5)
 	env := &db.Environment{Name: "local", Type: db.EnvProduction, PITR: &db.PITR{Enabled: true}, Services: []db.Service{
-		{Name: "app", Type: db.ServiceSQLite, Path: dbPath}, {Name: "uploads", Type: db.ServiceFiles, Path: mount}}}
+		{Name: "app", Type: db.ServiceSQLite, Path: dbPath}, {Name: "uploads", Type: db.ServiceFiles, Path: mount},
+		{Name: "shop", Type: db.ServiceMySQL, URL: my.URL(myDB)}}}
 	if err := w.catalog.CreateEnvironment(ctx, env); err != nil {
 		t.Fatal(err)
 	}
 	sup := &jobs.PITR{Catalog: w.catalog, Repo: w.ops.Engine.Repo, SpoolDir: filepath.Join(w.dir, "pitr"),
-		Kinds: map[string]pitr.Kind{backup.TypeSQLite: pitrsqlite.New(w.catalog.Path()), backup.TypeFiles: filesnap.Kind{}},
-		Poll:  200 * time.Millisecond, ShipEvery: 200 * time.Millisecond}
+		Kinds: map[string]pitr.Kind{backup.TypeSQLite: pitrsqlite.New(w.catalog.Path()), backup.TypeFiles: filesnap.Kind{},
+			backup.TypeMySQL: &mariadb.Kind{}},
+		Poll: 200 * time.Millisecond, ShipEvery: 200 * time.Millisecond}
 	w.ops.PITR = sup
 	sup.Start(ctx)
 	t.Cleanup(sup.Close)
@@ -68,27 +81,30 @@ func TestRestoreAtLocalKindsThroughTheRunner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, svc := range []string{"app", "uploads"} {
+	for _, svc := range []string{"app", "uploads", "shop"} {
+		if len(checks[svc]) == 0 {
+			t.Fatalf("no check of %s", svc)
+		}
 		for _, c := range checks[svc] {
 			if c.Status == pitr.CheckFailed {
 				t.Fatalf("check %s %s: %s", svc, c.Name, c.Message)
 			}
 		}
 	}
-	// covered waits until both streams have shipped every change made before now.
-	covered := func() time.Time {
+	// covered waits until every stream has shipped every change made before now.
+	covered := func() {
 		t.Helper()
 		now := time.Now()
-		for _, svc := range []string{"app", "uploads"} {
+		for _, svc := range []string{"app", "uploads", "shop"} {
 			waitServiceStream(t, w.catalog, "local", svc, func(s *db.PITRStream) bool {
 				return s.CoveredUntil != nil && s.CoveredUntil.After(now.Add(300*time.Millisecond))
 			})
 		}
-		return now
 	}
 	covered()
 	phase(6, 10)
-	at := covered().Add(200 * time.Millisecond) // after the second phase, and after it was shipped
+	covered()
+	at := time.Now() // every stream has shipped the second phase (a files tree is restorable once its walk ended)
 	time.Sleep(400 * time.Millisecond)
 	phase(11, 15)
 	covered()
@@ -115,6 +131,12 @@ func TestRestoreAtLocalKindsThroughTheRunner(t *testing.T) {
 	}
 	if rows != 10 || max != 10 {
 		t.Errorf("SQLite after the restore: %d rows up to %d, want 1..10", rows, max)
+	}
+	if err := shop.QueryRow(`SELECT count(*), COALESCE(max(n), 0) FROM orders`).Scan(&rows, &max); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 10 || max != 10 {
+		t.Errorf("MariaDB after the restore: %d rows up to %d, want 1..10", rows, max)
 	}
 	entries, err := os.ReadDir(mount)
 	if err != nil {

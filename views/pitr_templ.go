@@ -49,7 +49,7 @@ func pitrFieldset(f EnvForm) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, " data-testid=\"pitr-settings\"><div class=\"card-head\"><h2>Point-in-time restore</h2><span class=\"muted small\">PostgreSQL and Redis services</span></div><div class=\"card-body form-grid\"><input type=\"hidden\" name=\"pitr.form\" value=\"1\"><div class=\"field\"><label for=\"f-pitr.enabled\"><input id=\"f-pitr.enabled\" name=\"pitr.enabled\" type=\"checkbox\" value=\"on\"")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, " data-testid=\"pitr-settings\"><div class=\"card-head\"><h2>Point-in-time restore</h2><span class=\"muted small\">every service type</span></div><div class=\"card-body form-grid\"><input type=\"hidden\" name=\"pitr.form\" value=\"1\"><div class=\"field\"><label for=\"f-pitr.enabled\"><input id=\"f-pitr.enabled\" name=\"pitr.enabled\" type=\"checkbox\" value=\"on\"")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -59,7 +59,7 @@ func pitrFieldset(f EnvForm) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, " data-testid=\"pitr-enabled\"> Continuous protection</label> <span class=\"hint\">Rewind follows each PostgreSQL service's WAL and each Redis service's replication stream, so the environment can be restored to any moment of the window.</span>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, " data-testid=\"pitr-enabled\"> Continuous protection</label> <span class=\"hint\">Rewind follows each service's changes (PostgreSQL's WAL, MariaDB's binlog, Redis's replication stream, SQLite's WAL through Litestream, a snapshot of each files mount every minute), so the environment can be restored to any moment of the window.</span>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

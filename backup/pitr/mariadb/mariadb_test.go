@@ -24,125 +24,6 @@ import (
 
 func TestMain(m *testing.M) { testserver.Main(m) }
 
-// memRecord is the catalog of one stream, kept in memory.
-type memRecord struct {
-	mu      sync.Mutex
-	bases   []pitr.Base
-	segs    map[string]pitr.Segment
-	covered time.Time
-	gaps    []string
-}
-
-func (r *memRecord) LatestBase(context.Context) (string, time.Time, bool, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.bases) == 0 {
-		return "", time.Time{}, false, nil
-	}
-	b := r.bases[len(r.bases)-1]
-	return b.SystemID, b.FinishedAt, true, nil
-}
-
-func (r *memRecord) BaseShipped(_ context.Context, b pitr.Base) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.bases = append(r.bases, b)
-	return nil
-}
-
-func (r *memRecord) SegmentShipped(_ context.Context, s pitr.Segment) (string, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	old := r.segs[s.Name].Snapshot
-	r.segs[s.Name] = s
-	return old, nil
-}
-
-func (r *memRecord) Report(_ context.Context, rep pitr.Report) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !rep.CoveredUntil.IsZero() {
-		r.covered = rep.CoveredUntil
-	}
-	return nil
-}
-
-func (r *memRecord) Gap(_ context.Context, reason string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.gaps = append(r.gaps, reason)
-	return nil
-}
-
-func (r *memRecord) stream(k *Kind) pitr.Stream {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var segs []pitr.Shipped
-	for _, s := range r.segs {
-		sh := pitr.Shipped{Name: s.Name, Snapshot: s.Snapshot, Partial: s.Partial}
-		if n := len(s.Commits); n > 0 {
-			sh.FirstCommit, sh.LastCommit = &s.Commits[0], &s.Commits[n-1]
-		}
-		segs = append(segs, sh)
-	}
-	return pitr.Stream{Bases: append([]pitr.Base(nil), r.bases...), Segments: segs, CoveredUntil: r.covered,
-		Next: k.NextSegment}
-}
-
-func (r *memRecord) counts() (bases int, covered time.Time) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.bases), r.covered
-}
-
-func openRepo(t testing.TB) *backup.Repository {
-	t.Helper()
-	dir := t.TempDir()
-	rep, err := backup.OpenRepository(context.Background(), backup.RepositoryOptions{
-		Storage: backup.FileStorage(filepath.Join(dir, "repo")), Password: "pw", ConfigDir: filepath.Join(dir, "kopia"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rep.Close(context.Background()) })
-	return rep
-}
-
-func follow(t *testing.T, k *Kind, spec pitr.FollowSpec) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		err := k.Follow(ctx, spec)
-		if err != nil {
-			t.Errorf("follower: %v", err) // at once: a test waiting for it fails with the reason
-		}
-		done <- err
-	}()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			<-done
-		})
-	}
-	t.Cleanup(stop) // a test that failed early stops it before it ends
-	return stop
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if t.Failed() {
-			t.FailNow()
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // writer creates table marker in db and inserts marker 1, 2, … every 50 ms, one transaction each, until stop
 // is closed; the returned function waits for it and returns the markers committed.
 func writer(t *testing.T, db *sql.DB, stop <-chan struct{}) func() []pitrtest.Marker {
@@ -219,8 +100,8 @@ func TestFollowAndRebuild(t *testing.T) {
 	url := srv.URL(dbName)
 	svc := backup.ServiceSpec{Name: testserver.UniqueName("db"), Type: backup.TypeMySQL, URL: url}
 	k := &Kind{}
-	rep := openRepo(t)
-	rec := &memRecord{segs: map[string]pitr.Segment{}}
+	rep := pitrtest.OpenRepo(t)
+	rec := &pitrtest.Record{}
 	spec := pitr.FollowSpec{Environment: "main", Service: svc, Repo: rep, Spool: t.TempDir(), Record: rec,
 		ShipEvery: 200 * time.Millisecond}
 
@@ -233,8 +114,8 @@ func TestFollowAndRebuild(t *testing.T) {
 	db := srv.Open(t, dbName)
 	stopWrites := make(chan struct{})
 	markers := writer(t, db, stopWrites)
-	stop := follow(t, k, spec)
-	waitFor(t, "a base", func() bool { n, _ := rec.counts(); return n == 1 })
+	stop := pitrtest.Follow(t, func(ctx context.Context) error { return k.Follow(ctx, spec) })
+	pitrtest.WaitFor(t, "a base", func() bool { n, _ := rec.Counts(); return n == 1 })
 	time.Sleep(700 * time.Millisecond)
 	if _, err := db.Exec("FLUSH BINARY LOGS"); err != nil { // a new binlog file: a new segment
 		t.Fatal(err)
@@ -243,18 +124,18 @@ func TestFollowAndRebuild(t *testing.T) {
 	stop() // the follower is down while markers keep coming
 	downFrom := time.Now()
 	time.Sleep(time.Second)
-	stop = follow(t, k, spec)
+	stop = pitrtest.Follow(t, func(ctx context.Context) error { return k.Follow(ctx, spec) })
 	downTo := time.Now()
 	time.Sleep(1500 * time.Millisecond)
 	close(stopWrites)
 	ms := markers()
 	last := ms[len(ms)-1].After
-	waitFor(t, "the last marker shipped", func() bool { _, c := rec.counts(); return c.After(last.Add(300 * time.Millisecond)) })
+	pitrtest.WaitFor(t, "the last marker shipped", func() bool { _, c := rec.Counts(); return c.After(last.Add(300 * time.Millisecond)) })
 	stop()
 
-	st := rec.stream(k)
-	if len(st.Bases) != 1 || len(rec.gaps) != 0 {
-		t.Fatalf("bases = %d, gaps %q; want 1 base and no gap (a restart resumes where it stopped)", len(st.Bases), rec.gaps)
+	st := rec.Stream(k.NextSegment)
+	if len(st.Bases) != 1 || len(rec.Gaps()) != 0 {
+		t.Fatalf("bases = %d, gaps %q; want 1 base and no gap (a restart resumes where it stopped)", len(st.Bases), rec.Gaps())
 	}
 	if len(st.Segments) < 2 {
 		t.Fatalf("segments = %d, want one per binlog file (at least 2 after FLUSH BINARY LOGS)", len(st.Segments))
@@ -371,8 +252,8 @@ func TestFollow_PurgedBinlog(t *testing.T) {
 	dbName := srv.CreateDatabase(t)
 	svc := backup.ServiceSpec{Name: testserver.UniqueName("db"), Type: backup.TypeMySQL, URL: srv.URL(dbName)}
 	k := &Kind{}
-	rep := openRepo(t)
-	rec := &memRecord{segs: map[string]pitr.Segment{}}
+	rep := pitrtest.OpenRepo(t)
+	rec := &pitrtest.Record{}
 	spec := pitr.FollowSpec{Environment: "main", Service: svc, Repo: rep, Spool: t.TempDir(), Record: rec,
 		ShipEvery: 100 * time.Millisecond}
 	db := srv.Open(t, dbName)
@@ -387,10 +268,10 @@ func TestFollow_PurgedBinlog(t *testing.T) {
 		return time.Now()
 	}
 
-	stop := follow(t, k, spec)
-	waitFor(t, "a base", func() bool { n, _ := rec.counts(); return n == 1 })
+	stop := pitrtest.Follow(t, func(ctx context.Context) error { return k.Follow(ctx, spec) })
+	pitrtest.WaitFor(t, "a base", func() bool { n, _ := rec.Counts(); return n == 1 })
 	first := insert(1)
-	waitFor(t, "marker 1 shipped", func() bool { _, c := rec.counts(); return c.After(first) })
+	pitrtest.WaitFor(t, "marker 1 shipped", func() bool { _, c := rec.Counts(); return c.After(first) })
 	stop()
 	var file string
 	for range 2 {
@@ -402,13 +283,13 @@ func TestFollow_PurgedBinlog(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The server purges no file a binlog client still reads: wait for the stopped stream's dump thread to go.
-	waitFor(t, "the dump thread to end", func() bool {
+	pitrtest.WaitFor(t, "the dump thread to end", func() bool {
 		var n int
 		err := db.QueryRow("SELECT count(*) FROM information_schema.processlist WHERE command LIKE 'Binlog Dump%'").Scan(&n)
 		return err == nil && n == 0
 	})
 	// ... nor one holding transactions InnoDB has not flushed yet (the binlog checkpoint): try until it does.
-	waitFor(t, "the purge", func() bool {
+	pitrtest.WaitFor(t, "the purge", func() bool {
 		if _, err := db.Exec("PURGE BINARY LOGS TO '" + file + "'"); err != nil {
 			t.Fatal(err)
 		}
@@ -426,15 +307,15 @@ func TestFollow_PurgedBinlog(t *testing.T) {
 	lost := insert(2) // written while its binlog is purged unread: a gap
 	time.Sleep(20 * time.Millisecond)
 
-	stop = follow(t, k, spec)
-	waitFor(t, "a new base", func() bool { n, _ := rec.counts(); return n == 2 })
+	stop = pitrtest.Follow(t, func(ctx context.Context) error { return k.Follow(ctx, spec) })
+	pitrtest.WaitFor(t, "a new base", func() bool { n, _ := rec.Counts(); return n == 2 })
 	third := insert(3)
-	waitFor(t, "marker 3 shipped", func() bool { _, c := rec.counts(); return c.After(third.Add(10 * time.Millisecond)) })
+	pitrtest.WaitFor(t, "marker 3 shipped", func() bool { _, c := rec.Counts(); return c.After(third.Add(10 * time.Millisecond)) })
 	stop()
 
-	st := rec.stream(k)
-	if len(rec.gaps) != 1 || !strings.Contains(rec.gaps[0], "purged") {
-		t.Fatalf("gaps = %q, want one saying the binlog was purged", rec.gaps)
+	st := rec.Stream(k.NextSegment)
+	if len(rec.Gaps()) != 1 || !strings.Contains(rec.Gaps()[0], "purged") {
+		t.Fatalf("gaps = %q, want one saying the binlog was purged", rec.Gaps())
 	}
 	e1, _, _ := splitSegment(st.Bases[0].StartWAL)
 	e2, _, _ := splitSegment(st.Bases[1].StartWAL)
@@ -509,14 +390,15 @@ func TestCheck_Grants(t *testing.T) {
 	if _, err := root.Exec("CREATE TABLE `" + name + "`.marker (n int PRIMARY KEY)"); err != nil {
 		t.Fatal(err)
 	}
-	rec := &memRecord{segs: map[string]pitr.Segment{}}
-	stop := follow(t, &Kind{}, pitr.FollowSpec{Environment: "main", Service: svc, Repo: openRepo(t),
-		Spool: t.TempDir(), Record: rec, ShipEvery: 100 * time.Millisecond})
-	waitFor(t, "a base", func() bool { n, _ := rec.counts(); return n == 1 })
+	rec := &pitrtest.Record{}
+	spec := pitr.FollowSpec{Environment: "main", Service: svc, Repo: pitrtest.OpenRepo(t), Spool: t.TempDir(),
+		Record: rec, ShipEvery: 100 * time.Millisecond}
+	stop := pitrtest.Follow(t, func(ctx context.Context) error { return (&Kind{}).Follow(ctx, spec) })
+	pitrtest.WaitFor(t, "a base", func() bool { n, _ := rec.Counts(); return n == 1 })
 	if _, err := root.Exec("INSERT INTO `" + name + "`.marker VALUES (1)"); err != nil {
 		t.Fatal(err)
 	}
 	inserted := time.Now()
-	waitFor(t, "the insert shipped", func() bool { _, c := rec.counts(); return c.After(inserted) })
+	pitrtest.WaitFor(t, "the insert shipped", func() bool { _, c := rec.Counts(); return c.After(inserted) })
 	stop()
 }

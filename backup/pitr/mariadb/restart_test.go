@@ -12,6 +12,7 @@ import (
 
 	"github.com/rewind/rewind/backup"
 	"github.com/rewind/rewind/backup/pitr"
+	"github.com/rewind/rewind/backup/pitr/pitrtest"
 	"github.com/rewind/rewind/backup/scratch"
 	"github.com/rewind/rewind/backup/testserver"
 )
@@ -24,8 +25,8 @@ func TestFollow_SpoolLost(t *testing.T) {
 	dbName := srv.CreateDatabase(t)
 	svc := backup.ServiceSpec{Name: testserver.UniqueName("db"), Type: backup.TypeMySQL, URL: srv.URL(dbName)}
 	k := &Kind{}
-	rep := openRepo(t)
-	rec := &memRecord{segs: map[string]pitr.Segment{}}
+	rep := pitrtest.OpenRepo(t)
+	rec := &pitrtest.Record{}
 	spec := pitr.FollowSpec{Environment: "main", Service: svc, Repo: rep, Spool: t.TempDir(), Record: rec,
 		ShipEvery: 100 * time.Millisecond}
 	db := srv.Open(t, dbName)
@@ -33,21 +34,21 @@ func TestFollow_SpoolLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	for round := 1; round <= 2; round++ {
-		stop := follow(t, k, spec)
-		waitFor(t, "a base", func() bool { n, _ := rec.counts(); return n == round })
+		stop := pitrtest.Follow(t, func(ctx context.Context) error { return k.Follow(ctx, spec) })
+		pitrtest.WaitFor(t, "a base", func() bool { n, _ := rec.Counts(); return n == round })
 		if _, err := db.Exec("INSERT INTO marker VALUES (?)", round); err != nil {
 			t.Fatal(err)
 		}
 		at := time.Now()
-		waitFor(t, "the marker shipped", func() bool { _, c := rec.counts(); return c.After(at) })
+		pitrtest.WaitFor(t, "the marker shipped", func() bool { _, c := rec.Counts(); return c.After(at) })
 		stop()
 		spec.Spool = filepath.Join(t.TempDir(), "spool") // the spool is lost (Follow creates the new one)
 	}
-	if len(rec.gaps) != 1 || !strings.Contains(rec.gaps[0], "spool") {
-		t.Fatalf("gaps = %q, want one saying the spool lost the stream's position", rec.gaps)
+	if len(rec.Gaps()) != 1 || !strings.Contains(rec.Gaps()[0], "spool") {
+		t.Fatalf("gaps = %q, want one saying the spool lost the stream's position", rec.Gaps())
 	}
 
-	st := rec.stream(k)
+	st := rec.Stream(k.NextSegment)
 	choice, err := st.Choose(time.Time{}, st.CoveredUntil)
 	if err != nil {
 		t.Fatal(err)
@@ -84,8 +85,8 @@ func TestFollow_ServerRestart(t *testing.T) {
 	dbName := srv.CreateDatabase(t)
 	svc := backup.ServiceSpec{Name: testserver.UniqueName("db"), Type: backup.TypeMySQL, URL: srv.URL(dbName)}
 	k := &Kind{}
-	rep := openRepo(t)
-	rec := &memRecord{segs: map[string]pitr.Segment{}}
+	rep := pitrtest.OpenRepo(t)
+	rec := &pitrtest.Record{}
 	spec := pitr.FollowSpec{Environment: "main", Service: svc, Repo: rep, Spool: t.TempDir(), Record: rec,
 		ShipEvery: 100 * time.Millisecond}
 	db := srv.Open(t, dbName)
@@ -119,26 +120,26 @@ func TestFollow_ServerRestart(t *testing.T) {
 	stop := func() { cancel(); <-done }
 	t.Cleanup(stop)
 
-	waitFor(t, "a base", func() bool { n, _ := rec.counts(); return n == 1 })
+	pitrtest.WaitFor(t, "a base", func() bool { n, _ := rec.Counts(); return n == 1 })
 	one := insert(1)
-	waitFor(t, "marker 1 shipped", func() bool { _, c := rec.counts(); return c.After(one) })
+	pitrtest.WaitFor(t, "marker 1 shipped", func() bool { _, c := rec.Counts(); return c.After(one) })
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
 	// Marker 2 after the stream is back: one written while it is down is dated to the server's second.
-	waitFor(t, "the stream back", func() bool {
+	pitrtest.WaitFor(t, "the stream back", func() bool {
 		var n int
 		err := db.QueryRow("SELECT count(*) FROM information_schema.processlist WHERE command LIKE 'Binlog Dump%'").Scan(&n)
 		return err == nil && n == 1
 	})
 	two := insert(2)
-	waitFor(t, "marker 2 shipped", func() bool { _, c := rec.counts(); return c.After(two.Add(10 * time.Millisecond)) })
+	pitrtest.WaitFor(t, "marker 2 shipped", func() bool { _, c := rec.Counts(); return c.After(two.Add(10 * time.Millisecond)) })
 	stop()
 	t.Logf("follow failures: %q", fails)
 
-	st := rec.stream(k)
-	if len(st.Bases) != 1 || len(rec.gaps) != 0 {
-		t.Fatalf("bases = %d, gaps %q; want 1 base and no gap", len(st.Bases), rec.gaps)
+	st := rec.Stream(k.NextSegment)
+	if len(st.Bases) != 1 || len(rec.Gaps()) != 0 {
+		t.Fatalf("bases = %d, gaps %q; want 1 base and no gap", len(st.Bases), rec.Gaps())
 	}
 	if len(st.Ranges(time.Time{})) != 1 {
 		t.Fatalf("ranges = %+v, want one", st.Ranges(time.Time{}))

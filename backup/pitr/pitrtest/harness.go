@@ -105,3 +105,10 @@ func (r *Record) Changes() []time.Time {
 	sort.Slice(out, func(i, j int) bool { return out[i].Before(out[j]) })
 	return out
 }
+
+// Counts are how many bases were recorded and how far the stream is covered.
+func (r *Record) Counts() (bases int, covered time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.bases), r.covered
+}
