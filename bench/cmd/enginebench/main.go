@@ -4,6 +4,7 @@
 //	enginebench db -url postgres://postgres@127.0.0.1:PORT/bench -dir DIR      (bench/db.sh)
 //	enginebench files -tree TREE -dir DIR                                     (bench/mem.sh)
 //	enginebench pg -url postgres://postgres@127.0.0.1:PORT/bench -dir DIR      (bench/mem.sh with a pgbench scale)
+//	enginebench pitr -url postgres://postgres@127.0.0.1:PORT/bench -dir DIR    (bench/pitr.sh)
 //
 // db times plain `pg_dump -Fc` against Engine.Backup, plain `pg_restore --jobs N` against Engine.Restore,
 // then appends 1% more rows to pgbench_accounts and measures how much a second backup adds to the repository.
@@ -40,7 +41,7 @@ func main() {
 		debug.SetMemoryLimit(backup.MemoryLimit) // the rewind binary's, so the peak memory measured here is the server's
 	}
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: enginebench db|files|files-restore|pg [flags]")
+		fmt.Fprintln(os.Stderr, "usage: enginebench db|files|files-restore|pg|pitr [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -54,8 +55,10 @@ func main() {
 		err = runPG(ctx, os.Args[2:])
 	case "files-restore":
 		err = runFilesRestore(ctx, os.Args[2:])
+	case "pitr":
+		err = runPITR(ctx, os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown mode %q (db, files, files-restore or pg)", os.Args[1])
+		err = fmt.Errorf("unknown mode %q (db, files, files-restore, pg or pitr)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "enginebench:", err)
