@@ -39,11 +39,12 @@ echo "pgbench -i -s $scale"
 echo "building bench/cmd/enginebench"
 (cd "$here" && go build -o "$work/enginebench" ./bench/cmd/enginebench)
 out=$("$work/enginebench" pitr -bin "$bin" -dir "$work/run" -seconds "$seconds" \
-  -url "postgres://postgres@127.0.0.1:$port/bench?sslmode=disable" | tee /dev/stderr)
+  -url "postgres://postgres@127.0.0.1:$port/bench?sslmode=disable")
+grep -v '^REBUILD_SECONDS=' <<<"$out"
 rebuild=$(sed -n 's/^REBUILD_SECONDS=//p' <<<"$out")
 
 # Plain: a pg_basebackup of the database as it is now, restored the usual way (untar, start, recover).
-as_pg "$bin/pg_basebackup" -h 127.0.0.1 -p "$port" -U postgres -D "$work/plain/base" -Ft -X fetch
+as_pg "$bin/pg_basebackup" -h 127.0.0.1 -p "$port" -U postgres -D "$work/plain/base" -Ft -X fetch -c fast
 t0=$(date +%s.%N)
 as_pg mkdir -m 700 "$work/plain/data"
 as_pg tar -xf "$work/plain/base/base.tar" -C "$work/plain/data"

@@ -76,7 +76,7 @@ func TestFollowAndRebuild(t *testing.T) {
 	from := bases[0].FinishedAt
 	var ts []time.Time
 	ts = append(ts, downFrom.Add(downTo.Sub(downFrom)/2), last.Add(100*time.Millisecond))
-	for len(ts) < 12 {
+	for len(ts) < 22 { // 20 random ones
 		t0 := from.Add(time.Duration(rand.Int64N(int64(last.Sub(from)))))
 		if !pitrtest.Ambiguous(ms, t0) {
 			ts = append(ts, t0)

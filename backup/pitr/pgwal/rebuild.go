@@ -70,6 +70,14 @@ func Rebuild(ctx context.Context, req RebuildRequest) (s *Scratch, err error) {
 			os.RemoveAll(req.Dir) //nolint:errcheck
 		}
 	}()
+	// The WAL first, newest first: the growing segment is replaced by the follower about every second, so it
+	// is read before anything slow (a base of gigabytes) can let its snapshot go (ErrReplaced: plan again).
+	for i := len(req.Choice.Segments) - 1; i >= 0; i-- {
+		if err := pitr.FetchDir(ctx, req.Repo, req.Choice.Segments[i], walDir); err != nil {
+			return nil, fmt.Errorf("read WAL from the repository: %w", err)
+		}
+	}
+	os.Remove(filepath.Join(walDir, "commits")) //nolint:errcheck
 	base := filepath.Join(req.Dir, "base")
 	if err := pitr.FetchDir(ctx, req.Repo, req.Choice.Base.Snapshot, base); err != nil {
 		return nil, fmt.Errorf("read the base backup: %w", err)
@@ -83,12 +91,6 @@ func Rebuild(ctx context.Context, req RebuildRequest) (s *Scratch, err error) {
 	if err := os.RemoveAll(base); err != nil {
 		return nil, fmt.Errorf("remove the base's tar files: %w", err)
 	}
-	for _, id := range req.Choice.Segments {
-		if err := pitr.FetchDir(ctx, req.Repo, id, walDir); err != nil {
-			return nil, fmt.Errorf("read WAL from the repository: %w", err)
-		}
-	}
-	os.Remove(filepath.Join(walDir, "commits")) //nolint:errcheck
 
 	raw, err := os.ReadFile(filepath.Join(data, "PG_VERSION"))
 	if err != nil {

@@ -133,35 +133,59 @@ probing:
 
 	// Rebuild at the end of the load: the base plus every WAL segment of it.
 	at := time.Now()
-	for !rec.Shipped(at) {
-		if _, err := probe.Exec(ctx, "INSERT INTO rpo_probe VALUES ($1)", -len(lags)); err != nil {
+	for n := -1; ; n-- { // commits after T, until the stream covers T
+		if _, covered := rec.Counts(); covered.After(at) {
+			break
+		}
+		if _, err := probe.Exec(ctx, "INSERT INTO rpo_probe VALUES ($1)", n); err != nil {
 			return err
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	bases, segs, covered := rec.State()
-	st := pitr.Stream{Bases: bases, Segments: segs, CoveredUntil: covered, Next: k.NextSegment}
-	choice, err := st.Choose(time.Time{}, at)
-	if err != nil {
-		return err
-	}
-	if err := choice.Exact(ctx, r); err != nil {
-		return err
-	}
-	var walBytes int64
-	for _, s := range rec.Segments() {
-		walBytes += s.Bytes
-	}
-	scratchDir := filepath.Join(*dir, "rebuild")
-	t1 := time.Now()
-	rb, err := k.Rebuild(ctx, pitr.RebuildSpec{Repo: r, Service: spec.Service, Choice: choice, Target: at, Dir: scratchDir})
-	if err != nil {
-		return err
+	// Plan and rebuild as jobs does: again when the follower replaced the growing segment meanwhile.
+	var (
+		choice *pitr.Choice
+		rb     pitr.Rebuilt
+		t1     time.Time
+	)
+	for attempt := 1; ; attempt++ {
+		bases, segs, covered := rec.State()
+		st := pitr.Stream{Bases: bases, Segments: segs, CoveredUntil: covered, Next: k.NextSegment}
+		if choice, err = st.Choose(time.Time{}, at); err != nil {
+			return err
+		}
+		scratchDir, err := os.MkdirTemp("", "rewind-pitr-bench-") // the scratch server's user reaches it, as in jobs
+		if err != nil {
+			return err
+		}
+		if err = choice.Exact(ctx, r); err == nil {
+			t1 = time.Now()
+			rb, err = k.Rebuild(ctx, pitr.RebuildSpec{Repo: r, Service: spec.Service, Choice: choice, Target: at,
+				Dir: scratchDir})
+		}
+		if err == nil {
+			break
+		}
+		os.RemoveAll(scratchDir) //nolint:errcheck
+		if !errors.Is(err, pitr.ErrReplaced) || attempt == 3 {
+			return err
+		}
+		fmt.Printf("(attempt %d: %v; planning again)\n", attempt, err)
 	}
 	took := time.Since(t1)
 	rb.Close() //nolint:errcheck
+	replayed := map[string]bool{}
+	for _, id := range choice.Segments {
+		replayed[id] = true
+	}
+	var walBytes int64
+	for _, s := range rec.Segments() {
+		if replayed[s.Snapshot] {
+			walBytes += s.Bytes
+		}
+	}
 	fmt.Printf("restore to T (rebuild: the base of %.0f MB and %d WAL segments of %.0f MB replayed): %.2fs\n",
-		float64(bases[0].Bytes)/(1<<20), len(choice.Segments), float64(walBytes)/(1<<20), took.Seconds())
+		float64(choice.Base.Bytes)/(1<<20), len(choice.Segments), float64(walBytes)/(1<<20), took.Seconds())
 	fmt.Printf("REBUILD_SECONDS=%.3f\n", took.Seconds())
 	return nil
 }
