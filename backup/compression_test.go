@@ -22,7 +22,7 @@ func encodedText(n int) string {
 }
 
 // TestFilesCompression: the files of a files service are entropy-coded (base64 stored at about 3/4 of its
-// size), database streams keep the repository's "zstd" (which stores such text as is), and both restore.
+// size), database streams keep the repository's faster zstd (which stores such text as is), and both restore.
 func TestFilesCompression(t *testing.T) {
 	ctx := context.Background()
 	const size = 2 << 20

@@ -490,7 +490,7 @@ func TestRepositoryPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	pol := tree.EffectivePolicy()
-	if got, want := string(pol.CompressionPolicy.CompressorName), "zstd"; got != want {
+	if got, want := string(pol.CompressionPolicy.CompressorName), backup.DefaultCompression; got != want {
 		t.Fatalf("compressor = %q, want %q", got, want)
 	}
 	if got, want := pol.UploadPolicy.ParallelUploadAboveSize.OrDefault(0), int64(-1); got != want {

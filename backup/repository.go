@@ -53,7 +53,7 @@ type RepositoryOptions struct {
 	Storage   StorageOpener // where the blobs are; FileStorage for local
 	Password  string        // the repository password (encrypts everything)
 	ConfigDir string        // kopia's config file and cache (under the data directory)
-	// Compression is the kopia compressor for file contents; "" means "zstd".
+	// Compression is the kopia compressor for file contents; "" means DefaultCompression.
 	Compression string
 }
 
@@ -96,7 +96,7 @@ func OpenRepository(ctx context.Context, opts RepositoryOptions) (*Repository, e
 	configFile := filepath.Join(opts.ConfigDir, "kopia.config")
 	compressor := opts.Compression
 	if compressor == "" {
-		compressor = "zstd"
+		compressor = DefaultCompression
 	}
 
 	st, err := opts.Storage(ctx, false)
