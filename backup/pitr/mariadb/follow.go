@@ -185,50 +185,14 @@ func (k *Kind) Follow(ctx context.Context, spec pitr.FollowSpec) error {
 	if err != nil {
 		return err
 	}
-	baseDone := make(chan error, 1)
-	baseRunning := false
-	startBase := func() {
-		baseRunning = true
-		go func() { baseDone <- f.base(ctx, srv.ID, opt) }()
-	}
-	if newBase || !ok || id != srv.ID || f.now().Sub(finished) > spec.BaseEvery {
-		startBase()
-	}
-	lastBase := finished
-
-	tick := time.NewTicker(spec.ShipEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-recvDone:
-			recvDone <- err // for the deferred wait
-			if ctx.Err() != nil {
-				return nil
-			}
+	return pitr.Loop{ShipEvery: spec.ShipEvery, BaseEvery: spec.BaseEvery, Now: f.now,
+		Base:     func(ctx context.Context) error { return f.base(ctx, srv.ID, opt) },
+		Round:    f.round,
+		Received: recvDone,
+		Stopped: func(err error) error {
 			return fmt.Errorf("mariadb-binlog stopped (%v): %s", err, recvErr.String())
-		case err := <-baseDone:
-			baseRunning = false
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
-			}
-			lastBase = f.now()
-		case <-tick.C:
-		}
-		if !baseRunning && f.now().Sub(lastBase) > spec.BaseEvery {
-			startBase()
-		}
-		if err := f.round(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-	}
+		},
+	}.Run(ctx, newBase || !ok || id != srv.ID, finished)
 }
 
 // resume loads the spool's state and decides where the stream starts: where it stopped, or (when the server

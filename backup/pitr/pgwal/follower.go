@@ -138,60 +138,29 @@ func (f *Follower) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	baseDone := make(chan error, 1)
-	baseRunning := false
-	startBase := func() {
-		baseRunning = true
-		go func() { baseDone <- f.base(ctx, c, bin, sys) }()
-	}
-	if newBase || !ok || id != sys.ID || f.now().Sub(finished) > f.BaseEvery {
-		startBase()
-	}
-	lastBase := finished
-
-	tick := time.NewTicker(f.ShipEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-recvDone:
-			recvDone <- err // for the deferred wait
-			if ctx.Err() != nil {
-				return nil
-			}
+	return pitr.Loop{ShipEvery: f.ShipEvery, BaseEvery: f.BaseEvery, Now: f.now,
+		Base:     func(ctx context.Context) error { return f.base(ctx, c, bin, sys) },
+		Received: recvDone,
+		Stopped: func(err error) error {
 			return fmt.Errorf("pg_receivewal stopped (%v): %s", err, recvErr.String())
-		case err := <-baseDone:
-			baseRunning = false
+		},
+		Round: func(ctx context.Context) error {
+			rep, err := f.ship(ctx, bin, walDir)
 			if err != nil {
 				return err
 			}
-			lastBase = f.now()
-		case <-tick.C:
-		}
-		if !baseRunning && f.now().Sub(lastBase) > f.BaseEvery {
-			startBase()
-		}
-		rep, err := f.ship(ctx, bin, walDir)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+			if rep.WALStatus, rep.LagBytes, err = slotState(ctx, db, slot); err == nil {
+				err = f.Record.Report(ctx, rep)
 			}
-			return err
-		}
-		if rep.WALStatus, rep.LagBytes, err = slotState(ctx, db, slot); err == nil {
-			err = f.Record.Report(ctx, rep)
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+			if err != nil {
+				return err
 			}
-			return err
-		}
-		if rep.WALStatus == "lost" {
-			return ErrSlotLost
-		}
-	}
+			if rep.WALStatus == "lost" {
+				return ErrSlotLost
+			}
+			return nil
+		},
+	}.Run(ctx, newBase || !ok || id != sys.ID, finished)
 }
 
 func (f *Follower) tool(ctx context.Context, c conn, bin, name string, args ...string) *exec.Cmd {
