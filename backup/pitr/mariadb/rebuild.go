@@ -78,6 +78,15 @@ func (k *Kind) Rebuild(ctx context.Context, spec pitr.RebuildSpec) (_ pitr.Rebui
 			os.RemoveAll(spec.Dir) //nolint:errcheck
 		}
 	}()
+	// The binlog first, newest first: the growing file is replaced by the follower about every second, so it is
+	// read before the base dump (any size) can let its snapshot go (ErrReplaced: plan again).
+	segs := make([]segment, len(spec.Choice.Segments))
+	for i := len(spec.Choice.Segments) - 1; i >= 0; i-- {
+		if segs[i], err = fetchSegment(ctx, spec.Repo, spec.Choice.Segments[i], filepath.Join(spec.Dir, "binlog",
+			strconv.Itoa(i))); err != nil {
+			return nil, err
+		}
+	}
 	baseDir := filepath.Join(spec.Dir, "base")
 	if err := os.Mkdir(baseDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create the scratch directory: %w", err)
@@ -89,14 +98,6 @@ func (k *Kind) Rebuild(ctx context.Context, spec pitr.RebuildSpec) (_ pitr.Rebui
 		if err := k.checkScratchVersion(ctx, string(ver)); err != nil {
 			return nil, err
 		}
-	}
-	var segs []segment
-	for i, id := range spec.Choice.Segments {
-		s, err := fetchSegment(ctx, spec.Repo, id, filepath.Join(spec.Dir, "binlog", strconv.Itoa(i)))
-		if err != nil {
-			return nil, err
-		}
-		segs = append(segs, s)
 	}
 	if len(segs) == 0 || filepath.Base(segs[0].path) != start.File {
 		return nil, fmt.Errorf("the base starts in binlog %s, which the chosen segments do not begin with", start.File)

@@ -35,15 +35,17 @@ func (k *Kind) Rebuild(ctx context.Context, spec pitr.RebuildSpec) (_ pitr.Rebui
 			os.RemoveAll(spec.Dir) //nolint:errcheck
 		}
 	}()
-	if err := pitr.FetchDir(ctx, spec.Repo, spec.Choice.Base.Snapshot, snapshots); err != nil {
-		return nil, fmt.Errorf("read the base from the repository: %w", err)
-	}
-	for _, id := range spec.Choice.Segments {
-		if err := pitr.FetchDir(ctx, spec.Repo, id, l0); err != nil {
+	// The LTX files first, newest first: the growing segment is replaced by the follower at every sync, so it is
+	// read before the base (any size) can let its snapshot go (ErrReplaced: plan again).
+	for i := len(spec.Choice.Segments) - 1; i >= 0; i-- {
+		if err := pitr.FetchDir(ctx, spec.Repo, spec.Choice.Segments[i], l0); err != nil {
 			return nil, fmt.Errorf("read LTX files from the repository: %w", err)
 		}
 	}
 	os.Remove(filepath.Join(l0, "commits")) //nolint:errcheck
+	if err := pitr.FetchDir(ctx, spec.Repo, spec.Choice.Base.Snapshot, snapshots); err != nil {
+		return nil, fmt.Errorf("read the base from the repository: %w", err)
+	}
 
 	// The file replica client dates each LTX file by its modification time, which fetching reset: give every
 	// file its sync's time back (from its header). Reached is the newest sync at or before the target.
