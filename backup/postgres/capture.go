@@ -190,7 +190,7 @@ type dumpReader struct {
 	src      *Source
 	cmd      *exec.Cmd
 	stdout   io.ReadCloser
-	stderr   *tail
+	stderr   *backup.Tail
 	database string
 	p        backup.Progress
 
@@ -209,7 +209,7 @@ func (r *dumpReader) wait() error {
 }
 
 func startDump(s *Source, cmd *exec.Cmd, db string, p backup.Progress) (*dumpReader, error) {
-	r := &dumpReader{src: s, cmd: cmd, stderr: &tail{}, database: db, p: p}
+	r := &dumpReader{src: s, cmd: cmd, stderr: &backup.Tail{}, database: db, p: p}
 	cmd.Stderr = r.stderr
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.StdoutPipe()

@@ -31,7 +31,6 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/url"
@@ -284,32 +283,8 @@ func sibling(base, infix, id string) string {
 	return base + suffix
 }
 
-// tail keeps the last bytes written to it: the end of a tool's stderr for error messages.
-type tail struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-const tailSize = 2048
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > tailSize {
-		t.buf = append(t.buf[:0:0], t.buf[len(t.buf)-tailSize:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(bytes.TrimSpace(t.buf))
-}
-
 // toolError describes a failed pg_dump / pg_restore run from its exit error and stderr tail.
-func (s *Source) toolError(name string, err error, stderr *tail) error {
+func (s *Source) toolError(name string, err error, stderr *backup.Tail) error {
 	msg := stderr.String()
 	if s.password != "" {
 		msg = strings.ReplaceAll(msg, s.password, "xxxxx")

@@ -168,7 +168,7 @@ func (prep *prepared) pgRestore(ctx context.Context, path string, args ...string
 
 func (prep *prepared) runRestore(ctx context.Context, pgRestore string, args []string) error {
 	s := prep.src
-	stderr := &tail{}
+	stderr := &backup.Tail{}
 	cmd := prep.pgRestore(ctx, pgRestore, args...)
 	cmd.Stderr = stderr
 	cmd.Stdout = stderr

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rewind/rewind/backup"
 	"github.com/rewind/rewind/backup/pitr"
 )
 
@@ -162,7 +163,7 @@ func (k *Kind) Follow(ctx context.Context, spec pitr.FollowSpec) error {
 	recv := exec.CommandContext(ctx, binlog, "--defaults-file="+opt, "--read-from-remote-server", "--raw",
 		"--stop-never", "--stop-never-slave-server-id="+strconv.FormatUint(uint64(replicaID(spec.Environment,
 			spec.Service.Name)), 10), "--result-file="+f.blDir+"/", f.st.File)
-	var recvErr tail
+	var recvErr backup.Tail
 	recv.Stdout, recv.Stderr = &recvErr, &recvErr
 	recv.Env = []string{"PATH=" + os.Getenv("PATH"), "LC_ALL=C", "TZ=UTC"}
 	recv.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
@@ -278,13 +279,8 @@ func (f *follower) save() error {
 	if err != nil {
 		return fmt.Errorf("encode the follower's state: %w", err)
 	}
-	path := filepath.Join(f.spec.Spool, "state.json")
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
-		return fmt.Errorf("write the follower's state: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write the follower's state: %w", err)
+	if err := pitr.WriteFileAtomic(filepath.Join(f.spec.Spool, "state.json"), raw); err != nil {
+		return fmt.Errorf("save the follower's state: %w", err)
 	}
 	return nil
 }
@@ -667,26 +663,4 @@ func dumpPosition(path string) (position, error) {
 	}
 	return position{}, errors.New("the base names no binlog position (mariadb-dump wrote no CHANGE MASTER " +
 		"line: is log_bin on?)")
-}
-
-// tail keeps the last 4 KB written to it (a tool's output, for the error message).
-type tail struct {
-	mu sync.Mutex
-	b  []byte
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > 4096 {
-		t.b = append([]byte(nil), t.b[len(t.b)-4096:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.TrimSpace(string(t.b))
 }

@@ -250,7 +250,7 @@ func replay(ctx context.Context, binlog string, args []string, load func(*os.Fil
 	}
 	dec := exec.CommandContext(ctx, binlog, args...)
 	dec.Stdout = w
-	var decErr, loadErr tail
+	var decErr, loadErr backup.Tail
 	dec.Stderr = &decErr
 	dec.Env = []string{"LC_ALL=C", "TZ=UTC"}
 	dec.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -1,18 +1,15 @@
 package pgwal
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -120,7 +117,7 @@ func (f *Follower) Run(ctx context.Context) error {
 	defer cancel()
 	recv := f.tool(ctx, c, bin, "pg_receivewal", "-D", walDir, "--slot", slot, "--synchronous", "--no-loop",
 		"-d", c.dsn)
-	var recvErr tail
+	var recvErr backup.Tail
 	recv.Stderr = &recvErr
 	recv.Cancel = func() error { return recv.Process.Signal(syscall.SIGTERM) }
 	recv.WaitDelay = 10 * time.Second
@@ -254,7 +251,7 @@ func (f *Follower) shipSegment(ctx context.Context, bin, path, name string, part
 	dst := filepath.Join(stage, name)
 	if partial {
 		// pg_receivewal keeps writing the .partial file: ship a copy, every byte of it read at once
-		if err := copyFile(path, dst); err != nil {
+		if err := pitr.CopyFile(path, dst); err != nil {
 			return pitr.Segment{}, err
 		}
 	} else if err := os.Link(path, dst); err != nil {
@@ -285,23 +282,6 @@ func (f *Follower) shipSegment(ctx context.Context, bin, path, name string, part
 		}
 	}
 	return s, nil
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err //nolint:wrapcheck // callers test for os.ErrNotExist
-	}
-	defer in.Close() //nolint:errcheck
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("copy %s: %w", filepath.Base(src), err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close() //nolint:errcheck
-		return fmt.Errorf("copy %s: %w", filepath.Base(src), err)
-	}
-	return out.Close()
 }
 
 // base takes a base backup (tar, with the WAL it needs) and ships it.
@@ -395,27 +375,4 @@ func DropSlot(ctx context.Context, rawURL, env, service string) error {
 	}
 	defer db.Close(context.WithoutCancel(ctx)) //nolint:errcheck
 	return dropSlot(ctx, db, SlotName(env, service))
-}
-
-// tail keeps the last 4 KB written to it (a tool's stderr, for the error message).
-type tail struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b.Write(p)
-	if t.b.Len() > 8192 {
-		rest := t.b.Bytes()[t.b.Len()-4096:]
-		t.b = *bytes.NewBuffer(append([]byte(nil), rest...))
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.TrimSpace(t.b.String())
 }

@@ -39,7 +39,7 @@ type Scratch struct {
 	user      string
 	cmd       *exec.Cmd
 	done      chan struct{}
-	log       *tail
+	log       *backup.Tail
 	reached   *time.Time
 }
 
@@ -144,7 +144,7 @@ func Rebuild(ctx context.Context, req RebuildRequest) (s *Scratch, err error) {
 			"-c", "recovery_target_inclusive=on", "-c", "recovery_target_action=promote")
 	}
 	cmd := exec.Command(filepath.Join(bin, "postgres"), args...)
-	s = &Scratch{dir: req.Dir, sock: sock, user: req.User, cmd: cmd, done: make(chan struct{}), log: &tail{}}
+	s = &Scratch{dir: req.Dir, sock: sock, user: req.User, cmd: cmd, done: make(chan struct{}), log: &backup.Tail{}}
 	cmd.Stdout, cmd.Stderr = s.log, s.log
 	cmd.Env = []string{"LC_ALL=C", "TZ=UTC"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL, Setpgid: true}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -652,7 +651,7 @@ func (f *Follower) ship(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(filepath.Join(f.Spool, "position"), []byte(replid+" "+strconv.FormatInt(offset, 10)+"\n")); err != nil {
+	if err := pitr.WriteFileAtomic(filepath.Join(f.Spool, "position"), []byte(replid+" "+strconv.FormatInt(offset, 10)+"\n")); err != nil {
 		return err
 	}
 	if !unchanged {
@@ -694,7 +693,7 @@ func (f *Follower) stage(path, name string, commits []time.Time) (string, error)
 	if err := os.MkdirAll(stage, 0o700); err != nil {
 		return "", fmt.Errorf("create stage: %w", err)
 	}
-	if err := copyFile(path, filepath.Join(stage, name)); err != nil {
+	if err := pitr.CopyFile(path, filepath.Join(stage, name)); err != nil {
 		return "", err
 	}
 	if err := os.WriteFile(filepath.Join(stage, "commits"), pitr.MarshalCommits(commits), 0o600); err != nil {
@@ -718,46 +717,6 @@ func (f *Follower) shipStaged(ctx context.Context, stage string, s pitr.Segment)
 	}
 	if replaced != "" && replaced != snap {
 		return pitr.DeleteSnapshots(ctx, f.Repo, replaced)
-	}
-	return nil
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return fmt.Errorf("copy %s: %w", filepath.Base(src), err)
-	}
-	defer in.Close() //nolint:errcheck
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("copy %s: %w", filepath.Base(src), err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close() //nolint:errcheck
-		return fmt.Errorf("copy %s: %w", filepath.Base(src), err)
-	}
-	return out.Close()
-}
-
-// writeAtomic replaces path with data: a temporary file, synced, renamed over it.
-func writeAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
 	return nil
 }

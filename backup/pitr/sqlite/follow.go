@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -161,7 +160,7 @@ func (f *follower) generation() (fresh bool, err error) {
 		}
 	}
 	f.gen = fmt.Sprintf("%016x", time.Now().UnixNano())
-	if err := writeFileSync(p, []byte(f.gen)); err != nil {
+	if err := pitr.WriteFileAtomic(p, []byte(f.gen)); err != nil {
 		return false, fmt.Errorf("write the stream's generation: %w", err)
 	}
 	return true, nil
@@ -423,22 +422,4 @@ func writeFrom(path string, r io.Reader) error {
 		err = cerr
 	}
 	return err
-}
-
-// writeFileSync writes data to path atomically: a temporary file, synced, renamed over it.
-func writeFileSync(path string, data []byte) error {
-	tmp := path + ".tmp"
-	os.Remove(tmp) //nolint:errcheck
-	if err := writeFrom(tmp, bytes.NewReader(data)); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err //nolint:wrapcheck // the caller says what it wrote
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err //nolint:wrapcheck
-	}
-	defer d.Close() //nolint:errcheck
-	return d.Sync() //nolint:wrapcheck
 }
