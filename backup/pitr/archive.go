@@ -39,31 +39,22 @@ func source(env, service string) snapshot.SourceInfo {
 // newer copy meanwhile. Plan again.
 var ErrReplaced = errors.New("the shipped WAL changed meanwhile: plan again")
 
-// putDir saves the files of dir (flat) as one snapshot and returns its id and the bytes it holds.
-func putDir(ctx context.Context, rep repo.Repository, src snapshot.SourceInfo, dir string, tags map[string]string,
-	desc string,
-) (string, int64, error) {
-	d, err := localfs.Directory(dir)
-	if err != nil {
-		return "", 0, fmt.Errorf("ship %s: read %s: %w", desc, dir, err)
-	}
-	id, size, _, err := putTree(ctx, rep, src, d, treeOptions{always: true}, tags, desc)
-	return id, size, err
-}
-
-// treeOptions say how putTree compares with and saves over an earlier snapshot.
+// treeOptions say how ship compares with and saves over an earlier snapshot.
 type treeOptions struct {
 	previous string // id of the snapshot to compare with: files unchanged since it are not read again
 	always   bool   // save even a tree identical to previous's
 	live     bool   // the tree is being written: a file removed between the walk and its read is left out
 }
 
-// putTree saves the tree root as one snapshot and returns its id and the bytes it holds. With the id of a
-// previous snapshot of the same source, files unchanged since it are not read again, and unless opt.always is
-// set a tree identical to it is not saved at all: then unchanged is true and the id is previous's.
-func putTree(ctx context.Context, rep repo.Repository, src snapshot.SourceInfo, root fs.Directory, opt treeOptions,
-	tags map[string]string, desc string,
+// ship saves the tree root as one snapshot of env's service, of kind "base" or "wal" named name, and returns its
+// id and the bytes it holds. With the id of a previous snapshot of the same source, files unchanged since it are
+// not read again, and unless opt.always is set a tree identical to it is not saved at all: then unchanged is
+// true and the id is previous's.
+func ship(ctx context.Context, r *backup.Repository, env, service, kind, name string, root fs.Directory,
+	opt treeOptions, desc string,
 ) (id string, size int64, unchanged bool, err error) {
+	rep, src := r.Kopia(), source(env, service)
+	tags := map[string]string{tagEnv: env, tagService: service, tagKind: kind, tagName: name}
 	previous, always := opt.previous, opt.always
 	var prev []*snapshot.Manifest
 	if previous != "" {
@@ -137,9 +128,12 @@ func snapshotRoot(ctx context.Context, rep repo.Repository, id string) (fs.Direc
 // ShipDir saves the files of dir (flat) into the repository as one snapshot of env's service, of kind "base" or
 // "wal" (a segment) named name, and returns its id and the bytes it holds.
 func ShipDir(ctx context.Context, rep *backup.Repository, env, service, kind, name, dir, desc string) (string, int64, error) {
-	return putDir(ctx, rep.Kopia(), source(env, service), dir, map[string]string{
-		tagEnv: env, tagService: service, tagKind: kind, tagName: name,
-	}, desc)
+	d, err := localfs.Directory(dir)
+	if err != nil {
+		return "", 0, fmt.Errorf("ship %s: read %s: %w", desc, dir, err)
+	}
+	id, size, _, err := ship(ctx, rep, env, service, kind, name, d, treeOptions{always: true}, desc)
+	return id, size, err
 }
 
 // onlyVanished reports whether every error of an upload was a file removed between the walk and its read.
@@ -170,9 +164,7 @@ func firstError(man *snapshot.Manifest) string {
 func ShipTree(ctx context.Context, rep *backup.Repository, env, service, kind, name string, root fs.Directory,
 	previous string, always bool, desc string,
 ) (id string, size int64, unchanged bool, err error) {
-	return putTree(ctx, rep.Kopia(), source(env, service), root, treeOptions{previous: previous, always: always, live: true}, map[string]string{
-		tagEnv: env, tagService: service, tagKind: kind, tagName: name,
-	}, desc)
+	return ship(ctx, rep, env, service, kind, name, root, treeOptions{previous: previous, always: always, live: true}, desc)
 }
 
 // LatestShipped is the id of the newest snapshot of env's service of kind ("" when there is none).
@@ -200,17 +192,7 @@ func OpenShipped(ctx context.Context, rep *backup.Repository, id string) (fs.Dir
 
 // FetchDir writes the files of a shipped snapshot into dest (which must exist).
 func FetchDir(ctx context.Context, rep *backup.Repository, id, dest string) error {
-	return getDir(ctx, rep.Kopia(), id, dest)
-}
-
-// ReadShipped reads one small file of a shipped snapshot.
-func ReadShipped(ctx context.Context, rep *backup.Repository, id, name string) ([]byte, error) {
-	return readSmall(ctx, rep.Kopia(), id, name)
-}
-
-// getDir writes the files of snapshot id into dest (which must exist).
-func getDir(ctx context.Context, rep repo.Repository, id, dest string) error {
-	root, err := snapshotRoot(ctx, rep, id)
+	root, err := snapshotRoot(ctx, rep.Kopia(), id)
 	if err != nil {
 		return err
 	}
@@ -240,9 +222,9 @@ func copyOut(ctx context.Context, f fs.File, path string) error {
 	return out.Close()
 }
 
-// readSmall reads one small file of snapshot id.
-func readSmall(ctx context.Context, rep repo.Repository, id, name string) ([]byte, error) {
-	root, err := snapshotRoot(ctx, rep, id)
+// ReadShipped reads one small file of a shipped snapshot.
+func ReadShipped(ctx context.Context, rep *backup.Repository, id, name string) ([]byte, error) {
+	root, err := snapshotRoot(ctx, rep.Kopia(), id)
 	if err != nil {
 		return nil, err
 	}
@@ -262,12 +244,13 @@ func readSmall(ctx context.Context, rep repo.Repository, id, name string) ([]byt
 	return io.ReadAll(io.LimitReader(r, 256<<20))
 }
 
-// deleteSnapshots removes snapshots from the repository (maintenance then collects their data).
-func deleteSnapshots(ctx context.Context, rep repo.Repository, ids ...string) error {
+// DeleteSnapshots deletes shipped bases and segments (snapshot ids from a Recorder) from the repository; the
+// next maintenance collects their data.
+func DeleteSnapshots(ctx context.Context, rep *backup.Repository, ids ...string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return repo.WriteSession(ctx, rep, repo.WriteSessionOptions{Purpose: "rewind pitr delete"},
+	return repo.WriteSession(ctx, rep.Kopia(), repo.WriteSessionOptions{Purpose: "rewind pitr delete"},
 		func(ctx context.Context, w repo.RepositoryWriter) error {
 			var errs []error
 			for _, id := range ids {
@@ -280,10 +263,4 @@ func deleteSnapshots(ctx context.Context, rep repo.Repository, ids ...string) er
 			}
 			return errors.Join(errs...)
 		})
-}
-
-// DeleteSnapshots deletes shipped bases and segments (snapshot ids from a Recorder) from the repository; the
-// next maintenance collects their data.
-func DeleteSnapshots(ctx context.Context, rep *backup.Repository, ids ...string) error {
-	return deleteSnapshots(ctx, rep.Kopia(), ids...)
 }

@@ -200,7 +200,7 @@ func (c *Choice) Exact(ctx context.Context, repo *backup.Repository) error {
 	if c.exactIn == "" {
 		return nil
 	}
-	data, err := readSmall(ctx, repo.Kopia(), c.exactIn, "commits")
+	data, err := ReadShipped(ctx, repo, c.exactIn, "commits")
 	if err != nil {
 		return err
 	}
