@@ -16,7 +16,7 @@ type WatchCatalog interface {
 	FindNotificationChannels(ctx context.Context) ([]*db.NotificationChannel, error)
 	FindNotificationDeliveries(ctx context.Context, channelID int64, limit int) ([]*db.NotificationDelivery, error)
 	FindEnvironments(ctx context.Context, f db.EnvironmentFilter) ([]*db.Environment, error)
-	FindBackups(ctx context.Context, f db.BackupFilter) ([]*db.Backup, int, error)
+	FindBackupHistory(ctx context.Context, env string, n int) ([]db.BackupPoint, error)
 	FindPITRStreams(ctx context.Context, env string) ([]*db.PITRStream, error)
 	FindActivities(ctx context.Context, f db.ActivityFilter) ([]*db.Activity, int, error)
 	CreateActivity(ctx context.Context, a *db.Activity) error
@@ -159,15 +159,13 @@ func (w *Watch) environments(ctx context.Context) (map[string]*db.Environment, [
 
 // recoveryPoint is e's newest restorable moment, as the dashboard shows it.
 func (w *Watch) recoveryPoint(ctx context.Context, e *db.Environment) (db.RecoveryPoint, error) {
-	complete := db.BackupComplete
-	bs, _, err := w.Catalog.FindBackups(ctx, db.BackupFilter{Environment: &e.Name, Status: &complete, Limit: 1,
-		Whole: true})
+	hist, err := w.Catalog.FindBackupHistory(ctx, e.Name, 1)
 	if err != nil {
 		return db.RecoveryPoint{}, fmt.Errorf("rpo check of %s: %w", e.Name, err)
 	}
 	var newest *db.BackupPoint
-	if len(bs) > 0 {
-		newest = &db.BackupPoint{ID: bs[0].ID, CreatedAt: bs[0].CreatedAt}
+	if len(hist) > 0 {
+		newest = &hist[0]
 	}
 	var streams []*db.PITRStream
 	if e.PITR != nil && e.PITR.Enabled {
