@@ -55,15 +55,7 @@ type BrowseEntry struct {
 // and a SQLite service both (its folder holds the database file). A missing backup wraps ErrNotFound, a service
 // or path not in it ErrNotInBackup, a bad path or a path of a database service ErrBadPath.
 func (e *Engine) Browse(ctx context.Context, id, service, p string) (*Listing, error) {
-	clean, err := SubPath(p)
-	if err != nil {
-		return nil, err
-	}
-	root, m, err := e.openBackup(ctx, id)
-	if err != nil {
-		return nil, classify(err)
-	}
-	sm, err := backupService(m, service)
+	root, m, sm, clean, err := e.openService(ctx, id, service, p)
 	if err != nil {
 		return nil, err
 	}
@@ -129,15 +121,7 @@ func browseEntry(e fs.Entry, p string) (BrowseEntry, bool) {
 // Stat describes the entry at path p (see SubPath) of files service service in backup id, with the same
 // errors as Browse; p "" is the service's folder.
 func (e *Engine) Stat(ctx context.Context, id, service, p string) (*BrowseEntry, error) {
-	clean, err := SubPath(p)
-	if err != nil {
-		return nil, err
-	}
-	root, m, err := e.openBackup(ctx, id)
-	if err != nil {
-		return nil, classify(err)
-	}
-	sm, err := backupService(m, service)
+	root, m, sm, clean, err := e.openService(ctx, id, service, p)
 	if err != nil {
 		return nil, err
 	}
@@ -153,6 +137,25 @@ func (e *Engine) Stat(ctx context.Context, id, service, p string) (*BrowseEntry,
 		return nil, fmt.Errorf("%w: %q of service %q is neither a file, a symlink nor a directory", ErrBadPath, "/"+clean, sm.Name)
 	}
 	return &be, nil
+}
+
+// openService checks path p (SubPath) and opens backup id and its service, with Browse's errors.
+func (e *Engine) openService(ctx context.Context, id, service, p string) (fs.Directory, *Manifest, *ServiceManifest,
+	string, error,
+) {
+	clean, err := SubPath(p)
+	if err != nil {
+		return nil, nil, nil, "", err
+	}
+	root, m, err := e.openBackup(ctx, id)
+	if err != nil {
+		return nil, nil, nil, "", classify(err)
+	}
+	sm, err := backupService(m, service)
+	if err != nil {
+		return nil, nil, nil, "", err
+	}
+	return root, m, sm, clean, nil
 }
 
 // backupService returns the service of m named name, or an error naming the services it has.

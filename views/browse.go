@@ -76,17 +76,20 @@ func restoreScopeURL(id, service, path string) string {
 	return backupURL(id, "restore") + "?" + q.Encode()
 }
 
-// pathCrumb is one element of the path browsed, linking to its directory.
-type pathCrumb struct{ Name, Path string }
+// pathCrumb is one element of the path browsed, linking to its directory (the Last one is the directory shown).
+type pathCrumb struct {
+	Name, Path string
+	Last       bool
+}
 
 func pathCrumbs(p string) []pathCrumb {
 	if p == "" {
 		return nil
 	}
-	var out []pathCrumb
 	parts := strings.Split(p, "/")
+	out := make([]pathCrumb, len(parts))
 	for i, el := range parts {
-		out = append(out, pathCrumb{Name: el, Path: strings.Join(parts[:i+1], "/")})
+		out[i] = pathCrumb{Name: el, Path: strings.Join(parts[:i+1], "/"), Last: i == len(parts)-1}
 	}
 	return out
 }

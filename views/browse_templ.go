@@ -84,12 +84,12 @@ func backupContents(d ContentsData) templ.Component {
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
-					for i, c := range pathCrumbs(d.Path) {
+					for _, c := range pathCrumbs(d.Path) {
 						templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 6, "/  ")
 						if templ_7745c5c3_Err != nil {
 							return templ_7745c5c3_Err
 						}
-						if i == len(pathCrumbs(d.Path))-1 {
+						if c.Last {
 							templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 7, "<strong>")
 							if templ_7745c5c3_Err != nil {
 								return templ_7745c5c3_Err
