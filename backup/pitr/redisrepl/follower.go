@@ -331,11 +331,8 @@ func (f *Follower) fullResync(ctx context.Context, c *conn, resumed bool, replid
 		return err
 	}
 	dir := filepath.Join(f.Spool, "base")
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("clear the base directory: %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create the base directory: %w", err)
+	if err := emptyDir(dir); err != nil {
+		return err
 	}
 	defer os.RemoveAll(dir) //nolint:errcheck
 	size, err := receiveRDB(c.r, filepath.Join(dir, "dump.rdb"))
@@ -407,11 +404,8 @@ func (f *Follower) rebase(ctx context.Context, srv server, meta baseMeta) error 
 		return fmt.Errorf("new base of %s: unexpected answer to PSYNC: %q", f.Service, truncate(answer, 80))
 	}
 	dir := filepath.Join(f.Spool, "rebase")
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("clear the base directory: %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create the base directory: %w", err)
+	if err := emptyDir(dir); err != nil {
+		return err
 	}
 	defer os.RemoveAll(dir) //nolint:errcheck
 	size, err := receiveRDB(c.r, filepath.Join(dir, "dump.rdb"))
@@ -807,4 +801,15 @@ func psyncAnswer(r *bufio.Reader) (string, error) {
 			return l, err
 		}
 	}
+}
+
+// emptyDir makes dir an empty directory (0700), removing what a run cut off left in it.
+func emptyDir(dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("clear %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	return nil
 }

@@ -93,11 +93,8 @@ func (s *Scratch) replay(ctx context.Context, spec pitr.RebuildSpec, baseOffset 
 	segDir := filepath.Join(spec.Dir, "segment")
 	sendErr := func() error {
 		for _, id := range spec.Choice.Segments {
-			if err := os.RemoveAll(segDir); err != nil {
-				return fmt.Errorf("clear the segment directory: %w", err)
-			}
-			if err := os.MkdirAll(segDir, 0o700); err != nil {
-				return fmt.Errorf("create the segment directory: %w", err)
+			if err := emptyDir(segDir); err != nil {
+				return err
 			}
 			if err := pitr.FetchDir(ctx, spec.Repo, id, segDir); err != nil {
 				return fmt.Errorf("read a stream segment from the repository: %w", err)
